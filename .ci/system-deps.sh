@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs. Installs only what is missing, so repeat runs are quick.
+set -euo pipefail
+need=()
+# (headless Chromium for the report test is added with the report, issue 7)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "system-deps: missing ${need[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,110 @@
+"""The one place that maps the environment to resources.
+
+Every path, the DuckDB file, the engine (duckdb or spark), thresholds, retention and the
+pseudonymisation key come from here.  Values are read, in increasing priority, from the
+defaults below, an optional settings file (``familylink.yaml`` in the working directory or the
+file named by ``FAMILYLINK_SETTINGS``) and ``FAMILYLINK_*`` environment variables
+(``FAMILYLINK_DATA_DIR``, ``FAMILYLINK_ENGINE``, ``FAMILYLINK_MATCH_THRESHOLD``...).
+Nothing else in the code base reads environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A settings file or environment variable is wrong; the message names which."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default=Path("data"), description="Root of everything generated.")
+    landing_dir: Path | None = Field(default=None, description="Agency extracts; default data/landing.")
+    reference_dir: Path | None = Field(default=None, description="Gazetteer (LLPG); default data/reference.")
+    contracts_dir: Path = Field(default=_PACKAGE_ROOT / "sources" / "contracts")
+    expectations_dir: Path = Field(default=_PACKAGE_ROOT / "expectations" / "suites")
+    warehouse_path: Path | None = Field(default=None, description="DuckDB file; default data/warehouse/familylink.duckdb.")
+    reports_dir: Path | None = Field(default=None, description="Reports; default data/reports.")
+    models_dir: Path | None = Field(default=None, description="Trained models; default data/models.")
+    snapshots_dir: Path | None = Field(default=None, description="Parquet exports; default data/snapshots.")
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    match_threshold: float = Field(default=0.95, gt=0, lt=1)
+    max_row_count_drop: float = Field(default=0.5, ge=0, le=1, description="Largest share an extract may shrink by against the last good load.")
+    snapshot_retention_days: int = Field(default=30, ge=0)
+    pseudonymisation_key: str | None = Field(default=None, description="Secret for keyed-hash ids; never committed.")
+    duckdb_memory_limit: str = "6GB"
+    duckdb_threads: int = 2
+
+    @property
+    def landing(self) -> Path:
+        return self.landing_dir or self.data_dir / "landing"
+
+    @property
+    def reference(self) -> Path:
+        return self.reference_dir or self.data_dir / "reference"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.warehouse_path or self.data_dir / "warehouse" / "familylink.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.reports_dir or self.data_dir / "reports"
+
+    @property
+    def models(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.snapshots_dir or self.data_dir / "snapshots"
+
+    @property
+    def truth(self) -> Path:
+        """Ground truth of the synthetic city: read by evaluation and tests only, never by the pipeline."""
+        return self.data_dir / "truth"
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        clean = {k: v for k, v in changes.items() if v is not None}
+        return self.model_validate({**self.model_dump(), **clean})
+
+
+_ENV_PREFIX = "FAMILYLINK_"
+
+
+def load_settings(environ: dict[str, str] | None = None, settings_file: Path | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+    path = settings_file or Path(env.get(_ENV_PREFIX + "SETTINGS", "familylink.yaml"))
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: expected a mapping of setting names to values")
+        values.update(loaded)
+    for name in Settings.model_fields:
+        key = _ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = env[key]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"settings ({path} and {_ENV_PREFIX}* variables): {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
