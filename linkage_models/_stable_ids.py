@@ -1,0 +1,101 @@
+"""Stable person and household ids across nightly runs.
+
+A run produces new groups (Splink clusters of source records, or households of persons). Each group
+inherits the previous id that most of its members held, so ids survive re-runs, new records and
+small changes. The rule, applied the same way to persons and households (docs/adr/0004-stable-ids.md):
+
+1. Count, for every (new group, previous id) pair, how many members they share.
+2. Match groups and previous ids one to one, best first: a pair is taken when it is the best for both
+   sides (most shared members; ties go to the older, i.e. smaller, id and then to the group whose
+   smallest member key sorts first). Repeat on what is left until nothing can be matched.
+3. A group left without an id gets a new one from the sequence, in order of its smallest member key,
+   so the same inputs always give the same ids.
+4. Lineage: a previous id whose members now sit in a group that kept another id was *merged* into it;
+   a group that got a new id while holding members of a surviving id was *split* from it; a previous
+   id whose members are all gone is *retired*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class IdAssignment:
+    group_ids: pl.DataFrame  # group, id, is_new
+    lineage: pl.DataFrame  # event (new|merge|split|retired), id, related_id, members
+
+
+def assign_stable_ids(
+    current: pl.DataFrame,
+    previous: pl.DataFrame,
+    next_id: int,
+) -> IdAssignment:
+    """current: member (str), group (any); previous: member (str), id (int). Returns each group's id."""
+    current = current.select(pl.col("member").cast(pl.String), pl.col("group"))
+    previous = previous.select(pl.col("member").cast(pl.String), pl.col("id").cast(pl.Int64))
+    group_key = current.group_by("group").agg(pl.col("member").min().alias("group_key"))
+    overlap = (
+        current.join(previous, on="member", how="inner")
+        .group_by("group", "id")
+        .agg(pl.len().alias("shared"))
+        .join(group_key, on="group")
+    )
+
+    matched = []
+    remaining = overlap
+    while remaining.height:
+        best_for_id = remaining.sort(["shared", "group_key"], descending=[True, False]).group_by("id").first()
+        best_for_group = remaining.sort(["shared", "id"], descending=[True, False]).group_by("group").first()
+        mutual = best_for_id.join(best_for_group.select("group", "id"), on=["group", "id"], how="inner")
+        if mutual.height == 0:  # cannot happen with strict tie-breaks, but never loop forever
+            break
+        matched.append(mutual.select("group", "id"))
+        remaining = remaining.join(mutual.select("group"), on="group", how="anti").join(
+            mutual.select("id"), on="id", how="anti"
+        )
+
+    kept = pl.concat(matched) if matched else pl.DataFrame(schema={"group": current.schema["group"], "id": pl.Int64})
+    unmatched = group_key.join(kept, on="group", how="anti").sort("group_key")
+    fresh = unmatched.with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) + next_id).alias("id")
+    ).select("group", "id")
+    group_ids = pl.concat(
+        [kept.with_columns(pl.lit(False).alias("is_new")), fresh.with_columns(pl.lit(True).alias("is_new"))]
+    ).sort("id")
+
+    lineage = _lineage(current, previous, group_ids)
+    return IdAssignment(group_ids=group_ids, lineage=lineage)
+
+
+def _lineage(current: pl.DataFrame, previous: pl.DataFrame, group_ids: pl.DataFrame) -> pl.DataFrame:
+    now = current.join(group_ids.select("group", pl.col("id").alias("new_id")), on="group")
+    moves = (
+        now.join(previous.rename({"id": "old_id"}), on="member", how="inner")
+        .filter(pl.col("old_id") != pl.col("new_id"))
+        .group_by("old_id", "new_id")
+        .agg(pl.len().alias("members"))
+    )
+    surviving = set(group_ids["id"].to_list())
+    new_ids = group_ids.filter(pl.col("is_new")).select("id")
+    merges = moves.filter(pl.col("old_id").is_in(pl.Series(list(surviving))).not_()).filter(
+        ~pl.col("new_id").is_in(new_ids["id"].implode())
+    )
+    splits = moves.filter(pl.col("new_id").is_in(new_ids["id"].implode()) & pl.col("old_id").is_in(pl.Series(list(surviving))))
+    retired_ids = previous.select("id").unique().filter(~pl.col("id").is_in(pl.Series(list(surviving))))
+    retired_ids = retired_ids.join(moves.select(pl.col("old_id").alias("id")).unique(), on="id", how="anti")
+    frames = [
+        group_ids.filter(pl.col("is_new"))
+        .join(splits.select(pl.col("new_id").alias("id")).unique(), on="id", how="anti")
+        .select(pl.lit("new").alias("event"), "id", pl.lit(None, pl.Int64).alias("related_id"),
+                pl.lit(None, pl.UInt32).alias("members")),
+        merges.select(pl.lit("merge").alias("event"), pl.col("new_id").alias("id"),
+                      pl.col("old_id").alias("related_id"), "members"),
+        splits.select(pl.lit("split").alias("event"), pl.col("new_id").alias("id"),
+                      pl.col("old_id").alias("related_id"), "members"),
+        retired_ids.select(pl.lit("retired").alias("event"), "id", pl.lit(None, pl.Int64).alias("related_id"),
+                           pl.lit(None, pl.UInt32).alias("members")),
+    ]
+    return pl.concat(frames).sort("event", "id", "related_id", nulls_last=True)

@@ -1,0 +1,183 @@
+"""Writing one extract's outcome into the warehouse in a single transaction.
+
+Either everything for the file lands (raw rows, staged rows replacing the source's previous extract,
+quarantined rows, manifest) or nothing does, so a failure keeps the source's last good data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+
+from sources import canonical
+
+_STAGING = {
+    "person_record": canonical.PERSON_RECORD,
+    "involvement": canonical.INVOLVEMENT,
+    "event": canonical.EVENT,
+    "stated_relationship": canonical.STATED_RELATIONSHIP,
+}
+
+
+@dataclass(frozen=True)
+class ExtractOutcome:
+    """What one extract file produced, ready to be written."""
+
+    run_id: str
+    source: str
+    file_name: str
+    file_sha256: str
+    file_bytes: int
+    extract_date: dt.date | None
+    raw: pl.DataFrame  # row_number, record_key, payload (JSON text)
+    staged: dict[str, pl.DataFrame]  # staging table name -> rows (canonical schema)
+    quarantined: pl.DataFrame  # row_number, record_id, reasons, payload
+    data_docs: str | None = None
+
+    @property
+    def rows_read(self) -> int:
+        return self.raw.height
+
+    @property
+    def rows_staged(self) -> int:
+        return self.staged["person_record"].filter(pl.col("record_role") == "subject")["row_number"].n_unique()
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.quarantined["row_number"].n_unique()
+
+
+def current_extract(con: duckdb.DuckDBPyConnection, source: str) -> tuple[str, int, dt.date | None] | None:
+    row = con.execute(
+        "select file_sha256, rows_read, extract_date from audit.current_extract where source = ?", [source]
+    ).fetchall()
+    return row[0] if row else None
+
+
+def file_already_loaded(con: duckdb.DuckDBPyConnection, file_sha256: str) -> bool:
+    """True when this exact file (by checksum) was staged before; rejected files are tried again."""
+    return bool(
+        con.execute(
+            "select count(*) from audit.file_manifest where file_sha256 = ? and status in ('loaded', 'superseded')",
+            [file_sha256],
+        ).fetchall()[0][0]
+    )
+
+
+def quarantine_rows(
+    con: duckdb.DuckDBPyConnection, run_id: str, source: str, file_name: str, file_sha256: str, rows: pl.DataFrame
+) -> None:
+    """rows: row_number, record_id, reasons (list), payload (JSON text of the row as received)."""
+    frame = rows.select(
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(source).alias("source"),
+        pl.lit(file_name).alias("file_name"),
+        pl.lit(file_sha256).alias("file_sha256"),
+        pl.col("row_number").cast(pl.Int64),
+        pl.col("record_id").cast(pl.String),
+        pl.col("reasons").cast(pl.List(pl.String)),
+        pl.col("payload").cast(pl.String),
+    )
+    con.register("_quarantined_rows", frame)
+    con.execute(
+        "insert into quarantine.row (run_id, source, file_name, file_sha256, row_number, record_id, reasons, payload) "
+        "select run_id, source, file_name, file_sha256, row_number, record_id, reasons, payload::json "
+        "from _quarantined_rows"
+    )
+    con.unregister("_quarantined_rows")
+
+
+def record_manifest(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    source: str,
+    file_name: str,
+    status: str,
+    message: str | None = None,
+    file_sha256: str | None = None,
+    file_bytes: int | None = None,
+    extract_date: dt.date | None = None,
+    rows_read: int | None = None,
+    rows_staged: int | None = None,
+    rows_quarantined: int | None = None,
+    data_docs: str | None = None,
+) -> None:
+    con.execute(
+        """
+        insert into audit.file_manifest
+            (run_id, source, file_name, file_sha256, file_bytes, extract_date, rows_read, rows_staged,
+             rows_quarantined, status, message, data_docs)
+        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [run_id, source, file_name, file_sha256, file_bytes, extract_date, rows_read, rows_staged,
+         rows_quarantined, status, message, data_docs],
+    )
+
+
+def write_outcome(con: duckdb.DuckDBPyConnection, outcome: ExtractOutcome) -> None:
+    """Stage a validated extract: supersede the source's previous rows (kept in history.*), all or nothing."""
+    if outcome.rows_read != outcome.rows_staged + outcome.rows_quarantined:
+        raise AssertionError(
+            f"{outcome.file_name}: rows read {outcome.rows_read} != staged {outcome.rows_staged} "
+            f"+ quarantined {outcome.rows_quarantined}"
+        )
+    cur = con.cursor()
+    cur.execute("begin transaction")
+    try:
+        raw = outcome.raw.select(
+            pl.lit(outcome.source).alias("source"),
+            pl.lit(outcome.file_sha256).alias("file_sha256"),
+            pl.col("row_number").cast(pl.Int64),
+            pl.col("record_key").cast(pl.String),
+            pl.col("payload"),
+        )
+        cur.register("_raw_rows", raw)
+        cur.execute("insert into raw.row select source, file_sha256, row_number, record_key, payload::json from _raw_rows")
+        cur.unregister("_raw_rows")
+        for table, schema in _STAGING.items():
+            cur.execute(
+                f"insert into history.{table} select *, current_timestamp from staging.{table} where source = ?",
+                [outcome.source],
+            )
+            cur.execute(f"delete from staging.{table} where source = ?", [outcome.source])
+            rows = canonical.conform(outcome.staged[table], schema)
+            cur.register("_staged_rows", rows)
+            cur.execute(f"insert into staging.{table} select * from _staged_rows")
+            cur.unregister("_staged_rows")
+        quarantine_rows(cur, outcome.run_id, outcome.source, outcome.file_name, outcome.file_sha256,
+                        outcome.quarantined)
+        cur.execute(
+            "update audit.file_manifest set status = 'superseded' "
+            "where source = ? and status = 'loaded' and file_sha256 <> ?",
+            [outcome.source, outcome.file_sha256],
+        )
+        record_manifest(
+            cur,
+            run_id=outcome.run_id,
+            source=outcome.source,
+            file_name=outcome.file_name,
+            status="loaded",
+            file_sha256=outcome.file_sha256,
+            file_bytes=outcome.file_bytes,
+            extract_date=outcome.extract_date,
+            rows_read=outcome.rows_read,
+            rows_staged=outcome.rows_staged,
+            rows_quarantined=outcome.rows_quarantined,
+            data_docs=outcome.data_docs,
+        )
+        cur.execute("delete from audit.current_extract where source = ?", [outcome.source])
+        cur.execute(
+            "insert into audit.current_extract values (?, ?, ?, ?, ?, ?, current_timestamp)",
+            [outcome.source, outcome.file_name, outcome.file_sha256, outcome.extract_date, outcome.rows_read,
+             outcome.run_id],
+        )
+        cur.execute("commit")
+    except BaseException:
+        cur.execute("rollback")
+        raise
+    finally:
+        cur.close()

@@ -1,0 +1,241 @@
+"""Ingest one agency extract: find, read, map, standardise, validate, stage or quarantine.
+
+Plain functions: the Prefect flow and the CLI both call `ingest_source` / `ingest_sources`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from sources import _load
+from sources._contract import SourceContract, apply_contract, find_extract, load_contracts
+from sources._readers import ExtractError, file_sha256, read_extract
+from sources._standardise import standardise_person_records
+
+log = logging.getLogger("familylink.ingest")
+
+# One writer at a time: sources are read and validated concurrently, written serially.
+_WRITE_LOCK = threading.Lock()
+
+
+@dataclass
+class SourceLoad:
+    """The result of ingesting one source, safe to log and to publish as an artifact (no personal data)."""
+
+    source: str
+    status: str  # loaded | unchanged | rejected | missing
+    file_name: str | None = None
+    file_sha256: str | None = None
+    rows_read: int = 0
+    rows_staged: int = 0
+    rows_quarantined: int = 0
+    message: str | None = None
+    top_reasons: dict[str, int] = field(default_factory=dict)
+    data_docs: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("loaded", "unchanged")
+
+
+def _raw_rows(frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
+    data_columns = [c for c in frame.columns if not c.startswith("_")]
+    return frame.select(
+        pl.col("_row_number").alias("row_number"),
+        pl.col(contract.record_key).alias("record_key"),
+        pl.struct(data_columns).struct.json_encode().alias("payload"),
+    )
+
+
+def ingest_source(
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    landing: Path,
+    run_id: str,
+    *,
+    gx_dir: Path | None,
+    max_row_count_drop: float = 0.5,
+    today: dt.date | None = None,
+) -> SourceLoad:
+    from expectations import check_extract, validate_records
+
+    path = find_extract(landing, contract)
+    if path is None:
+        message = f"no file matching {contract.file_pattern} in {landing}"
+        with _WRITE_LOCK:
+            _load.record_manifest(con, run_id=run_id, source=contract.source, file_name=contract.file_pattern,
+                                  status="missing", message=message)
+        return SourceLoad(contract.source, "missing", message=message)
+
+    sha = file_sha256(path)
+    display = _display_name(path, landing)
+    with _WRITE_LOCK:
+        if _load.file_already_loaded(con, sha):
+            _load.record_manifest(con, run_id=run_id, source=contract.source, file_name=display, status="unchanged",
+                                  file_sha256=sha, message="same checksum as an extract already loaded")
+            return SourceLoad(contract.source, "unchanged", display, sha, message="already loaded")
+        previous = _load.current_extract(con, contract.source)
+
+    try:
+        frame = read_extract(path, contract)
+    except ExtractError as exc:
+        return _reject(con, run_id, contract.source, display, sha, path, str(exc))
+
+    extract_date = contract.extract_date_for(path, frame)
+    raw = _raw_rows(frame, contract)
+    if previous is not None and previous[2] is not None and extract_date is not None and extract_date < previous[2]:
+        return _reject(con, run_id, contract.source, display, sha, path,
+                       f"{display}: extract date {extract_date} is older than the current extract ({previous[2]})",
+                       raw=raw)
+
+    problems = check_extract(
+        contract.source,
+        frame,
+        previous_row_count=previous[1] if previous else None,
+        required_columns=contract.required_source_columns(),
+        key_column=contract.record_key,
+        max_drop_share=max_row_count_drop,
+    )
+    if problems:
+        message = "; ".join(f"{display}: {p}" for p in problems)
+        return _reject(con, run_id, contract.source, display, sha, path, message, raw=raw)
+
+    mapped = apply_contract(frame, contract, file_sha256=sha, extract_date=extract_date)
+    people = standardise_person_records(mapped.person_record, as_of=extract_date or (today or dt.date.today()))
+    subjects = people.filter(pl.col("record_role") == "subject")
+    outcome = validate_records(contract.source, subjects, extract_date=extract_date or dt.date.today(),
+                               context_dir=gx_dir)
+    bad_rows = outcome.quarantined.select("row_number", "record_id", "reasons").join(
+        raw.select("row_number", "payload"), on="row_number", how="left"
+    )
+    keep = ~pl.col("row_number").is_in(bad_rows["row_number"].implode())
+    staged = {
+        "person_record": people.filter(keep),
+        "involvement": mapped.involvement.join(people.select("record_id", "row_number"), on="record_id", how="left")
+        .filter(keep)
+        .drop("row_number"),
+        "event": mapped.event.join(people.select("record_id", "row_number"), on="record_id", how="left")
+        .filter(keep)
+        .drop("row_number"),
+        "stated_relationship": mapped.stated_relationship.join(
+            people.select("record_id", "row_number"), on="record_id", how="left"
+        ).filter(keep).drop("row_number"),
+    }
+    result = _load.ExtractOutcome(
+        run_id=run_id,
+        source=contract.source,
+        file_name=display,
+        file_sha256=sha,
+        file_bytes=path.stat().st_size,
+        extract_date=extract_date,
+        raw=raw,
+        staged=staged,
+        quarantined=bad_rows,
+        data_docs=outcome.data_docs,
+    )
+    with _WRITE_LOCK:
+        _load.write_outcome(con, result)
+        _record_expectations(con, run_id, contract.source, sha, outcome.summary)
+    reasons = (
+        bad_rows.explode("reasons").group_by("reasons").len().sort("len", descending=True)
+        if bad_rows.height
+        else pl.DataFrame({"reasons": [], "len": []})
+    )
+    load = SourceLoad(
+        contract.source,
+        "loaded",
+        display,
+        sha,
+        rows_read=result.rows_read,
+        rows_staged=result.rows_staged,
+        rows_quarantined=result.rows_quarantined,
+        top_reasons=dict(zip(reasons["reasons"].to_list()[:5], reasons["len"].to_list()[:5])),
+        data_docs=outcome.data_docs,
+    )
+    log.info("source=%s file=%s read=%d staged=%d quarantined=%d", load.source, display, load.rows_read,
+             load.rows_staged, load.rows_quarantined)
+    return load
+
+
+def _display_name(path: Path, landing: Path) -> str:
+    try:
+        return str(path.relative_to(landing.parent))
+    except ValueError:
+        return str(path)
+
+
+def _reject(con, run_id, source, display, sha, path, message, raw: pl.DataFrame | None = None) -> SourceLoad:
+    """An extract-level failure: keep the source's last good data and stage nothing from this file.
+
+    When the file could be read, every row goes to quarantine with the extract-level reason, so rows read =
+    rows staged (0) + rows quarantined still holds; an unreadable file is recorded with its error alone.
+    """
+    rows = raw.height if raw is not None else None
+    with _WRITE_LOCK:
+        cur = con.cursor()
+        cur.execute("begin transaction")
+        try:
+            if raw is not None:
+                _load.quarantine_rows(cur, run_id, source, display, sha, raw.select(
+                    "row_number",
+                    pl.col("record_key").alias("record_id"),
+                    pl.lit(["extract rejected"]).alias("reasons"),
+                    "payload",
+                ))
+            _load.record_manifest(cur, run_id=run_id, source=source, file_name=display, status="rejected",
+                                  message=message, file_sha256=sha, file_bytes=path.stat().st_size, rows_read=rows,
+                                  rows_staged=0 if rows is not None else None, rows_quarantined=rows)
+            cur.execute("commit")
+        except BaseException:
+            cur.execute("rollback")
+            raise
+        finally:
+            cur.close()
+    log.warning("source=%s file=%s rejected: %s", source, display, message)
+    return SourceLoad(source, "rejected", display, sha, rows_read=rows or 0, rows_quarantined=rows or 0,
+                      message=message)
+
+
+def _record_expectations(con, run_id, source, sha, summary: pl.DataFrame) -> None:
+    if summary is None or summary.height == 0:
+        return
+    rows = summary.select(
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(source).alias("source"),
+        pl.lit(sha).alias("file_sha256"),
+        pl.col("expectation"),
+        pl.col("column").alias("column_name"),
+        pl.col("severity"),
+        pl.col("unexpected_count").cast(pl.Int64),
+        pl.col("unexpected_percent").cast(pl.Float64),
+        pl.col("success").cast(pl.Boolean),
+    )
+    con.register("_expectation_rows", rows)
+    con.execute("insert into audit.expectation_result select * from _expectation_rows")
+    con.unregister("_expectation_rows")
+
+
+def ingest_sources(
+    con: duckdb.DuckDBPyConnection,
+    contracts_dir: Path,
+    landing: Path,
+    run_id: str,
+    *,
+    gx_dir: Path | None,
+    max_row_count_drop: float = 0.5,
+    only: list[str] | None = None,
+) -> list[SourceLoad]:
+    """Ingest every source in turn (the Prefect flow runs them concurrently instead)."""
+    contracts = load_contracts(contracts_dir)
+    return [
+        ingest_source(con, contract, landing, run_id, gx_dir=gx_dir, max_row_count_drop=max_row_count_drop)
+        for name, contract in sorted(contracts.items())
+        if not only or name in only
+    ]

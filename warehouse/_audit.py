@@ -1,0 +1,56 @@
+"""The audit trail: runs, and every access to personal data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import duckdb
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str, parameters: dict | None = None) -> None:
+    con.execute(
+        "insert into audit.run (run_id, flow, started_at, status, parameters) values (?, ?, current_timestamp, 'running', ?)",
+        [run_id, flow, json.dumps(parameters or {}, default=str)],
+    )
+
+
+def finish_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, status: str, failed_stage: str | None = None, error: str | None = None
+) -> None:
+    con.execute(
+        "update audit.run set finished_at = current_timestamp, status = ?, failed_stage = ?, error = ? where run_id = ?",
+        [status, failed_stage, error, run_id],
+    )
+
+
+@contextmanager
+def audited_run(con: duckdb.DuckDBPyConnection, flow: str, parameters: dict | None = None, run_id: str | None = None) -> Iterator[str]:
+    """Record a run's start and end; a failure is recorded with its stage and a message free of personal data."""
+    run_id = run_id or new_run_id()
+    start_run(con, run_id, flow, parameters)
+    try:
+        yield run_id
+    except BaseException as exc:
+        stage = getattr(exc, "stage", None)
+        finish_run(con, run_id, "failed", stage, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    finish_run(con, run_id, "completed")
+
+
+def log_access(
+    con: duckdb.DuckDBPyConnection, actor: str, action: str, object_name: str, purpose: str | None = None,
+    detail: dict | None = None,
+) -> None:
+    con.execute(
+        "insert into audit.access_log (actor, action, object, purpose, detail) values (?, ?, ?, ?, ?)",
+        [actor, action, object_name, purpose, json.dumps(detail or {}, default=str)],
+    )

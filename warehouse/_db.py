@@ -1,0 +1,62 @@
+"""Opening the DuckDB warehouse and creating its tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from sources import canonical
+
+_SQL_DIR = Path(__file__).parent / "sql"
+
+STAGING_TABLES: dict[str, dict[str, pl.DataType]] = {
+    "person_record": canonical.PERSON_RECORD,
+    "involvement": canonical.INVOLVEMENT,
+    "event": canonical.EVENT,
+    "stated_relationship": canonical.STATED_RELATIONSHIP,
+}
+
+
+def duckdb_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.List):
+        return duckdb_type(dtype.inner) + "[]"
+    mapping = {
+        pl.String: "varchar",
+        pl.Int64: "bigint",
+        pl.Int32: "integer",
+        pl.Float64: "double",
+        pl.Boolean: "boolean",
+        pl.Date: "date",
+        pl.Datetime: "timestamp",
+    }
+    for polars_type, sql_type in mapping.items():
+        if isinstance(dtype, polars_type):
+            return sql_type
+    raise TypeError(f"no DuckDB type for {dtype}")
+
+
+def _create_table_sql(qualified: str, schema: dict[str, pl.DataType], extra: str = "") -> str:
+    columns = ",\n    ".join(f"{name} {duckdb_type(dtype)}" for name, dtype in schema.items())
+    return f"create table if not exists {qualified} (\n    {columns}{extra}\n)"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute((_SQL_DIR / "schema.sql").read_text(encoding="utf-8"))
+    for name, schema in STAGING_TABLES.items():
+        con.execute(_create_table_sql(f"staging.{name}", schema))
+        history = {**schema, "superseded_at": pl.Datetime()}
+        con.execute(_create_table_sql(f"history.{name}", history))
+
+
+def connect(path: Path | str, *, memory_limit: str = "6GB", threads: int = 2, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file with the project's resource limits."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute(f"set memory_limit = '{memory_limit}'")
+    con.execute(f"set threads = {int(threads)}")
+    if not read_only:
+        ensure_schema(con)
+    return con

@@ -1,0 +1,98 @@
+-- familylink warehouse: schemas and the tables every stage shares.
+-- Staging tables are created from sources/canonical.py (one definition of the canonical schema);
+-- graph, golden and report tables are created by the stages that build them.
+
+create schema if not exists raw;
+create schema if not exists staging;
+create schema if not exists history;
+create schema if not exists quarantine;
+create schema if not exists linkage;
+create schema if not exists graph;
+create schema if not exists golden;
+create schema if not exists audit;
+
+-- Rows exactly as received: one row per data row of an extract file, never edited
+-- (erasure deletes, it never rewrites).
+create table if not exists raw.row (
+    source varchar not null,
+    file_sha256 varchar not null,
+    row_number bigint not null,
+    record_key varchar,
+    payload json not null,
+    primary key (file_sha256, row_number)
+);
+
+-- Rows that failed validation, with every reason.
+create table if not exists quarantine.row (
+    run_id varchar not null,
+    source varchar not null,
+    file_name varchar not null,
+    file_sha256 varchar not null,
+    row_number bigint not null,
+    record_id varchar,
+    reasons varchar[] not null,
+    payload json,                        -- the row as received
+    quarantined_at timestamp not null default current_timestamp
+);
+
+create table if not exists audit.run (
+    run_id varchar primary key,
+    flow varchar not null,
+    started_at timestamp not null,
+    finished_at timestamp,
+    status varchar not null,            -- running | completed | failed
+    parameters json,
+    failed_stage varchar,
+    error varchar                        -- ids and reasons only, never personal data
+);
+
+-- One row per extract file seen by a run.
+create table if not exists audit.file_manifest (
+    run_id varchar not null,
+    source varchar not null,
+    file_name varchar not null,
+    file_sha256 varchar,
+    file_bytes bigint,
+    extract_date date,
+    rows_read bigint,
+    rows_staged bigint,
+    rows_quarantined bigint,
+    status varchar not null,            -- loaded | unchanged | rejected | superseded
+    message varchar,
+    data_docs varchar,
+    recorded_at timestamp not null default current_timestamp
+);
+
+-- Which extract is the current one for each source (its staged rows are in staging.*).
+create table if not exists audit.current_extract (
+    source varchar primary key,
+    file_name varchar not null,
+    file_sha256 varchar not null,
+    extract_date date,
+    rows_read bigint not null,
+    loaded_run_id varchar not null,
+    loaded_at timestamp not null
+);
+
+-- Per-run data-quality results (one row per expectation per source).
+create table if not exists audit.expectation_result (
+    run_id varchar not null,
+    source varchar not null,
+    file_sha256 varchar not null,
+    expectation varchar not null,
+    column_name varchar,
+    severity varchar not null,
+    unexpected_count bigint,
+    unexpected_percent double,
+    success boolean not null
+);
+
+-- Every access to personal data (who, what, why), and every erasure/rectification.
+create table if not exists audit.access_log (
+    accessed_at timestamp not null default current_timestamp,
+    actor varchar not null,
+    action varchar not null,
+    object varchar not null,
+    purpose varchar,
+    detail json
+);
