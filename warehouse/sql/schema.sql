@@ -96,3 +96,7 @@ create table if not exists audit.access_log (
     purpose varchar,
     detail json
 );
+
+-- The key of one distinct source address, shared by address matching and the graph.
+create or replace macro address_key(address_std, postcode, uprn) as
+    md5(coalesce(address_std, '') || '|' || coalesce(postcode, '') || '|' || coalesce(cast(uprn as varchar), ''));
