@@ -1,0 +1,335 @@
+"""Publish the golden dataset as a versioned snapshot, and switch to it atomically.
+
+A snapshot is a schema `snapshot_NNNNNN` holding golden person, household, involvement,
+person_source_link and the pseudonymised tables. It is built beside the published one, checked,
+exported to Parquet with a manifest, and only then do the `golden.*` and `pseudonymised.*` views
+switch to it, in one transaction. A run that fails or is killed before the switch leaves the
+published snapshot as it was; its half-built schema is dropped by the next publish.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import yaml
+
+_SQL = Path(__file__).parent / "sql" / "golden"
+_RULES = Path(__file__).parent / "survivorship.yaml"
+GOLDEN_TABLES = ("person", "household", "involvement", "person_source_link")
+PSEUDONYMISED_TABLES = {"person": "pseudo_person", "household": "pseudo_household", "involvement": "pseudo_involvement"}
+
+# attribute -> (value shown in golden, value compared for frequency)
+_ATTRIBUTE_EXPRESSIONS = {
+    "first_name": ("trim(r.first_name)", "r.first_name_std"),
+    "middle_names": ("trim(r.middle_names)", "r.middle_names_std"),
+    "last_name": ("trim(r.last_name)", "r.last_name_std"),
+}
+_RULE_ORDER = {
+    "trust_rank": "trust_rank asc",
+    "most_recent": "extract_date desc nulls last, address_from desc nulls last",
+    "most_frequent": "frequency desc",
+    "longest": "value_length desc",
+}
+
+
+class PublishError(RuntimeError):
+    """A snapshot failed its checks; nothing was switched."""
+
+    stage = "publish"
+
+
+@dataclass
+class SnapshotResult:
+    snapshot_id: str
+    row_counts: dict[str, int]
+    parquet_dir: Path
+    manifest_path: Path
+    expired: list[str] = field(default_factory=list)
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists golden")
+    con.execute("create schema if not exists pseudonymised")
+    con.execute(
+        """
+        create table if not exists audit.snapshot (
+            snapshot_id varchar primary key,
+            run_id varchar not null,
+            model_version varchar,
+            status varchar not null,         -- building | published | superseded | rolled_back | failed | expired
+            created_at timestamp not null,
+            published_at timestamp,
+            row_counts json,
+            parquet_dir varchar,
+            message varchar
+        )
+        """
+    )
+
+
+def load_survivorship_rules(path: Path = _RULES) -> dict[str, list[str]]:
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))["person"]
+    for attribute, order in rules.items():
+        unknown = [r for r in order if r not in _RULE_ORDER]
+        if unknown:
+            raise ValueError(f"{path}: person.{attribute}: unknown rule(s) {unknown}; use {sorted(_RULE_ORDER)}")
+    return rules
+
+
+def survivorship_sql(attribute: str, rules: list[str]) -> str:
+    """One select that picks the surviving value of one attribute for every person, with its source."""
+    value, compare = _ATTRIBUTE_EXPRESSIONS.get(attribute, (f"r.{attribute}", f"r.{attribute}"))
+    order = ", ".join([_RULE_ORDER[r] for r in rules] + ["source", "record_id"])
+    return f"""
+        select person_id, value as {attribute}, source as {attribute}_source
+        from (
+            select
+                l.person_id,
+                {value} as value,
+                r.source,
+                r.record_id,
+                r.extract_date,
+                r.address_from,
+                coalesce(t.trust_rank, 99) as trust_rank,
+                count(*) over (partition by l.person_id, {compare}) as frequency,
+                length(cast({value} as varchar)) as value_length
+            from staging.person_record as r
+            inner join graph.record_link as l using (source, record_id)
+            left join linkage.source_trust as t on t.source = r.source
+            where {value} is not null and trim(cast({value} as varchar)) <> ''
+        )
+        qualify row_number() over (partition by person_id order by {order}) = 1
+    """
+
+
+def _person_sql(snapshot: str, rules: dict[str, list[str]]) -> str:
+    columns = ",\n".join(
+        f"        pick_{a}.{a},\n        pick_{a}.{a}_source" for a in rules
+    )
+    joins = "\n".join(f"    left join {snapshot}._pick_{a} as pick_{a} using (person_id)" for a in rules)
+    template = (_SQL / "person.sql").read_text(encoding="utf-8")
+    return template.replace("{pick_columns}", columns).replace("{pick_joins}", joins).replace("{snapshot}", snapshot)
+
+
+def _render(name: str, snapshot: str) -> str:
+    return (_SQL / f"{name}.sql").read_text(encoding="utf-8").replace("{snapshot}", snapshot)
+
+
+def pseudonym(key: bytes, kind: str, value: object) -> str:
+    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def _pseudonyms(con: duckdb.DuckDBPyConnection, snapshot: str, key: bytes) -> pl.DataFrame:
+    ids = con.sql(
+        f"""
+        select distinct 'person' as kind, person_id as id from {snapshot}.person
+        union all select distinct 'household', household_id from {snapshot}.household
+        union all select distinct 'uprn', uprn from {snapshot}.household where uprn is not null
+        union select distinct 'uprn', uprn from {snapshot}.person where uprn is not null
+        """
+    ).pl()
+    return ids.with_columns(
+        pl.struct("kind", "id")
+        .map_elements(lambda r: pseudonym(key, r["kind"], r["id"]), return_dtype=pl.String)
+        .alias("pseudonym")
+    )
+
+
+def _check_snapshot(con: duckdb.DuckDBPyConnection, snapshot: str) -> list[str]:
+    def one(sql: str) -> int:
+        return con.execute(sql).fetchall()[0][0]
+
+    problems = []
+    if one(f"select count(*) from {snapshot}.person") != one("select count(*) from graph.person"):
+        problems.append("golden person rows do not reconcile with graph.person")
+    if one(f"select count(*) from {snapshot}.household") != one("select count(*) from graph.household"):
+        problems.append("golden household rows do not reconcile with graph.household")
+    if one(f"select count(*) - count(distinct person_id) from {snapshot}.person"):
+        problems.append("duplicate person_id in golden person")
+    if one(f"select count(*) - count(distinct household_id) from {snapshot}.household"):
+        problems.append("duplicate household_id in golden household")
+    if one(f"select count(*) - count(distinct (source, record_id)) from {snapshot}.person_source_link"):
+        problems.append("duplicate (source, record_id) in person_source_link")
+    orphans = one(
+        f"select count(*) from {snapshot}.person p anti join {snapshot}.person_source_link l using (person_id)"
+    )
+    if orphans:
+        problems.append(f"{orphans} person(s) without a source record")
+    unlinked = one(
+        f"select count(*) from staging.person_record r anti join {snapshot}.person_source_link l "
+        "using (source, record_id)"
+    )
+    if unlinked:
+        problems.append(f"{unlinked} staged record(s) without a person")
+    return problems
+
+
+def _next_snapshot_id(con: duckdb.DuckDBPyConnection) -> str:
+    n = con.execute("select count(*) from audit.snapshot").fetchall()[0][0] + 1
+    return f"snapshot_{n:06d}"
+
+
+def _drop_abandoned(con: duckdb.DuckDBPyConnection) -> None:
+    """Schemas of snapshots whose build never finished (a killed or failed run)."""
+    published = {r[0] for r in con.execute(
+        "select snapshot_id from audit.snapshot where status in ('published', 'superseded', 'rolled_back')"
+    ).fetchall()}
+    for (schema,) in con.execute(
+        "select schema_name from information_schema.schemata where schema_name like 'snapshot_%'"
+    ).fetchall():
+        if schema not in published:
+            con.execute(f"drop schema if exists {schema} cascade")
+            con.execute("update audit.snapshot set status = 'failed' where snapshot_id = ? and status = 'building'",
+                        [schema])
+
+
+def _export(con: duckdb.DuckDBPyConnection, snapshot: str, out_dir: Path, manifest: dict) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for table in (*GOLDEN_TABLES, *PSEUDONYMISED_TABLES.values()):
+        path = out_dir / f"{table}.parquet"
+        con.execute(f"copy (select * from {snapshot}.{table}) to '{path}' (format parquet, compression zstd)")
+        files[table] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    manifest = {**manifest, "files": files}
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    return manifest_path
+
+
+def switch_views(con: duckdb.DuckDBPyConnection, snapshot: str) -> None:
+    """Point golden.* and pseudonymised.* at one snapshot (call inside a transaction)."""
+    for table in GOLDEN_TABLES:
+        con.execute(f"create or replace view golden.{table} as select * from {snapshot}.{table}")
+    for name, table in PSEUDONYMISED_TABLES.items():
+        con.execute(f"create or replace view pseudonymised.{name} as select * from {snapshot}.{table}")
+
+
+def publish_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    model_version: str,
+    as_of: dt.date,
+    snapshots_dir: Path,
+    pseudonymisation_key: bytes,
+    retention_days: int,
+    fail_before_switch: bool = False,
+) -> SnapshotResult:
+    _ensure_tables(con)
+    _drop_abandoned(con)
+    snapshot = _next_snapshot_id(con)
+    con.execute(
+        "insert into audit.snapshot (snapshot_id, run_id, model_version, status, created_at) "
+        "values (?, ?, ?, 'building', current_timestamp)",
+        [snapshot, run_id, model_version],
+    )
+    con.execute(f"create schema {snapshot}")
+    con.execute("set variable as_of = ?", [as_of])
+    rules = load_survivorship_rules()
+    for attribute, order in rules.items():
+        con.execute(f"create table {snapshot}._pick_{attribute} as {survivorship_sql(attribute, order)}")
+    con.execute(_person_sql(snapshot, rules))
+    for attribute in rules:
+        con.execute(f"drop table {snapshot}._pick_{attribute}")
+    for name in ("household", "involvement", "person_source_link"):
+        con.execute(_render(name, snapshot))
+    con.register("_pseudonym", _pseudonyms(con, snapshot, pseudonymisation_key))
+    con.execute(_render("pseudonymised", snapshot))
+    con.unregister("_pseudonym")
+
+    problems = _check_snapshot(con, snapshot)
+    if problems:
+        con.execute("update audit.snapshot set status = 'failed', message = ? where snapshot_id = ?",
+                    ["; ".join(problems), snapshot])
+        con.execute(f"drop schema {snapshot} cascade")
+        raise PublishError(f"{snapshot} failed its checks: " + "; ".join(problems))
+
+    counts = {t: con.execute(f"select count(*) from {snapshot}.{t}").fetchall()[0][0]
+              for t in (*GOLDEN_TABLES, *PSEUDONYMISED_TABLES.values())}
+    out_dir = snapshots_dir / snapshot
+    manifest_path = _export(con, snapshot, out_dir, {
+        "snapshot_id": snapshot, "run_id": run_id, "model_version": model_version,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "as_of": as_of.isoformat(), "row_counts": counts,
+    })
+    if fail_before_switch:  # used by tests to prove a failure here changes nothing published
+        raise PublishError(f"{snapshot}: stopped before the switch on request")
+
+    con.execute("begin transaction")
+    try:
+        switch_views(con, snapshot)
+        con.execute("update audit.snapshot set status = 'superseded' where status = 'published'")
+        con.execute(
+            "update audit.snapshot set status = 'published', published_at = current_timestamp, row_counts = ?, "
+            "parquet_dir = ? where snapshot_id = ?",
+            [json.dumps(counts), str(out_dir), snapshot],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    expired = expire_snapshots(con, retention_days)
+    return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
+
+
+def current_snapshot(con: duckdb.DuckDBPyConnection) -> str | None:
+    _ensure_tables(con)
+    row = con.execute("select snapshot_id from audit.snapshot where status = 'published'").fetchall()
+    return row[0][0] if row else None
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    """Return the views to the snapshot published before the current one. Returns (from, to)."""
+    _ensure_tables(con)
+    current = current_snapshot(con)
+    if current is None:
+        raise PublishError("nothing is published, so there is nothing to roll back")
+    previous = con.execute(
+        "select snapshot_id from audit.snapshot where status = 'superseded' "
+        "order by published_at desc limit 1"
+    ).fetchall()
+    if not previous:
+        raise PublishError(f"no earlier snapshot is kept to roll back to from {current}")
+    target = previous[0][0]
+    con.execute("begin transaction")
+    try:
+        switch_views(con, target)
+        con.execute("update audit.snapshot set status = 'rolled_back' where snapshot_id = ?", [current])
+        con.execute("update audit.snapshot set status = 'published' where snapshot_id = ?", [target])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return current, target
+
+
+def expire_snapshots(con: duckdb.DuckDBPyConnection, retention_days: int) -> list[str]:
+    """Drop snapshots older than the retention period; the published one and the one before it stay."""
+    keep = {r[0] for r in con.execute(
+        "select snapshot_id from audit.snapshot where status = 'published' "
+        "union all (select snapshot_id from audit.snapshot where status = 'superseded' "
+        "order by published_at desc limit 1)"
+    ).fetchall()}
+    old = con.execute(
+        "select snapshot_id, parquet_dir from audit.snapshot "
+        "where status in ('superseded', 'rolled_back') "
+        "and published_at < current_timestamp - to_days(cast(? as integer))",
+        [retention_days],
+    ).fetchall()
+    expired = []
+    for snapshot, parquet_dir in old:
+        if snapshot in keep:
+            continue
+        con.execute(f"drop schema if exists {snapshot} cascade")
+        if parquet_dir:
+            shutil.rmtree(parquet_dir, ignore_errors=True)
+        con.execute("update audit.snapshot set status = 'expired' where snapshot_id = ?", [snapshot])
+        expired.append(snapshot)
+    return expired
