@@ -74,6 +74,21 @@ class Settings(BaseModel):
         """Ground truth of the synthetic city: read by evaluation and tests only, never by the pipeline."""
         return self.data_dir / "truth"
 
+    def pseudonymisation_key_bytes(self) -> bytes:
+        """The secret for keyed-hash pseudonyms: from configuration, or a random per-installation key
+        created once under data_dir/secrets (mode 0600). It never goes in the repository."""
+        if self.pseudonymisation_key:
+            return self.pseudonymisation_key.encode("utf-8")
+        path = self.data_dir / "secrets" / "pseudonymisation.key"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.chmod(0o700)
+            path.write_text(secrets.token_hex(32), encoding="ascii")
+            path.chmod(0o600)
+        return path.read_text(encoding="ascii").strip().encode("ascii")
+
     def with_overrides(self, **changes: object) -> "Settings":
         clean = {k: v for k, v in changes.items() if v is not None}
         return self.model_validate({**self.model_dump(), **clean})

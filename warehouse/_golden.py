@@ -333,3 +333,22 @@ def expire_snapshots(con: duckdb.DuckDBPyConnection, retention_days: int) -> lis
         con.execute("update audit.snapshot set status = 'expired' where snapshot_id = ?", [snapshot])
         expired.append(snapshot)
     return expired
+
+
+def purge_snapshots(con: duckdb.DuckDBPyConnection, snapshot_ids: list[str], reason: str) -> list[str]:
+    """Drop snapshots (schema and Parquet export) that must no longer exist, e.g. after an erasure.
+
+    The published snapshot is never purged here: publish a new one first.
+    """
+    current = current_snapshot(con)
+    purged = []
+    for snapshot in sorted(set(snapshot_ids)):
+        if snapshot == current:
+            continue
+        row = con.execute("select parquet_dir from audit.snapshot where snapshot_id = ?", [snapshot]).fetchall()
+        con.execute(f"drop schema if exists {snapshot} cascade")
+        if row and row[0][0]:
+            shutil.rmtree(row[0][0], ignore_errors=True)
+        con.execute("update audit.snapshot set status = 'purged', message = ? where snapshot_id = ?", [reason, snapshot])
+        purged.append(snapshot)
+    return purged

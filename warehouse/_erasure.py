@@ -1,0 +1,147 @@
+"""Erasure and rectification of one source record, through every table.
+
+Erasure finds every table in the warehouse that holds source records — any table with `source` and
+`record_id` columns (or `record_key` in raw, or both sides of a pair table) — so a table added later
+is covered without changing this code. Snapshots that contained the record are dropped with their
+Parquet exports once a new snapshot without it is published (the caller republishes).
+
+Rectification stores the corrected value in `staging.rectification` and applies it after every load,
+so the next extract from the source cannot quietly undo it. The audit trail names the record and the
+field, never the values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from sources import canonical
+
+_NOT_RECTIFIABLE = {"source", "record_id", "file_sha256", "row_number", "record_role", "extract_date"}
+
+
+@dataclass
+class ErasureResult:
+    source: str
+    record_id: str
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows_deleted.values())
+
+
+def _record_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, list[str]]]:
+    """(schema, table, key predicate columns) for every base table holding source records."""
+    columns = con.execute(
+        """
+        select c.table_schema, c.table_name, list(c.column_name)
+        from information_schema.columns as c
+        join information_schema.tables as t using (table_schema, table_name)
+        where t.table_type = 'BASE TABLE'
+        group by all
+        """
+    ).fetchall()
+    found = []
+    for schema, table, cols in columns:
+        names = set(cols)
+        if {"source", "record_id"} <= names:
+            found.append((schema, table, ["source", "record_id"]))
+        if {"source", "record_key"} <= names:
+            found.append((schema, table, ["source", "record_key"]))
+        for side in ("l", "r"):
+            if {f"source_{side}", f"record_id_{side}"} <= names:
+                found.append((schema, table, [f"source_{side}", f"record_id_{side}"]))
+        if {"source", "related_record_id"} <= names:
+            found.append((schema, table, ["source", "related_record_id"]))
+    return sorted(found)
+
+
+def erase_record(
+    con: duckdb.DuckDBPyConnection, source: str, record_id: str, *, actor: str, reason: str
+) -> ErasureResult:
+    """Delete one source record from every table, in one transaction, and log it."""
+    result = ErasureResult(source, record_id)
+    con.execute("begin transaction")
+    try:
+        for schema, table, (source_col, id_col) in _record_tables(con):
+            deleted = con.execute(
+                f'delete from "{schema}"."{table}" where {source_col} = ? and {id_col} = ?', [source, record_id]
+            ).fetchall()[0][0]
+            if deleted:
+                key = f"{schema}.{table}"
+                result.rows_deleted[key] = result.rows_deleted.get(key, 0) + deleted
+        con.execute(
+            "insert into audit.access_log (actor, action, object, purpose, detail) values (?, 'erase', ?, ?, ?)",
+            [actor, f"{source}:{record_id}", reason, {"rows_deleted": result.rows_deleted}],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return result
+
+
+def _ensure_rectification(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        create table if not exists staging.rectification (
+            source varchar, record_id varchar, field varchar, value varchar,
+            rectified_at timestamp default current_timestamp,
+            primary key (source, record_id, field)
+        )
+        """
+    )
+
+
+def rectify_record(
+    con: duckdb.DuckDBPyConnection, source: str, record_id: str, field_name: str, value: str | None, *,
+    actor: str, reason: str,
+) -> int:
+    """Correct one field of one staged record now and on every later load. Returns rows changed."""
+    if field_name not in canonical.PERSON_RECORD or field_name in _NOT_RECTIFIABLE:
+        raise ValueError(f"{field_name!r} is not a field of staging.person_record that can be rectified")
+    _ensure_rectification(con)
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            "insert or replace into staging.rectification (source, record_id, field, value) values (?, ?, ?, ?)",
+            [source, record_id, field_name, value],
+        )
+        changed = apply_rectifications(con, source=source, record_id=record_id)
+        con.execute(
+            "insert into audit.access_log (actor, action, object, purpose, detail) values (?, 'rectify', ?, ?, ?)",
+            [actor, f"{source}:{record_id}", reason, {"field": field_name}],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return changed
+
+
+def apply_rectifications(con: duckdb.DuckDBPyConnection, source: str | None = None, record_id: str | None = None) -> int:
+    """Re-apply stored corrections to staging.person_record (called after each load)."""
+    _ensure_rectification(con)
+    where = ""
+    params: list[str] = []
+    if source is not None:
+        where = "where source = ? and record_id = ?"
+        params = [source, record_id or ""]
+    changed = 0
+    for src, rid, field_name, value in con.execute(
+        f"select source, record_id, field, value from staging.rectification {where}", params
+    ).fetchall():
+        dtype = _duck_type(field_name)
+        changed += con.execute(
+            f"update staging.person_record set {field_name} = cast(? as {dtype}) where source = ? and record_id = ?",
+            [value, src, rid],
+        ).fetchall()[0][0]
+    return changed
+
+
+def _duck_type(field_name: str) -> str:
+    from warehouse._db import duckdb_type
+
+    return duckdb_type(canonical.PERSON_RECORD[field_name])
