@@ -1,30 +1,119 @@
 """The nightly stages as plain functions over Settings.
 
-The CLI calls these directly; the Prefect flows in pipelines/flows.py wrap the same functions as tasks.
+The CLI calls `run_nightly`; the Prefect flows in pipelines/flows.py call the same stage functions as
+tasks. Each stage opens the warehouse itself (DuckDB shares one database instance per process, so
+concurrent ingest tasks in threads see the same file).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import warehouse
 from pipelines.settings import Settings
-from sources.ingest import SourceLoad, ingest_source
 from sources._contract import load_contracts
+from sources.ingest import SourceLoad, ingest_source
+
+
+class StageFailure(RuntimeError):
+    """A stage failed; the message names the stage and source and carries no personal data."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+@dataclass
+class LinkSummary:
+    model_version: str
+    records: int
+    persons: int
+    households: int
+    scored_pairs: int
+    overmerge_flags: int
+    uprn_matched_share: float
+    graph_counts: dict[str, int] = field(default_factory=dict)
+    lineage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PublishSummary:
+    snapshot_id: str
+    row_counts: dict[str, int]
+    parquet_dir: Path
+    manifest_path: Path
+    expired: list[str]
 
 
 @dataclass
 class NightlySummary:
     run_id: str
     loads: list[SourceLoad] = field(default_factory=list)
+    link: LinkSummary | None = None
+    publish: PublishSummary | None = None
+    report: Path | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
     ok: bool = True
     failure: str | None = None
+    failed_stage: str | None = None
+
+    @property
+    def source_table(self) -> list[dict[str, Any]]:
+        return [
+            {"source": l.source, "status": l.status, "rows_read": l.rows_read, "rows_staged": l.rows_staged,
+             "rows_quarantined": l.rows_quarantined}
+            for l in self.loads
+        ]
+
+    @property
+    def count_table(self) -> list[dict[str, Any]]:
+        rows = []
+        if self.link:
+            rows += [{"table": f"graph.{k}", "rows": v} for k, v in self.link.graph_counts.items()]
+        if self.publish:
+            rows += [{"table": f"golden.{k}", "rows": v} for k, v in self.publish.row_counts.items()]
+        return rows
+
+    @property
+    def markdown(self) -> str:
+        lines = [f"# familylink nightly run `{self.run_id}`", ""]
+        lines += ["## Sources", "", "| source | status | read | staged | quarantined |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {l.source} | {l.status} | {l.rows_read:,} | {l.rows_staged:,} | {l.rows_quarantined:,} |"
+                  for l in self.loads]
+        if self.link:
+            lk = self.link
+            lines += ["", "## Linkage", "",
+                      f"- person model version: `{lk.model_version}`",
+                      f"- source records linked: {lk.records:,} into {lk.persons:,} persons "
+                      f"and {lk.households:,} households",
+                      f"- addresses matched to a UPRN: {lk.uprn_matched_share:.1%}",
+                      f"- clusters flagged as possible over-merges: {lk.overmerge_flags:,}",
+                      "- changes since the last run: " + (", ".join(f"{k} {v:,}" for k, v in sorted(lk.lineage.items()))
+                                                         or "none")]
+        if self.publish:
+            lines += ["", "## Published snapshot", "", f"- `{self.publish.snapshot_id}`",
+                      f"- Parquet and manifest: `{self.publish.parquet_dir}`"]
+            lines += [f"- golden.{k}: {v:,}" for k, v in self.publish.row_counts.items() if not k.startswith("pseudo")]
+        if self.report:
+            lines += ["", "## Reports", "", f"- match and data quality: `{self.report}`"]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps({
+            "run_id": self.run_id, "ok": self.ok, "failure": self.failure, "failed_stage": self.failed_stage,
+            "sources": self.source_table, "counts": self.count_table,
+            "snapshot_id": self.publish.snapshot_id if self.publish else None,
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
+        }, default=str))
 
 
 def open_warehouse(settings: Settings):
@@ -37,45 +126,243 @@ def _progress(console: Console | None) -> Progress:
                     console=console, disable=console is None, transient=False)
 
 
+def retry_on_io_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry reads that failed on I/O, never bad data or bad contracts."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+# ----------------------------------------------------------------------------------------------- runs
+def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> str:
+    con = open_warehouse(settings)
+    try:
+        run_id = warehouse.new_run_id()
+        warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
+        return run_id
+    finally:
+        con.close()
+
+
+def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None) -> None:
+    con = open_warehouse(settings)
+    try:
+        warehouse.finish_run(con, run_id, status, stage, error)
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------------------------- ingest
+def extract_fingerprint(settings: Settings, source: str) -> str | None:
+    """Checksum of what an ingest of this source depends on: the newest extract and the contract."""
+    from sources._contract import find_extract
+
+    contract = load_contracts(settings.contracts_dir)[source]
+    path = find_extract(settings.landing, contract)
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    digest.update(str(settings.warehouse.resolve()).encode())
+    digest.update(contract.model_dump_json().encode())
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> SourceLoad:
+    contract = load_contracts(settings.contracts_dir)[source]
+    own = con is None
+    con = con or open_warehouse(settings)
+    try:
+        return ingest_source(con, contract, settings.landing, run_id, gx_dir=settings.data_dir / "gx",
+                             max_row_count_drop=settings.max_row_count_drop)
+    finally:
+        if own:
+            con.close()
+
+
 def run_ingest(settings: Settings, *, only: list[str] | None = None, progress: Console | None = None,
                run_id: str | None = None, con=None) -> list[SourceLoad]:
     own = con is None
     con = con or open_warehouse(settings)
     try:
-        contracts = {k: v for k, v in sorted(load_contracts(settings.contracts_dir).items()) if not only or k in only}
+        contracts = sorted(k for k in load_contracts(settings.contracts_dir) if not only or k in only)
         # Inside a nightly run the run is already audited; on its own, ingest is a run of its own.
-        audit = nullcontext(run_id) if run_id else warehouse.audited_run(con, "ingest", {"sources": list(contracts)})
-        with audit as rid:
+        audit = nullcontext(run_id) if run_id else warehouse.audited_run(con, "ingest", {"sources": contracts})
+        with audit as rid, _progress(progress) as bar:
             loads = []
-            with _progress(progress) as bar:
-                task = bar.add_task("Ingesting sources", total=len(contracts))
-                for contract in contracts.values():
-                    bar.update(task, description=f"Ingesting {contract.source}")
-                    loads.append(ingest_source(con, contract, settings.landing, rid,
-                                               gx_dir=settings.data_dir / "gx",
-                                               max_row_count_drop=settings.max_row_count_drop))
-                    bar.advance(task)
+            task = bar.add_task("Ingesting sources", total=len(contracts))
+            for source in contracts:
+                bar.update(task, description=f"Ingesting {source}")
+                loads.append(ingest_one(settings, source, rid, con=con))
+                bar.advance(task)
             return loads
     finally:
         if own:
             con.close()
 
 
-def run_nightly(settings: Settings, *, progress: Console | None = None) -> NightlySummary:
+def check_loads(loads: list[SourceLoad]) -> None:
+    failed = [l for l in loads if not l.ok]
+    if failed:
+        raise StageFailure("ingest", "; ".join(f"source {l.source} {l.status}: {l.message}" for l in failed))
+
+
+# ------------------------------------------------------------------------------------ link / publish
+def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
+    from linkage_models.pipeline import link_all
+
+    own = con is None
+    con = con or open_warehouse(settings)
+    try:
+        result = link_all(con, settings, run_id)
+    except Exception as exc:
+        raise StageFailure("link", f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if own:
+            con.close()
+    return LinkSummary(**result)
+
+
+def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -> PublishSummary:
+    from warehouse._golden import PublishError, publish_snapshot
+
+    own = con is None
+    con = con or open_warehouse(settings)
+    try:
+        as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
+        result = publish_snapshot(
+            con, run_id=run_id, model_version=model_version, as_of=as_of, snapshots_dir=settings.snapshots,
+            pseudonymisation_key=settings.pseudonymisation_key_bytes(),
+            retention_days=settings.snapshot_retention_days,
+        )
+    except PublishError as exc:
+        raise StageFailure("publish", str(exc)) from exc
+    finally:
+        if own:
+            con.close()
+    return PublishSummary(result.snapshot_id, result.row_counts, result.parquet_dir, result.manifest_path,
+                          result.expired)
+
+
+def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
+    try:
+        from reports import write_run_report
+    except ImportError:  # the report package arrives with the data-protection report work
+        return None
+    own = con is None
+    con = con or open_warehouse(settings)
+    try:
+        return write_run_report(con, settings, run_id)
+    except Exception as exc:
+        raise StageFailure("report", f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if own:
+            con.close()
+
+
+def run_train(settings: Settings) -> str:
+    from linkage_models.pipeline import train
+
     con = open_warehouse(settings)
     try:
-        with warehouse.audited_run(con, "nightly", {"engine": settings.engine}) as run_id:
-            summary = NightlySummary(run_id)
-            summary.loads = run_ingest(settings, progress=progress, run_id=run_id, con=con)
-            summary.outputs = {
-                "warehouse": settings.warehouse,
-                "data docs": settings.data_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
-                "landing": settings.landing,
-            }
-            failed = [l for l in summary.loads if not l.ok]
-            if failed:
-                summary.ok = False
-                summary.failure = "; ".join(f"{l.source}: {l.message}" for l in failed)
-            return summary
+        return train(con, settings)
     finally:
         con.close()
+
+
+def promote(settings: Settings, version: str) -> None:
+    from linkage_models.pipeline import promote as promote_version
+
+    promote_version(settings, version)
+
+
+def ensure_demo_model(settings: Settings, con=None) -> str:
+    """The demo trains and promotes a model when none is approved yet (the nightly never does)."""
+    from linkage_models.pipeline import approved_version
+
+    version = approved_version(settings)
+    if version:
+        return version
+    own = con is None
+    con = con or open_warehouse(settings)
+    try:
+        if not con.execute("select count(*) from staging.person_record").fetchall()[0][0]:
+            run_ingest(settings, con=con)
+        from linkage_models.pipeline import train
+
+        version = train(con, settings)
+    finally:
+        if own:
+            con.close()
+    promote(settings, version)
+    return version
+
+
+def run_synth(settings: Settings, *, people: int, seed: int):
+    from sources.synthetic import CityConfig, generate_city
+
+    return generate_city(settings.data_dir, CityConfig(people=people, seed=seed))
+
+
+# ------------------------------------------------------------------------------------------ nightly
+def run_nightly(settings: Settings, *, progress: Console | None = None) -> NightlySummary:
+    """The whole nightly run without Prefect: a failure at any stage leaves the published snapshot as it was."""
+    run_id = begin_run(settings, "nightly")
+    summary = NightlySummary(run_id)
+    con = open_warehouse(settings)
+    stage = "ingest"
+    try:
+        summary.loads = run_ingest(settings, progress=progress, run_id=run_id, con=con)
+        check_loads(summary.loads)
+        stage = "link"
+        with _status(progress, "Linking people, addresses and households"):
+            summary.link = run_link(settings, run_id, con=con)
+        stage = "publish"
+        with _status(progress, "Publishing the golden snapshot"):
+            summary.publish = run_publish(settings, run_id, summary.link.model_version, con=con)
+        stage = "report"
+        with _status(progress, "Writing reports"):
+            summary.report = run_report(settings, run_id, con=con)
+    except StageFailure as exc:
+        summary.ok, summary.failure, summary.failed_stage = False, str(exc), exc.stage
+    except Exception as exc:  # unexpected: name the stage, keep the message free of data values
+        summary.ok, summary.failure, summary.failed_stage = False, f"{type(exc).__name__}: {exc}", stage
+    finally:
+        con.close()
+    end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage, summary.failure)
+    summary.outputs = nightly_outputs(settings, summary)
+    return summary
+
+
+def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Path]:
+    outputs = {
+        "warehouse (DuckDB)": settings.warehouse,
+        "landing extracts": settings.landing,
+        "GX Data Docs": settings.data_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
+    }
+    if summary.publish:
+        outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir
+    if summary.report:
+        outputs["match-quality report"] = summary.report
+    return outputs
+
+
+def nightly_summary(settings: Settings, run_id: str, loads, linked, published, report_path) -> NightlySummary:
+    summary = NightlySummary(run_id, loads=loads, link=linked, publish=published, report=report_path)
+    summary.outputs = nightly_outputs(settings, summary)
+    return summary
+
+
+def failure_markdown(run_id: str, exc: StageFailure) -> str:
+    return (f"# familylink nightly run `{run_id}` failed\n\n- stage: **{exc.stage}**\n- reason: {exc}\n\n"
+            "The published golden snapshot was not changed.")
+
+
+def _status(console: Console | None, message: str):
+    return console.status(message) if console is not None else nullcontext()
+
+
+def summary_json(summary: NightlySummary) -> str:
+    return json.dumps(summary.as_dict(), indent=2)
+

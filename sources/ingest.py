@@ -15,7 +15,8 @@ import duckdb
 import polars as pl
 
 from sources import _load
-from sources._contract import SourceContract, apply_contract, find_extract, load_contracts
+from sources._contract import SourceContract, find_extract, load_contracts
+from sources._mapping import apply_contract
 from sources._readers import ExtractError, file_sha256, read_extract
 from sources._standardise import standardise_person_records
 

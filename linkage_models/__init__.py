@@ -1,0 +1,1 @@
+"""Linking people and addresses: Splink person model, address → UPRN matching, clustering, stable ids."""

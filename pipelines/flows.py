@@ -1,0 +1,112 @@
+"""Prefect flows: thin wrappers that call the plain stage functions in pipelines/stages.py.
+
+- `nightly`: ingest (one task per source, concurrently, retried on I/O errors, cached on the extract's
+  checksum) → link → publish → report, with a markdown summary and tables as artifacts. A failed stage
+  fails the run, names the stage and source, and leaves the published snapshot untouched.
+- `train_person_model`: trains and saves a new person model version (never promoted automatically).
+- `demo`: builds the synthetic city, trains and promotes a model, then runs `nightly`.
+
+Artifacts and logs carry counts, source names and ids only — never personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from pipelines import stages
+from pipelines.settings import Settings, get_settings
+from sources._contract import load_contracts
+
+
+def _settings(data_dir: str | None, landing: str | None = None, contracts: str | None = None) -> Settings:
+    return get_settings().with_overrides(data_dir=data_dir and Path(data_dir), landing_dir=landing and Path(landing),
+                                         contracts_dir=contracts and Path(contracts))
+
+
+def _extract_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    """An unchanged extract (same bytes, same contract, already current in this warehouse) is not reprocessed."""
+    settings: Settings = parameters["settings"]
+    source: str = parameters["source"]
+    try:
+        digest = stages.extract_fingerprint(settings, source)
+    except FileNotFoundError:
+        return None
+    return f"ingest-{source}-{digest}" if digest else None
+
+
+@task(retries=2, retry_delay_seconds=10, retry_condition_fn=stages.retry_on_io_error, cache_key_fn=_extract_cache_key,
+      cache_expiration=dt.timedelta(days=7), persist_result=True, task_run_name="ingest-{source}")
+def ingest_source(settings: Settings, source: str, run_id: str) -> stages.SourceLoad:
+    return stages.ingest_one(settings, source, run_id)
+
+
+@task(task_run_name="link")
+def link(settings: Settings, run_id: str) -> stages.LinkSummary:
+    return stages.run_link(settings, run_id)
+
+
+@task(task_run_name="publish")
+def publish(settings: Settings, run_id: str, model_version: str) -> stages.PublishSummary:
+    return stages.run_publish(settings, run_id, model_version)
+
+
+@task(task_run_name="report")
+def report(settings: Settings, run_id: str) -> Path:
+    return stages.run_report(settings, run_id)
+
+
+@flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
+def nightly(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> dict:
+    """The nightly run: ingest → link → publish → report."""
+    logger = get_run_logger()
+    settings = _settings(data_dir, landing, contracts)
+    run_id = stages.begin_run(settings, "nightly")
+    try:
+        sources = sorted(load_contracts(settings.contracts_dir))
+        futures = [ingest_source.submit(settings, source, run_id) for source in sources]
+        loads = [f.result() for f in futures]
+        stages.check_loads(loads)
+        linked = link(settings, run_id)
+        published = publish(settings, run_id, linked.model_version)
+        report_path = report(settings, run_id)
+    except stages.StageFailure as exc:
+        stages.end_run(settings, run_id, "failed", exc.stage, str(exc))
+        create_markdown_artifact(stages.failure_markdown(run_id, exc), key="familylink-nightly-summary",
+                                 description="familylink nightly run failed")
+        logger.error("nightly run %s failed at %s: %s", run_id, exc.stage, exc)
+        raise
+    except Exception as exc:
+        stages.end_run(settings, run_id, "failed", "unknown", f"{type(exc).__name__}")
+        raise
+    stages.end_run(settings, run_id, "completed")
+    summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)
+    create_markdown_artifact(summary.markdown, key="familylink-nightly-summary",
+                             description="familylink nightly run summary (counts only)")
+    create_table_artifact(summary.source_table, key="familylink-sources", description="rows per source")
+    create_table_artifact(summary.count_table, key="familylink-counts", description="graph and golden counts")
+    logger.info("nightly run %s completed: snapshot %s", run_id, published.snapshot_id)
+    return summary.as_dict()
+
+
+@flow(name="train-person-model")
+def train_person_model(data_dir: str | None = None) -> str:
+    """Train a new person model version on the current staging data; promotion is a separate, explicit step."""
+    settings = _settings(data_dir)
+    version = stages.run_train(settings)
+    get_run_logger().info("trained person model version %s (not promoted)", version)
+    return version
+
+
+@flow(name="demo")
+def demo(data_dir: str | None = None, people: int = 20000, seed: int = 42) -> dict:
+    """Synthetic city → train → promote → nightly, for trying familylink end to end."""
+    settings = _settings(data_dir)
+    stages.run_synth(settings, people=people, seed=seed)
+    stages.ensure_demo_model(settings)
+    return nightly(data_dir=str(settings.data_dir))

@@ -1,0 +1,155 @@
+"""A local Prefect server and process worker on 127.0.0.1, with familylink's deployments registered.
+
+Used by `make serve` (runs until Ctrl-C) and by the integration test (starts, runs a deployment, stops).
+Everything binds to loopback; nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORK_POOL = "familylink"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalPrefect:
+    home: Path
+    port: int = 4200
+    work_pool: str = WORK_POOL
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _server: subprocess.Popen | None = None
+    _worker: subprocess.Popen | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home),
+                "PREFECT_API_URL": self.api_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                "PREFECT_SERVER_API_PORT": str(self.port),
+                "PREFECT_UI_ENABLED": "false",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _prefect(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "prefect", *args], cwd=REPO, env=self.env(), check=check, timeout=timeout,
+            capture_output=True, text=True,
+        )
+
+    def start(self, timeout: float = 90) -> "LocalPrefect":
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.home / "server.log", "w")
+        self._server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._server.poll() is not None:
+                raise RuntimeError(f"Prefect server exited early; see {self.home / 'server.log'}")
+            try:
+                with urllib.request.urlopen(self.api_url + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"Prefect server not healthy after {timeout}s; see {self.home / 'server.log'}")
+
+    def deploy(self) -> None:
+        self._prefect("work-pool", "create", self.work_pool, "--type", "process", "--overwrite")
+        result = self._prefect("--no-prompt", "deploy", "--all", check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+    def start_worker(self) -> None:
+        log = open(self.home / "worker.log", "w")
+        self._worker = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.work_pool, "--limit", "1"],
+            cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def run_deployment(self, name: str, parameters: dict | None = None, timeout: float = 600) -> str:
+        """Trigger a deployment and wait for the flow run's final state; returns the state name."""
+        args = ["deployment", "run", name, "--watch", "--watch-timeout", str(int(timeout))]
+        for key, value in (parameters or {}).items():
+            args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+        result = self._prefect(*args, check=False, timeout=timeout + 60)
+        output = result.stdout + result.stderr
+        for state in ("Completed", "Failed", "Crashed", "Cancelled"):
+            if f"finished in state {state}" in output or f"state {state}" in output:
+                return state
+        raise RuntimeError(f"could not read the flow run's final state from:\n{output[-3000:]}")
+
+    @staticmethod
+    def _stop(process: subprocess.Popen | None, timeout: float = 20) -> None:
+        if process is None or process.poll() is not None:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                process.wait(timeout=timeout / 3)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def stop(self) -> None:
+        # the worker first (it needs a second signal to stop promptly), then the server
+        self._stop(self._worker)
+        self._stop(self._server)
+
+    def __enter__(self) -> "LocalPrefect":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:  # `make serve`
+    port = int(os.environ.get("PREFECT_PORT", "4200"))
+    local = LocalPrefect(home=REPO / "data" / "prefect", port=port)
+    print(f"Starting Prefect server on {local.api_url} ...")
+    with local:
+        local.deploy()
+        local.start_worker()
+        print(f"Server: {local.api_url}  work pool: {local.work_pool}")
+        print("Deployments: nightly (02:00 Europe/London), train-person-model, demo.")
+        print(f"Run one now:  PREFECT_API_URL={local.api_url} .venv/bin/prefect deployment run nightly/nightly")
+        print("Ctrl-C stops the worker and the server.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

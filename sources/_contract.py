@@ -1,0 +1,227 @@
+"""Source contracts: one YAML file per agency extract, validated when loaded.
+
+A contract says where the extract is, how to read it, how its columns map onto the canonical schema
+(sources/canonical.py), and the information-sharing terms it arrives under. Onboarding a new extract
+is a new YAML file, not new code. See sources/README.md for every key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sources import canonical
+
+
+class ContractError(ValueError):
+    """A contract is wrong; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    """Where one canonical value comes from."""
+
+    column: str | None = None
+    columns: list[str] | None = Field(default=None, description="joined with `separator`, empties skipped")
+    separator: str = ", "
+    value: str | None = Field(default=None, description="a constant")
+    formats: list[str] | None = Field(default=None, description="strftime patterns for dates, tried in order")
+    values: dict[str, str] | None = Field(default=None, description="recode source values (after trimming)")
+    default: str | None = Field(default=None, description="value when `values` has no entry")
+    list_separator: str | None = Field(default=None, description="split into a list (aliases)")
+    no_fixed_abode_values: list[str] | None = Field(default=None, description="address values meaning NFA")
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> "FieldSpec":
+        origins = [x is not None for x in (self.column, self.columns, self.value)]
+        if sum(origins) != 1:
+            raise ValueError("give exactly one of column, columns or value")
+        return self
+
+    def source_columns(self) -> list[str]:
+        return [self.column] if self.column else list(self.columns or [])
+
+
+class Condition(_Strict):
+    column: str
+    not_empty: bool | None = None
+    equals: str | None = None
+    in_: list[str] | None = Field(default=None, alias="in")
+    not_in: list[str] | None = None
+
+
+_PERSON_FIELDS = set(canonical.PERSON_RECORD) - {
+    "source", "record_id", "extract_date", "file_sha256", "row_number", "record_role", "first_name_std",
+    "first_name_formal", "middle_names_std", "last_name_std", "address_std", "address_tokens", "quality_flags",
+}
+_SPECIAL_PERSON_FIELDS = {"full_name", "surname_first_name", "forenames"}
+
+
+class PersonMapping(_Strict):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> "PersonMapping":
+        unknown = set(self.model_extra or {}) - _PERSON_FIELDS - _SPECIAL_PERSON_FIELDS
+        if unknown:
+            raise ValueError(f"unknown canonical field(s) {sorted(unknown)}; allowed: "
+                             f"{sorted(_PERSON_FIELDS | _SPECIAL_PERSON_FIELDS)}")
+        for name, spec in (self.model_extra or {}).items():
+            FieldSpec.model_validate(spec)
+        return self
+
+    def fields(self) -> dict[str, FieldSpec]:
+        return {k: FieldSpec.model_validate(v) for k, v in (self.model_extra or {}).items()}
+
+
+class RelatedPerson(_Strict):
+    role: str
+    record_id_suffix: str
+    relationship: Literal["parent_of", "child_of", "partner_of", "household_member_of"]
+    person: PersonMapping
+
+
+class Involvement(_Strict):
+    agency: str
+    service: FieldSpec
+    worker_name: FieldSpec | None = None
+    worker_role: FieldSpec | None = None
+    worker_phone: FieldSpec | None = None
+    worker_email: FieldSpec | None = None
+    start_date: FieldSpec | None = None
+    end_date: FieldSpec | None = None
+    when: Condition | None = None
+
+
+class Event(_Strict):
+    event_type: FieldSpec
+    event_date: FieldSpec | None = None
+    value: FieldSpec | None = None
+    detail: FieldSpec | None = None
+    when: Condition | None = None
+
+
+class StatedRelationships(_Strict):
+    """Relationships stated against an anchor record of a group (housing: each member to the lead tenant)."""
+
+    group_by: str
+    anchor: Condition
+    relationship_column: str
+    values: dict[str, Literal["parent_of", "child_of", "partner_of", "household_member_of"]]
+
+
+class ExtractDate(_Strict):
+    from_file_name: str | None = Field(default=None, description="regex with a named group `date`")
+    format: str = "%Y%m%d"
+
+
+class Sharing(_Strict):
+    owning_organisation: str
+    lawful_basis: str
+    retention_days: int = Field(gt=0)
+    restricted_fields: list[str] = Field(default_factory=list)
+    dsa_reference: str | None = None
+
+
+class SourceContract(_Strict):
+    source: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    agency: str
+    description: str | None = None
+    file_pattern: str
+    format: Literal["csv", "xlsx", "parquet", "jsonl"]
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    header_row: int = Field(default=1, ge=1)
+    sheet: str | None = None
+    record_key: str
+    extract_date: ExtractDate = ExtractDate()
+    required_columns: list[str] | None = None
+    trust_rank: int = Field(ge=1)
+    identifiers: list[Literal["nhs_number", "ni_number", "upn", "pnc_id", "crn", "uprn", "tenancy_ref"]] = []
+    sharing: Sharing
+    person: PersonMapping
+    related_persons: list[RelatedPerson] = []
+    involvements: list[Involvement] = []
+    events: list[Event] = []
+    stated_relationships: StatedRelationships | None = None
+
+    def required_source_columns(self) -> list[str]:
+        if self.required_columns is not None:
+            return list(self.required_columns)
+        cols = {self.record_key}
+        specs: list[FieldSpec] = list(self.person.fields().values())
+        for related in self.related_persons:
+            specs += list(related.person.fields().values())
+        for inv in self.involvements:
+            specs += [s for s in (inv.service, inv.worker_name, inv.worker_role, inv.worker_phone, inv.worker_email,
+                                  inv.start_date, inv.end_date) if s]
+        for ev in self.events:
+            specs += [s for s in (ev.event_type, ev.event_date, ev.value, ev.detail) if s]
+        for spec in specs:
+            cols.update(spec.source_columns())
+        return sorted(cols)
+
+    def extract_date_for(self, path: Path, frame: pl.DataFrame | None = None) -> dt.date | None:
+        if self.extract_date.from_file_name:
+            match = re.search(self.extract_date.from_file_name, path.name)
+            if match:
+                return dt.datetime.strptime(match.group("date"), self.extract_date.format).date()
+        return dt.date.fromtimestamp(path.stat().st_mtime)
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
+        parts.append(f"{path}: {location or '(top level)'}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def load_contract(path: Path) -> SourceContract:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContractError(f"{path}: contract file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ContractError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ContractError(f"{path}: a contract must be a mapping of keys to values")
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}  # x- keys hold YAML anchors
+    try:
+        return SourceContract.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(_format_errors(path, exc)) from None
+
+
+def load_contracts(folder: Path) -> dict[str, SourceContract]:
+    folder = Path(folder)
+    paths = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    if not paths:
+        raise ContractError(f"{folder}: no source contracts (*.yaml) found")
+    contracts: dict[str, SourceContract] = {}
+    for path in paths:
+        contract = load_contract(path)
+        if contract.source in contracts:
+            raise ContractError(f"{path}: source: {contract.source!r} is already defined by another contract")
+        contracts[contract.source] = contract
+    return contracts
+
+
+def find_extract(landing: Path, contract: SourceContract) -> Path | None:
+    """The newest extract for a contract: the latest date in the file name (or modification time)."""
+    candidates = [p for p in Path(landing).glob(contract.file_pattern) if p.is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: (contract.extract_date_for(p), p.name))

@@ -1,0 +1,213 @@
+"""Map an extract's columns onto the canonical schema, as its contract declares (no standardisation here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from sources import canonical
+from sources._contract import Condition, FieldSpec, PersonMapping, SourceContract
+
+_DATE_FIELDS = {name for name, dtype in canonical.PERSON_RECORD.items() if isinstance(dtype, pl.Date)}
+_TITLES = r"^(?i:(mr|mrs|ms|miss|mx|dr|master|rev|prof)\.?)\s+"
+
+
+@dataclass(frozen=True)
+class MappedExtract:
+    person_record: pl.DataFrame
+    involvement: pl.DataFrame
+    event: pl.DataFrame
+    stated_relationship: pl.DataFrame
+
+
+def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    trimmed = expr.cast(pl.String).str.strip_chars()
+    return pl.when(trimmed == "").then(None).otherwise(expr.cast(pl.String))
+
+
+def value_expr(spec: FieldSpec) -> pl.Expr:
+    """The text value of a field spec (recoded, null when blank)."""
+    if spec.value is not None:
+        expr = pl.lit(spec.value, pl.String)
+    elif spec.column is not None:
+        expr = _blank_to_null(pl.col(spec.column))
+    else:
+        parts = [_blank_to_null(pl.col(c)).str.strip_chars() for c in spec.columns or []]
+        expr = _blank_to_null(pl.concat_str(parts, separator=spec.separator, ignore_nulls=True))
+    if spec.values is not None:
+        expr = expr.str.strip_chars().replace_strict(spec.values, default=spec.default, return_dtype=pl.String)
+    return expr
+
+
+def date_expr(spec: FieldSpec) -> pl.Expr:
+    text = value_expr(spec).str.strip_chars()
+    formats = spec.formats or ["%Y-%m-%d"]
+    return pl.coalesce([text.str.strptime(pl.Date, f, strict=False, exact=True) for f in formats])
+
+
+def condition_expr(cond: Condition | None) -> pl.Expr:
+    if cond is None:
+        return pl.lit(True)
+    value = pl.col(cond.column).cast(pl.String).str.strip_chars().fill_null("")
+    expr = pl.lit(True)
+    if cond.not_empty:
+        expr = expr & (value != "")
+    if cond.equals is not None:
+        expr = expr & (value == cond.equals)
+    if cond.in_ is not None:
+        expr = expr & value.is_in(cond.in_)
+    if cond.not_in is not None:
+        expr = expr & ~value.is_in(cond.not_in)
+    return expr
+
+
+def _person_columns(mapping: PersonMapping) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """Expressions for the canonical person columns, and for flags of unparseable dates."""
+    exprs: list[pl.Expr] = []
+    flags: list[pl.Expr] = []
+    fields = mapping.fields()
+    for name, spec in fields.items():
+        if name == "full_name":
+            text = value_expr(spec).str.strip_chars()
+            title = text.str.extract(_TITLES, 1)
+            rest = text.str.replace(_TITLES, "").str.strip_chars().str.split(" ")
+            exprs += [
+                title.alias("title"),
+                rest.list.first().alias("first_name"),
+                _blank_to_null(rest.list.slice(1, rest.list.len() - 2).list.join(" ")).alias("middle_names"),
+                pl.when(rest.list.len() > 1).then(rest.list.last()).alias("last_name"),
+            ]
+        elif name == "surname_first_name":  # "SMITH, JOHN PAUL"
+            text = value_expr(spec)
+            exprs += [text.str.split(",").list.first().str.strip_chars().alias("last_name"),
+                      text.str.split(",").list.get(1, null_on_oob=True).str.strip_chars().alias("_forenames")]
+        elif name == "forenames":  # "JOHN PAUL": first forename and the rest as middle names
+            words = value_expr(spec).str.strip_chars().str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+            exprs += [words.list.first().alias("first_name"),
+                      _blank_to_null(words.list.slice(1).list.join(" ")).alias("middle_names")]
+        elif name in _DATE_FIELDS:
+            exprs.append(date_expr(spec).alias(name))
+            flags.append(pl.when(value_expr(spec).is_not_null() & date_expr(spec).is_null())
+                         .then(pl.lit(f"{name}_unparseable")))
+        elif name == "aliases":
+            sep = spec.list_separator or ";"
+            exprs.append(value_expr(spec).str.split(sep).list.eval(pl.element().str.strip_chars())
+                         .list.eval(pl.element().filter(pl.element() != "")).alias("aliases"))
+        elif name == "address_text" and spec.no_fixed_abode_values:
+            raw = value_expr(spec)
+            nfa = raw.str.strip_chars().str.to_uppercase().is_in([v.upper() for v in spec.no_fixed_abode_values])
+            exprs += [pl.when(nfa).then(None).otherwise(raw).alias("address_text"), nfa.alias("no_fixed_abode")]
+        elif name == "no_fixed_abode":
+            exprs.append((value_expr(spec).str.to_uppercase().is_in(["Y", "YES", "TRUE", "1"])).alias(name))
+        elif name == "uprn":
+            exprs.append(value_expr(spec).str.strip_chars().cast(pl.Int64, strict=False).alias("uprn"))
+        else:
+            exprs.append(value_expr(spec).alias(name))
+    return exprs, flags
+
+
+def _persons(frame: pl.DataFrame, mapping: PersonMapping, contract: SourceContract, sha: str,
+             extract_date: dt.date | None, role: str, suffix: str = "") -> pl.DataFrame:
+    exprs, flags = _person_columns(mapping)
+    out = frame.select(
+        pl.lit(contract.source).alias("source"),
+        (pl.col(contract.record_key).cast(pl.String).str.strip_chars() + suffix).alias("record_id"),
+        pl.lit(extract_date, pl.Date).alias("extract_date"),
+        pl.lit(sha).alias("file_sha256"),
+        pl.col("_row_number").alias("row_number"),
+        pl.lit(role).alias("record_role"),
+        *exprs,
+        pl.concat_list([f for f in flags] or [pl.lit(None, pl.String)]).list.drop_nulls().alias("quality_flags"),
+    )
+    if "_forenames" in out.columns:  # surname-first names: split the forenames part
+        words = out["_forenames"].str.split(" ")
+        out = out.with_columns(
+            words.list.first().alias("first_name"),
+            _blank_to_null(words.list.slice(1).list.join(" ")).alias("middle_names"),
+        ).drop("_forenames")
+    if "no_fixed_abode" not in out.columns:
+        out = out.with_columns(pl.lit(False).alias("no_fixed_abode"))
+    return canonical.conform(out, canonical.PERSON_RECORD)
+
+
+def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256: str,
+                   extract_date: dt.date | None) -> MappedExtract:
+    subjects = _persons(frame, contract.person, contract, file_sha256, extract_date, "subject")
+    persons = [subjects]
+    relationships = []
+    key = pl.col(contract.record_key).cast(pl.String).str.strip_chars()
+    for related in contract.related_persons:
+        named = frame.filter(_named(related.person))
+        persons.append(_persons(named, related.person, contract, file_sha256, extract_date, related.role,
+                                related.record_id_suffix))
+        relationships.append(named.select(
+            pl.lit(contract.source).alias("source"),
+            (key + related.record_id_suffix).alias("record_id"),
+            key.alias("related_record_id"),
+            pl.lit(related.relationship).alias("relationship"),
+        ))
+    if contract.stated_relationships is not None:
+        relationships.append(_stated(frame, contract))
+    involvements = [
+        frame.filter(condition_expr(inv.when)).select(
+            pl.lit(contract.source).alias("source"), key.alias("record_id"), pl.lit(inv.agency).alias("agency"),
+            value_expr(inv.service).alias("service"),
+            *[(value_expr(s) if s else pl.lit(None, pl.String)).alias(n) for n, s in (
+                ("worker_name", inv.worker_name), ("worker_role", inv.worker_role),
+                ("worker_phone", inv.worker_phone), ("worker_email", inv.worker_email))],
+            *[(date_expr(s) if s else pl.lit(None, pl.Date)).alias(n) for n, s in (
+                ("start_date", inv.start_date), ("end_date", inv.end_date))],
+        )
+        for inv in contract.involvements
+    ]
+    events = [
+        frame.filter(condition_expr(ev.when)).select(
+            pl.lit(contract.source).alias("source"), key.alias("record_id"),
+            value_expr(ev.event_type).alias("event_type"),
+            (date_expr(ev.event_date) if ev.event_date else pl.lit(extract_date, pl.Date)).alias("event_date"),
+            (value_expr(ev.value).str.strip_chars().cast(pl.Float64, strict=False) if ev.value
+             else pl.lit(None, pl.Float64)).alias("value"),
+            (value_expr(ev.detail) if ev.detail else pl.lit(None, pl.String)).alias("detail"),
+        )
+        for ev in contract.events
+    ]
+
+    def stack(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
+        return pl.concat([canonical.conform(f, schema) for f in frames]) if frames else canonical.empty(schema)
+
+    return MappedExtract(
+        person_record=pl.concat(persons),
+        involvement=stack(involvements, canonical.INVOLVEMENT),
+        event=stack(events, canonical.EVENT),
+        stated_relationship=stack(relationships, canonical.STATED_RELATIONSHIP),
+    )
+
+
+def _named(mapping: PersonMapping) -> pl.Expr:
+    """A related person exists only where the row names them."""
+    name_specs = [s for n, s in mapping.fields().items() if n in ("full_name", "first_name", "last_name", "forenames")]
+    if not name_specs:
+        return pl.lit(True)
+    return pl.any_horizontal([value_expr(s).is_not_null() for s in name_specs])
+
+
+def _stated(frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
+    rules = contract.stated_relationships
+    key = pl.col(contract.record_key).cast(pl.String).str.strip_chars()
+    anchors = frame.filter(condition_expr(rules.anchor)).select(
+        pl.col(rules.group_by).alias("_group"), key.alias("_anchor")
+    ).unique("_group", keep="first")
+    members = frame.select(
+        pl.col(rules.group_by).alias("_group"), key.alias("_member"),
+        pl.col(rules.relationship_column).cast(pl.String).str.strip_chars()
+        .replace_strict(rules.values, default=None, return_dtype=pl.String).alias("_rel"),
+    ).join(anchors, on="_group").filter((pl.col("_member") != pl.col("_anchor")) & pl.col("_rel").is_not_null())
+    # the anchor <relationship> the member; "child_of" is turned round so every row reads "parent_of"
+    return members.select(
+        pl.lit(contract.source).alias("source"),
+        pl.when(pl.col("_rel") == "child_of").then(pl.col("_member")).otherwise(pl.col("_anchor")).alias("record_id"),
+        pl.when(pl.col("_rel") == "child_of").then(pl.col("_anchor")).otherwise(pl.col("_member")).alias("related_record_id"),
+        pl.when(pl.col("_rel") == "child_of").then(pl.lit("parent_of")).otherwise(pl.col("_rel")).alias("relationship"),
+    )

@@ -1,0 +1,161 @@
+"""Reading extract files safely: all or nothing, every column as text, errors naming file, row and column.
+
+Row numbers count the way a person opening the file would: the header is row `header_row` (1 by
+default) and the first data row is the next one, as a spreadsheet shows them. Error messages never
+contain cell values.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from pathlib import Path
+
+import polars as pl
+
+from sources._contract import SourceContract
+
+
+class ExtractError(ValueError):
+    def __init__(self, file: Path | str, reason: str, row: int | None = None, column: str | None = None):
+        self.file, self.row, self.column, self.reason = str(file), row, column, reason
+        where = ", ".join(x for x in (f"row {row}" if row else "", f"column {column}" if column else "") if x)
+        super().__init__(f"{file}{', ' + where if where else ''}: {reason}")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_MAGIC = {"xlsx": b"PK\x03\x04", "parquet": b"PAR1"}
+
+
+def _check_kind(path: Path, data: bytes, fmt: str) -> None:
+    if fmt == "xlsx" and not data.startswith(_MAGIC["xlsx"]):
+        raise ExtractError(path, "not an XLSX workbook (no zip signature): is it another format renamed?")
+    if fmt == "parquet" and not (data.startswith(_MAGIC["parquet"]) and data.endswith(_MAGIC["parquet"])):
+        raise ExtractError(path, "not a complete Parquet file (missing PAR1 markers): renamed or truncated?")
+    if fmt in ("csv", "jsonl") and (data.startswith(_MAGIC["xlsx"]) or data.startswith(_MAGIC["parquet"])):
+        raise ExtractError(path, f"declared {fmt} but the file is binary (XLSX or Parquet)")
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ExtractError(path, f"bytes not valid in the declared encoding {encoding} (byte {exc.start})", row=line
+                           ) from None
+
+
+def _check_columns(path: Path, columns: list[str], contract: SourceContract, row: int) -> None:
+    required = contract.required_source_columns()
+    missing = [c for c in required if c not in columns]
+    if missing and len(columns) == 1 and contract.format == "csv":
+        raise ExtractError(path, f"the header did not split on the declared delimiter {contract.delimiter!r}: "
+                           "wrong delimiter?", row=row)
+    if missing:
+        hint = " (is the header on another row?)" if contract.format == "xlsx" else ""
+        raise ExtractError(path, f"required column(s) missing from the header{hint}", row=row, column=", ".join(missing))
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise ExtractError(path, "column named twice in the header", row=row, column=", ".join(duplicated))
+
+
+def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame:
+    encoding = contract.encoding
+    text = _decode(path, data, encoding)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise ExtractError(path, "the file is empty")
+    lines = text.splitlines(keepends=True)
+    skip = contract.header_row - 1
+    body = "".join(lines[skip:])
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=contract.delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ExtractError(path, "no header row", row=contract.header_row) from None
+    _check_columns(path, header, contract, contract.header_row)
+    width = len(header)
+    rows = 0
+    try:
+        for record in reader:
+            rows += 1
+            if len(record) != width:
+                if len(record) == 0:
+                    raise ExtractError(path, "blank line inside the data", row=contract.header_row + reader.line_num - 1)
+                what = "more" if len(record) > width else "fewer"
+                column = header[min(len(record), width) - 1] if len(record) < width else None
+                raise ExtractError(path, f"{what} fields ({len(record)}) than the header ({width}): ragged or "
+                                   "truncated row", row=contract.header_row + reader.line_num - 1,
+                                   column=header[len(record)] if len(record) < width else column)
+    except csv.Error as exc:
+        raise ExtractError(path, f"malformed CSV ({exc})", row=contract.header_row + reader.line_num - 1) from None
+    if rows == 0:
+        raise ExtractError(path, "the extract has a header but no data rows")
+    frame = pl.read_csv(
+        body.encode("utf-8"), separator=contract.delimiter, infer_schema=False, has_header=True,
+        truncate_ragged_lines=False,
+    )
+    if frame.height != rows:
+        raise ExtractError(path, f"read {frame.height} rows but counted {rows}: unbalanced quotes?")
+    return frame
+
+
+def _read_xlsx(path: Path, contract: SourceContract) -> pl.DataFrame:
+    try:
+        frame = pl.read_excel(path, sheet_name=contract.sheet, engine="calamine",
+                              read_options={"header_row": contract.header_row - 1, "dtypes": "string"})
+    except Exception as exc:  # the calamine error names sheets, never cell values
+        raise ExtractError(path, f"cannot read workbook ({type(exc).__name__})") from None
+    _check_columns(path, frame.columns, contract, contract.header_row)
+    return frame.with_columns(pl.all().fill_null(""))
+
+
+def _read_parquet(path: Path, contract: SourceContract) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:
+        raise ExtractError(path, f"cannot read Parquet ({type(exc).__name__})") from None
+    _check_columns(path, frame.columns, contract, 1)
+    return frame.with_columns(pl.all().cast(pl.String).fill_null(""))
+
+
+def _read_jsonl(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame:
+    text = _decode(path, data, contract.encoding)
+    try:
+        frame = pl.read_ndjson(text.encode("utf-8"), infer_schema_length=None)
+    except Exception as exc:
+        raise ExtractError(path, f"malformed JSON lines ({type(exc).__name__})") from None
+    _check_columns(path, frame.columns, contract, 1)
+    return frame.with_columns(pl.all().cast(pl.String).fill_null(""))
+
+
+def read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
+    """The whole extract as text columns plus `_row_number`, or an ExtractError (never a partial frame)."""
+    path = Path(path)
+    if not path.exists():
+        raise ExtractError(path, "file not found")
+    data = path.read_bytes()
+    if not data:
+        raise ExtractError(path, "the file is empty (0 bytes)")
+    _check_kind(path, data, contract.format)
+    if contract.format == "csv":
+        frame = _read_csv(path, data, contract)
+    elif contract.format == "xlsx":
+        frame = _read_xlsx(path, contract)
+    elif contract.format == "parquet":
+        frame = _read_parquet(path, contract)
+    else:
+        frame = _read_jsonl(path, data, contract)
+    if frame.height == 0:
+        raise ExtractError(path, "the extract has a header but no data rows")
+    first_data_row = contract.header_row + 1 if contract.format in ("csv", "xlsx") else 1
+    return frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_data_row).alias("_row_number"))

@@ -1,0 +1,184 @@
+"""Vectorised standardisation of canonical person records (polars expressions).
+
+Derived columns sit beside what the source said: first_name/last_name stay as received, and
+first_name_std, first_name_formal, last_name_std, address_std, address_tokens are added. Identifiers
+are replaced by their normalised form, or null when invalid, and every invalid value adds a flag to
+`quality_flags` (e.g. "nhs_number_invalid"); an invalid identifier never rejects the row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+
+_NICKNAMES = Path(__file__).parent / "reference" / "nicknames.csv"
+_TITLES = r"^(mr|mrs|ms|miss|mx|dr|master|rev|prof|sir|dame)\.?\s+"
+OUTWARD = r"(?:[A-Z][0-9]|[A-Z][0-9]{2}|[A-Z][0-9][A-Z]|[A-Z]{2}[0-9]|[A-Z]{2}[0-9]{2}|[A-Z]{2}[0-9][A-Z])"
+INWARD = r"[0-9][A-Z]{2}"
+POSTCODE = rf"^{OUTWARD}{INWARD}$"
+_POSTCODE_IN_TEXT = rf"\b({OUTWARD})\s*({INWARD})\b"
+_ABBREVIATIONS = {
+    "RD": "ROAD", "ST": "STREET", "AVE": "AVENUE", "AV": "AVENUE", "CL": "CLOSE", "CRES": "CRESCENT",
+    "DR": "DRIVE", "LN": "LANE", "GDNS": "GARDENS", "CT": "COURT", "PL": "PLACE", "SQ": "SQUARE",
+    "TER": "TERRACE", "TERR": "TERRACE", "GR": "GROVE", "FLT": "FLAT", "APT": "FLAT", "APARTMENT": "FLAT",
+}
+_UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
+_NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
+
+
+@lru_cache(maxsize=1)
+def _nickname_map() -> dict[str, str]:
+    frame = pl.read_csv(_NICKNAMES)
+    return dict(zip(frame["nickname"].to_list(), frame["formal"].to_list()))
+
+
+def clean_name(expr: pl.Expr) -> pl.Expr:
+    """lower case, accents dropped, titles and punctuation removed (hyphens become spaces), spaces collapsed."""
+    text = (
+        expr.str.to_lowercase()
+        .str.normalize("NFKD").str.replace_all(r"\p{M}", "")
+        .str.replace_all(r"[’'`.]", "")
+        .str.replace_all(r"[^a-z\s-]", " ")
+        .str.replace_all(r"-", " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+        .str.replace(_TITLES, "")
+    )
+    return pl.when(text == "").then(None).otherwise(text)
+
+
+def formal_first_name(std_expr: pl.Expr) -> pl.Expr:
+    """Nickname → formal name (bill → william); a name that is not a nickname is returned as it is."""
+    first_word = std_expr.str.split(" ").list.first()
+    return first_word.replace(_nickname_map())
+
+
+def normalise_postcode(expr: pl.Expr) -> pl.Expr:
+    compact = expr.str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "")
+    valid = compact.str.contains(POSTCODE)
+    return pl.when(valid).then(compact.str.slice(0, compact.str.len_chars() - 3) + " " + compact.str.slice(-3)).otherwise(None)
+
+
+def extract_postcode(expr: pl.Expr) -> pl.Expr:
+    found = expr.str.to_uppercase().str.extract_groups(_POSTCODE_IN_TEXT)
+    return pl.when(found.struct.field("1").is_not_null()).then(
+        found.struct.field("1") + " " + found.struct.field("2"))
+
+
+def clean_nhs_number(expr: pl.Expr) -> pl.Expr:
+    """10 digits with a valid modulus-11 check digit, or null."""
+    digits = expr.str.replace_all(r"[\s-]", "")
+    well_formed = digits.str.contains(r"^\d{10}$")
+    weighted = sum(digits.str.slice(i, 1).cast(pl.Int32, strict=False) * (10 - i) for i in range(9))
+    check = 11 - weighted % 11
+    check = pl.when(check == 11).then(0).otherwise(check)
+    last = digits.str.slice(9, 1).cast(pl.Int32, strict=False)
+    return pl.when(well_formed & (check != 10) & (check == last)).then(digits).otherwise(None)
+
+
+def clean_ni_number(expr: pl.Expr) -> pl.Expr:
+    text = expr.str.to_uppercase().str.replace_all(r"\s", "")
+    ok = text.str.contains(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]$") & ~text.str.slice(0, 2).is_in(_NI_PREFIX_BANNED)
+    return pl.when(ok).then(text).otherwise(None)
+
+
+def clean_upn(expr: pl.Expr) -> pl.Expr:
+    """DfE UPN: check letter + 12 characters; check letter = Σ(value × weight 2..13) mod 23 over the 12."""
+    text = expr.str.to_uppercase().str.replace_all(r"\s", "")
+    shaped = text.str.contains(r"^[A-Z]\d{11}[0-9A-Z]$")
+    weighted = sum(text.str.slice(i, 1).cast(pl.Int32, strict=False).fill_null(0) * (i + 1) for i in range(1, 13))
+    letters = pl.lit(_UPN_LETTERS)
+    expected = letters.str.slice((weighted % 23).cast(pl.Int64), 1)
+    numeric_tail = text.str.slice(12, 1).str.contains(r"\d")
+    valid = shaped & (~numeric_tail | (text.str.slice(0, 1) == expected))
+    return pl.when(valid).then(text).otherwise(None)
+
+
+def clean_pnc_id(expr: pl.Expr) -> pl.Expr:
+    """PNC id as YY/NNNNNN + letter; a four-digit year is shortened."""
+    text = expr.str.to_uppercase().str.replace_all(r"\s", "")
+    parts = text.str.extract_groups(r"^(?:\d{2})?(\d{2})/0*(\d{1,6})([A-Z])$")
+    return pl.when(parts.struct.field("1").is_not_null()).then(
+        parts.struct.field("1") + "/" + parts.struct.field("2").str.zfill(6) + parts.struct.field("3"))
+
+
+def clean_crn(expr: pl.Expr) -> pl.Expr:
+    text = expr.str.to_uppercase().str.replace_all(r"\s", "")
+    return pl.when(text.str.contains(r"^[A-Z]\d{6}$")).then(text)
+
+
+def normalise_phone(expr: pl.Expr) -> pl.Expr:
+    digits = expr.str.replace_all(r"[^\d+]", "")
+    national = (
+        pl.when(digits.str.starts_with("+44")).then("0" + digits.str.slice(3))
+        .when(digits.str.starts_with("0044")).then("0" + digits.str.slice(4))
+        .otherwise(digits)
+    )
+    return pl.when(national.str.contains(r"^0\d{9,10}$")).then("+44" + national.str.slice(1))
+
+
+def standardise_address(expr: pl.Expr) -> pl.Expr:
+    """Upper case, punctuation removed, abbreviations expanded (word by word)."""
+    text = (
+        expr.str.to_uppercase()
+        .str.replace_all(r"(\d+)\s*/\s*(\d+)", "FLAT $1 $2")  # "2/14 MILL RD" → flat 2 at 14
+        .str.replace_all(r"[^A-Z0-9\s]", " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+    words = text.str.split(" ").list.eval(pl.element().replace(_ABBREVIATIONS))
+    joined = words.list.join(" ")
+    return pl.when(joined == "").then(None).otherwise(joined)
+
+
+def address_tokens(std_expr: pl.Expr, postcode_expr: pl.Expr | None = None) -> pl.Expr:
+    """Tokens of a standardised address, the postcode and town removed."""
+    text = std_expr.str.replace_all(rf"\b{OUTWARD}\s*{INWARD}\b", "").str.replace_all(r"\bASHFORD VALE\b", "")
+    return text.str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+
+
+def _flag(flags: pl.Expr, condition: pl.Expr, name: str) -> pl.Expr:
+    return pl.concat_list([flags, pl.when(condition).then(pl.lit(name)).otherwise(None)]).list.drop_nulls()
+
+
+def _sex(expr: pl.Expr) -> pl.Expr:
+    text = expr.str.strip_chars().str.to_uppercase()
+    return (pl.when(text.is_in(["M", "MALE", "1", "MAN", "BOY"])).then(pl.lit("M"))
+            .when(text.is_in(["F", "FEMALE", "2", "WOMAN", "GIRL"])).then(pl.lit("F")))
+
+
+def standardise_person_records(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """Fill the derived columns; null and flag invalid identifiers and impossible dates. Never drops a row."""
+    identifiers = {"nhs_number": clean_nhs_number, "ni_number": clean_ni_number, "upn": clean_upn,
+                   "pnc_id": clean_pnc_id, "crn": clean_crn}
+    out = frame.with_columns(
+        clean_name(pl.col("first_name")).alias("first_name_std"),
+        clean_name(pl.col("middle_names")).alias("middle_names_std"),
+        clean_name(pl.col("last_name")).alias("last_name_std"),
+        _sex(pl.col("sex")).alias("sex"),
+        standardise_address(pl.col("address_text")).alias("address_std"),
+    )
+    flags = pl.col("quality_flags").fill_null(pl.lit([], pl.List(pl.String)))
+    impossible = pl.col("date_of_birth").is_not_null() & (
+        (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(dt.date(1900, 1, 1))))
+    flags = _flag(flags, impossible, "date_of_birth_impossible")
+    for name, cleaner in identifiers.items():
+        flags = _flag(flags, pl.col(name).is_not_null() & cleaner(pl.col(name)).is_null(), f"{name}_invalid")
+    postcode_given = normalise_postcode(pl.col("postcode"))
+    flags = _flag(flags, pl.col("postcode").is_not_null() & postcode_given.is_null(), "postcode_invalid")
+    flags = _flag(flags, pl.col("phone").is_not_null() & normalise_phone(pl.col("phone")).is_null(), "phone_invalid")
+    out = out.with_columns(
+        flags.alias("quality_flags"),
+        pl.when(impossible).then(None).otherwise(pl.col("date_of_birth")).alias("date_of_birth"),
+        pl.coalesce(postcode_given, extract_postcode(pl.col("address_text"))).alias("postcode"),
+        normalise_phone(pl.col("phone")).alias("phone"),
+        pl.col("email").str.strip_chars().str.to_lowercase().alias("email"),
+        *[cleaner(pl.col(name)).alias(name) for name, cleaner in identifiers.items()],
+    ).with_columns(
+        formal_first_name(pl.col("first_name_std")).alias("first_name_formal"),
+        address_tokens(pl.col("address_std")).alias("address_tokens"),
+    )
+    return out
