@@ -92,10 +92,10 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
                 if len(record) == 0:
                     raise ExtractError(path, "blank line inside the data", row=contract.header_row + reader.line_num - 1)
                 what = "more" if len(record) > width else "fewer"
-                column = header[min(len(record), width) - 1] if len(record) < width else None
+                # a short row names the first column it lacks
+                column = header[len(record)] if len(record) < width else None
                 raise ExtractError(path, f"{what} fields ({len(record)}) than the header ({width}): ragged or "
-                                   "truncated row", row=contract.header_row + reader.line_num - 1,
-                                   column=header[len(record)] if len(record) < width else column)
+                                   "truncated row", row=contract.header_row + reader.line_num - 1, column=column)
     except csv.Error as exc:
         raise ExtractError(path, f"malformed CSV ({exc})", row=contract.header_row + reader.line_num - 1) from None
     if rows == 0:
