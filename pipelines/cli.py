@@ -84,12 +84,12 @@ def ingest(data_dir: DataDir = None, landing: Landing = None, contracts: Contrac
 
 def _print_loads(loads) -> None:
     table = Table(title="Ingest")
-    for column in ("source", "status", "file", "read", "staged", "quarantined", "top reasons"):
+    for column in ("source", "status", "read", "staged", "quarantined", "top quarantine reasons"):
         table.add_column(column, justify="right" if column in ("read", "staged", "quarantined") else "left")
     for load in loads:
-        reasons = ", ".join(f"{k} ({v})" for k, v in load.top_reasons.items())
-        table.add_row(load.source, load.status, load.file_name or "-", f"{load.rows_read:,}",
-                      f"{load.rows_staged:,}", f"{load.rows_quarantined:,}", reasons or (load.message or ""))
+        reasons = "; ".join(f"{k}: {v}" for k, v in load.top_reasons.items())
+        table.add_row(load.source, load.status, f"{load.rows_read:,}", f"{load.rows_staged:,}",
+                      f"{load.rows_quarantined:,}", reasons or (load.message or ""))
     console.print(table)
 
 
@@ -99,18 +99,28 @@ def demo(
     seed: Annotated[int, typer.Option()] = 42,
     data_dir: DataDir = None,
 ) -> None:
-    """Build the synthetic city and run the whole nightly flow on it, then say where everything is."""
-    from pipelines.stages import run_nightly
+    """Build the synthetic city and run the nightly stages that exist so far on it, then say where everything is.
+
+    Today that is ingest and validation; linking, publishing and reports join as they are built.
+    """
+    from pipelines.stages import run_ingest
 
     settings = _settings(data_dir=data_dir)
     synth(people=people, seed=seed, data_dir=settings.data_dir)
-    summary = run_nightly(settings, progress=console)
-    _print_loads(summary.loads)
+    loads = run_ingest(settings, progress=console)
+    _print_loads(loads)
+    outputs = {
+        "agency extracts": settings.landing,
+        "gazetteer (LLPG)": settings.reference / "llpg.csv",
+        "ground truth (tests only)": settings.truth,
+        "warehouse (DuckDB)": settings.warehouse,
+        "GX Data Docs": settings.data_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
+    }
     console.print("\n[bold]Outputs[/]")
-    for name, path in summary.outputs.items():
-        console.print(f"  {name:<22} {path}")
-    if not summary.ok:
-        _fail(summary.failure or "the nightly run failed")
+    for name, path in outputs.items():
+        console.print(f"  {name:<26} {path}")
+    if not all(load.ok for load in loads):
+        _fail("; ".join(f"{l.source}: {l.message}" for l in loads if not l.ok))
 
 
 def run() -> None:  # pragma: no cover - console entry alias

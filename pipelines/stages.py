@@ -339,7 +339,7 @@ def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Pa
     outputs = {
         "warehouse (DuckDB)": settings.warehouse,
         "landing extracts": settings.landing,
-        "GX Data Docs": settings.data_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
+        "GX Data Docs": settings.data_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
     }
     if summary.publish:
         outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir
