@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from expectations._suites import DEFAULT, SUITES_DIR
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 _ROW = "_row_idx"
+# GX contexts are not safe to share between threads: sources validate one at a time (reading,
+# mapping and standardising still run concurrently).
+_GX_LOCK = threading.Lock()
 _IDENTIFIERS = ("nhs_number", "upn", "pnc_id", "crn")
 
 
@@ -88,6 +92,12 @@ def validate_records(source: str, frame: pl.DataFrame, extract_date: dt.date,
         if c in pdf.columns:
             pdf[c] = pdf[c].astype("datetime64[ns]")
 
+    with _GX_LOCK:
+        validation = _run_checkpoint(source, config, pdf, context_dir)
+    return _outcome(source, frame, validation, context_dir)
+
+
+def _run_checkpoint(source: str, config: dict, pdf, context_dir: Path | None):
     ctx = _context(context_dir)
     name = f"familylink_{source}"
     datasource = ctx.data_sources.add_or_update_pandas(name=f"{name}_staging")
@@ -114,7 +124,10 @@ def validate_records(source: str, frame: pl.DataFrame, extract_date: dt.date,
                        "partial_unexpected_count": 0},
     ))
     result = checkpoint.run(batch_parameters={"dataframe": pdf})
-    validation = next(iter(result.run_results.values()))
+    return next(iter(result.run_results.values()))
+
+
+def _outcome(source: str, frame: pl.DataFrame, validation, context_dir: Path | None) -> ValidationOutcome:
 
     reasons: dict[int, list[str]] = {}
     summary = []

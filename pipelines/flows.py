@@ -46,6 +46,23 @@ def ingest_source(settings: Settings, source: str, run_id: str) -> stages.Source
     return stages.ingest_one(settings, source, run_id)
 
 
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def ingest(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> list[dict]:
+    """Ingest every source: one task per source, concurrently, retried on I/O errors."""
+    settings = _settings(data_dir, landing, contracts)
+    run_id = stages.begin_run(settings, "ingest")
+    sources = sorted(load_contracts(settings.contracts_dir))
+    loads = [f.result() for f in [ingest_source.submit(settings, source, run_id) for source in sources]]
+    failed = [l for l in loads if not l.ok]
+    stages.end_run(settings, run_id, "failed" if failed else "completed", "ingest" if failed else None,
+                   "; ".join(f"{l.source}: {l.status}" for l in failed) or None)
+    table = stages.NightlySummary(run_id, loads=loads).source_table
+    create_table_artifact(table, key="familylink-ingest", description="rows read, staged and quarantined per source")
+    if failed:
+        raise stages.StageFailure("ingest", "; ".join(f"source {l.source} {l.status}: {l.message}" for l in failed))
+    return table
+
+
 @task(task_run_name="link")
 def link(settings: Settings, run_id: str) -> stages.LinkSummary:
     return stages.run_link(settings, run_id)

@@ -116,9 +116,9 @@ class NightlySummary:
         }, default=str))
 
 
-def open_warehouse(settings: Settings):
+def open_warehouse(settings: Settings, ensure: bool = True):
     return warehouse.connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit,
-                             threads=settings.duckdb_threads)
+                             threads=settings.duckdb_threads, ensure=ensure)
 
 
 def _progress(console: Console | None) -> Progress:
@@ -172,7 +172,7 @@ def extract_fingerprint(settings: Settings, source: str) -> str | None:
 def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> SourceLoad:
     contract = load_contracts(settings.contracts_dir)[source]
     own = con is None
-    con = con or open_warehouse(settings)
+    con = con or open_warehouse(settings, ensure=False)  # begin_run created the tables
     try:
         return ingest_source(con, contract, settings.landing, run_id, gx_dir=settings.data_dir / "gx",
                              max_row_count_drop=settings.max_row_count_drop)

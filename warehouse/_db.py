@@ -50,13 +50,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(_create_table_sql(f"history.{name}", history))
 
 
-def connect(path: Path | str, *, memory_limit: str = "6GB", threads: int = 2, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse file with the project's resource limits."""
+def connect(path: Path | str, *, memory_limit: str = "6GB", threads: int = 2, read_only: bool = False,
+            ensure: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file with the project's resource limits.
+
+    `ensure=False` skips creating the tables, for concurrent tasks of a run that already created them.
+    """
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute(f"set memory_limit = '{memory_limit}'")
     con.execute(f"set threads = {int(threads)}")
-    if not read_only:
+    if ensure and not read_only:
         ensure_schema(con)
     return con
