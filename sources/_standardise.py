@@ -129,9 +129,9 @@ def standardise_address(expr: pl.Expr) -> pl.Expr:
         .str.replace_all(r"\s+", " ")
         .str.strip_chars()
     )
-    words = text.str.split(" ").list.eval(pl.element().replace(_ABBREVIATIONS))
-    joined = words.list.join(" ")
-    return pl.when(joined == "").then(None).otherwise(joined)
+    for short, full in _ABBREVIATIONS.items():  # whole words only; regex passes run in Rust, no per-row lists
+        text = text.str.replace_all(rf"\b{short}\b", full)
+    return pl.when(text == "").then(None).otherwise(text)
 
 
 def address_tokens(std_expr: pl.Expr, postcode_expr: pl.Expr | None = None) -> pl.Expr:
@@ -154,31 +154,32 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFr
     """Fill the derived columns; null and flag invalid identifiers and impossible dates. Never drops a row."""
     identifiers = {"nhs_number": clean_nhs_number, "ni_number": clean_ni_number, "upn": clean_upn,
                    "pnc_id": clean_pnc_id, "crn": clean_crn}
+    # clean each value once into a temporary column, then flag where a given value did not survive
     out = frame.with_columns(
         clean_name(pl.col("first_name")).alias("first_name_std"),
         clean_name(pl.col("middle_names")).alias("middle_names_std"),
         clean_name(pl.col("last_name")).alias("last_name_std"),
         _sex(pl.col("sex")).alias("sex"),
         standardise_address(pl.col("address_text")).alias("address_std"),
+        normalise_postcode(pl.col("postcode")).alias("_postcode"),
+        normalise_phone(pl.col("phone")).alias("_phone"),
+        *[cleaner(pl.col(name)).alias(f"_{name}") for name, cleaner in identifiers.items()],
     )
     flags = pl.col("quality_flags").fill_null(pl.lit([], pl.List(pl.String)))
     impossible = pl.col("date_of_birth").is_not_null() & (
         (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(dt.date(1900, 1, 1))))
     flags = _flag(flags, impossible, "date_of_birth_impossible")
-    for name, cleaner in identifiers.items():
-        flags = _flag(flags, pl.col(name).is_not_null() & cleaner(pl.col(name)).is_null(), f"{name}_invalid")
-    postcode_given = normalise_postcode(pl.col("postcode"))
-    flags = _flag(flags, pl.col("postcode").is_not_null() & postcode_given.is_null(), "postcode_invalid")
-    flags = _flag(flags, pl.col("phone").is_not_null() & normalise_phone(pl.col("phone")).is_null(), "phone_invalid")
+    for name in (*identifiers, "postcode", "phone"):
+        flags = _flag(flags, pl.col(name).is_not_null() & pl.col(f"_{name}").is_null(), f"{name}_invalid")
     out = out.with_columns(
         flags.alias("quality_flags"),
         pl.when(impossible).then(None).otherwise(pl.col("date_of_birth")).alias("date_of_birth"),
-        pl.coalesce(postcode_given, extract_postcode(pl.col("address_text"))).alias("postcode"),
-        normalise_phone(pl.col("phone")).alias("phone"),
+        pl.coalesce(pl.col("_postcode"), extract_postcode(pl.col("address_text"))).alias("postcode"),
+        pl.col("_phone").alias("phone"),
         pl.col("email").str.strip_chars().str.to_lowercase().alias("email"),
-        *[cleaner(pl.col(name)).alias(name) for name, cleaner in identifiers.items()],
+        *[pl.col(f"_{name}").alias(name) for name in identifiers],
     ).with_columns(
         formal_first_name(pl.col("first_name_std")).alias("first_name_formal"),
         address_tokens(pl.col("address_std")).alias("address_tokens"),
     )
-    return out
+    return out.drop([c for c in out.columns if c.startswith("_")])
