@@ -114,7 +114,7 @@ def demo(
         "gazetteer (LLPG)": settings.reference / "llpg.csv",
         "ground truth (tests only)": settings.truth,
         "warehouse (DuckDB)": settings.warehouse,
-        "GX Data Docs": settings.data_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
+        "GX Data Docs": next((Path(l.data_docs) for l in loads if l.data_docs), settings.reports),
     }
     console.print("\n[bold]Outputs[/]")
     for name, path in outputs.items():

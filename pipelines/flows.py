@@ -53,6 +53,7 @@ def ingest(data_dir: str | None = None, landing: str | None = None, contracts: s
     run_id = stages.begin_run(settings, "ingest")
     sources = sorted(load_contracts(settings.contracts_dir))
     loads = [f.result() for f in [ingest_source.submit(settings, source, run_id) for source in sources]]
+    stages.publish_data_docs(settings, run_id)
     failed = [l for l in loads if not l.ok]
     stages.end_run(settings, run_id, "failed" if failed else "completed", "ingest" if failed else None,
                    "; ".join(f"{l.source}: {l.status}" for l in failed) or None)

@@ -174,7 +174,7 @@ def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> Source
     own = con is None
     con = con or open_warehouse(settings, ensure=False)  # begin_run created the tables
     try:
-        return ingest_source(con, contract, settings.landing, run_id, gx_dir=settings.data_dir / "gx",
+        return ingest_source(con, contract, settings.landing, run_id, gx_dir=gx_dir(settings),
                              max_row_count_drop=settings.max_row_count_drop)
     finally:
         if own:
@@ -196,10 +196,29 @@ def run_ingest(settings: Settings, *, only: list[str] | None = None, progress: C
                 bar.update(task, description=f"Ingesting {source}")
                 loads.append(ingest_one(settings, source, rid, con=con))
                 bar.advance(task)
-            return loads
+        docs = publish_data_docs(settings, rid)
+        for load in loads:
+            load.data_docs = str(docs) if docs else load.data_docs
+        return loads
     finally:
         if own:
             con.close()
+
+
+def gx_dir(settings: Settings) -> Path:
+    return settings.data_dir / "gx"
+
+
+def publish_data_docs(settings: Settings, run_id: str) -> Path | None:
+    """Copy this run's GX Data Docs site to data/reports/<run_id>/data-docs (GX keeps its working copy)."""
+    import shutil
+
+    site = gx_dir(settings) / "gx" / "uncommitted" / "data_docs" / "local_site"
+    if not (site / "index.html").exists():
+        return None
+    target = settings.reports / run_id / "data-docs"
+    shutil.copytree(site, target, dirs_exist_ok=True)
+    return target / "index.html"
 
 
 def check_loads(loads: list[SourceLoad]) -> None:
@@ -339,7 +358,7 @@ def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Pa
     outputs = {
         "warehouse (DuckDB)": settings.warehouse,
         "landing extracts": settings.landing,
-        "GX Data Docs": settings.data_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
+        "GX Data Docs": settings.reports / summary.run_id / "data-docs" / "index.html",
     }
     if summary.publish:
         outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir

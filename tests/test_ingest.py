@@ -53,8 +53,9 @@ def test_every_row_staged_or_quarantined_and_quarantine_is_exactly_the_unusable_
     subjects = truth.filter((pl.col("record_role") == "subject") & ~pl.col("unusable"))
     staged = _q(settings, "select count(*) as n from staging.person_record where record_role = 'subject'")["n"][0]
     assert staged == subjects.height
-    docs = settings.data_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    assert docs.exists()
+    docs = [l.data_docs for l in loads]
+    assert len(set(docs)) == 1 and docs[0].startswith(str(settings.reports)) and docs[0].endswith("index.html")
+    assert "familylink_health" in open(docs[0], encoding="utf-8").read()
 
 
 def test_same_file_twice_changes_nothing(settings):
