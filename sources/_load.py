@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 
 from sources import canonical
+from warehouse._db import transaction
 
 _STAGING = {
     "person_record": canonical.PERSON_RECORD,
@@ -125,9 +126,7 @@ def write_outcome(con: duckdb.DuckDBPyConnection, outcome: ExtractOutcome) -> No
             f"{outcome.file_name}: rows read {outcome.rows_read} != staged {outcome.rows_staged} "
             f"+ quarantined {outcome.rows_quarantined}"
         )
-    cur = con.cursor()
-    cur.execute("begin transaction")
-    try:
+    with con.cursor() as cur, transaction(cur):
         raw = outcome.raw.select(
             pl.lit(outcome.source).alias("source"),
             pl.lit(outcome.file_sha256).alias("file_sha256"),
@@ -175,9 +174,3 @@ def write_outcome(con: duckdb.DuckDBPyConnection, outcome: ExtractOutcome) -> No
             [outcome.source, outcome.file_name, outcome.file_sha256, outcome.extract_date, outcome.rows_read,
              outcome.run_id],
         )
-        cur.execute("commit")
-    except BaseException:
-        cur.execute("rollback")
-        raise
-    finally:
-        cur.close()

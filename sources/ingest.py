@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from sources import _load
+from warehouse._db import transaction
 from sources._contract import SourceContract, find_extract, load_contracts
 from sources._mapping import apply_contract
 from sources._readers import ExtractError, file_sha256, read_extract
@@ -180,9 +181,7 @@ def _reject(con, run_id, source, display, sha, path, message, raw: pl.DataFrame 
     """
     rows = raw.height if raw is not None else None
     with _WRITE_LOCK:
-        cur = con.cursor()
-        cur.execute("begin transaction")
-        try:
+        with con.cursor() as cur, transaction(cur):
             if raw is not None:
                 _load.quarantine_rows(cur, run_id, source, display, sha, raw.select(
                     "row_number",
@@ -193,12 +192,6 @@ def _reject(con, run_id, source, display, sha, path, message, raw: pl.DataFrame 
             _load.record_manifest(cur, run_id=run_id, source=source, file_name=display, status="rejected",
                                   message=message, file_sha256=sha, file_bytes=path.stat().st_size, rows_read=rows,
                                   rows_staged=0 if rows is not None else None, rows_quarantined=rows)
-            cur.execute("commit")
-        except BaseException:
-            cur.execute("rollback")
-            raise
-        finally:
-            cur.close()
     log.warning("source=%s file=%s rejected: %s", source, display, message)
     return SourceLoad(source, "rejected", display, sha, rows_read=rows or 0, rows_quarantined=rows or 0,
                       message=message)

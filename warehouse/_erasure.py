@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from sources import canonical
+from warehouse._db import transaction
 
 _NOT_RECTIFIABLE = {"source", "record_id", "file_sha256", "row_number", "record_role", "extract_date"}
 
@@ -63,8 +64,7 @@ def erase_record(
 ) -> ErasureResult:
     """Delete one source record from every table, in one transaction, and log it."""
     result = ErasureResult(source, record_id)
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         for schema, table, (source_col, id_col) in _record_tables(con):
             deleted = con.execute(
                 f'delete from "{schema}"."{table}" where {source_col} = ? and {id_col} = ?', [source, record_id]
@@ -76,10 +76,6 @@ def erase_record(
             "insert into audit.access_log (actor, action, object, purpose, detail) values (?, 'erase', ?, ?, ?)",
             [actor, f"{source}:{record_id}", reason, {"rows_deleted": result.rows_deleted}],
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return result
 
 
@@ -103,8 +99,7 @@ def rectify_record(
     if field_name not in canonical.PERSON_RECORD or field_name in _NOT_RECTIFIABLE:
         raise ValueError(f"{field_name!r} is not a field of staging.person_record that can be rectified")
     _ensure_rectification(con)
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute(
             "insert or replace into staging.rectification (source, record_id, field, value) values (?, ?, ?, ?)",
             [source, record_id, field_name, value],
@@ -114,10 +109,6 @@ def rectify_record(
             "insert into audit.access_log (actor, action, object, purpose, detail) values (?, 'rectify', ?, ?, ?)",
             [actor, f"{source}:{record_id}", reason, {"field": field_name}],
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return changed
 
 

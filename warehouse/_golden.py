@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from warehouse._db import transaction
 import yaml
 
 _SQL = Path(__file__).parent / "sql" / "golden"
@@ -262,8 +264,7 @@ def publish_snapshot(
     if fail_before_switch:  # used by tests to prove a failure here changes nothing published
         raise PublishError(f"{snapshot}: stopped before the switch on request")
 
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         switch_views(con, snapshot)
         con.execute("update audit.snapshot set status = 'superseded' where status = 'published'")
         con.execute(
@@ -271,10 +272,6 @@ def publish_snapshot(
             "parquet_dir = ? where snapshot_id = ?",
             [json.dumps(counts), str(out_dir), snapshot],
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     expired = expire_snapshots(con, retention_days)
     return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
 
@@ -298,15 +295,10 @@ def rollback(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     if not previous:
         raise PublishError(f"no earlier snapshot is kept to roll back to from {current}")
     target = previous[0][0]
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         switch_views(con, target)
         con.execute("update audit.snapshot set status = 'rolled_back' where snapshot_id = ?", [current])
         con.execute("update audit.snapshot set status = 'published' where snapshot_id = ?", [target])
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return current, target
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from warehouse._db import transaction
+
 from linkage_models._stable_ids import assign_stable_ids
 
 _SQL = Path(__file__).parent / "sql" / "graph"
@@ -83,8 +85,7 @@ def build_graph(
     con: duckdb.DuckDBPyConnection, *, run_id: str, model_version: str, as_of: dt.date
 ) -> dict[str, int]:
     """Rebuild graph.* in one transaction; returns row counts per table."""
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute("set variable run_id = ?", [run_id])
         con.execute("set variable model_version = ?", [model_version])
         con.execute("set variable as_of = ?", [as_of])
@@ -98,10 +99,6 @@ def build_graph(
             "create or replace table linkage.household_assignment_previous as "
             "select person_id, household_id from graph.household_member"
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     tables = ("address", "record_link", "person", "person_address", "relationship", "household", "household_member")
     return {t: con.execute(f"select count(*) from graph.{t}").fetchall()[0][0] for t in tables}
 
