@@ -145,6 +145,8 @@ class SourceContract(_Strict):
     record_key: str
     extract_date: ExtractDate = ExtractDate()
     required_columns: list[str] | None = None
+    columns: list[str] | None = Field(
+        default=None, description="the complete header the agency agreed to send; any other column is an error")
     trust_rank: int = Field(ge=1)
     identifiers: list[Literal["nhs_number", "ni_number", "upn", "pnc_id", "crn", "uprn", "tenancy_ref"]] = []
     sharing: Sharing
@@ -168,7 +170,20 @@ class SourceContract(_Strict):
             specs += [s for s in (ev.event_type, ev.event_date, ev.value, ev.detail) if s]
         for spec in specs:
             cols.update(spec.source_columns())
+        conditions = [i.when for i in self.involvements] + [e.when for e in self.events]
+        cols.update(c.column for c in conditions if c is not None)
+        if self.stated_relationships is not None:
+            rules = self.stated_relationships
+            cols.update({rules.group_by, rules.anchor.column, rules.relationship_column})
         return sorted(cols)
+
+    @model_validator(mode="after")
+    def _columns_cover_mapping(self) -> "SourceContract":
+        if self.columns is not None:
+            unmapped = sorted(set(self.required_source_columns()) - set(self.columns))
+            if unmapped:
+                raise ValueError(f"columns: the mapping uses {unmapped}, which the declared header lacks")
+        return self
 
     def extract_date_for(self, path: Path, frame: pl.DataFrame | None = None) -> dt.date | None:
         if self.extract_date.from_file_name:

@@ -62,6 +62,13 @@ def _check_columns(path: Path, columns: list[str], contract: SourceContract, row
     if missing:
         hint = " (is the header on another row?)" if contract.format == "xlsx" else ""
         raise ExtractError(path, f"required column(s) missing from the header{hint}", row=row, column=", ".join(missing))
+    if contract.columns is not None:
+        extra = [c for c in columns if c not in contract.columns and not c.startswith("__UNNAMED")]
+        if extra:
+            raise ExtractError(path, "column(s) the contract does not expect", row=row, column=", ".join(extra))
+        absent = [c for c in contract.columns if c not in columns]
+        if absent:
+            raise ExtractError(path, "column(s) the contract expects are missing", row=row, column=", ".join(absent))
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
         raise ExtractError(path, "column named twice in the header", row=row, column=", ".join(duplicated))

@@ -32,6 +32,9 @@ def test_the_five_agency_contracts_load():
          "person: {first_name: {column: A}}\ninvolvements: [{agency: A, service: {column: S, value: v}}]\n",
          "involvements.0.service"),
         ("source: x\n  bad: [\n", "not valid YAML"),
+        ("source: x\nagency: X\nfile_pattern: '*'\nformat: csv\nrecord_key: ID\ntrust_rank: 1\ncolumns: [ID]\n"
+         "sharing: {owning_organisation: o, lawful_basis: b, retention_days: 1}\n"
+         "person: {first_name: {column: A}}\n", "declared header lacks"),
     ],
 )
 def test_wrong_contract_names_file_and_key(tmp_path, yaml_text, fragment):

@@ -60,6 +60,20 @@ def test_bad_files_are_named_with_row_and_column(tmp_path, name, content, contra
         assert value not in str(err)  # no personal data in messages
 
 
+@pytest.mark.parametrize("header, column, reason", [
+    ("ID,FIRST,LAST,DOB,SHOE_SIZE", "SHOE_SIZE", "does not expect"),
+    ("ID,FIRST,LAST", "DOB", "missing"),
+])
+def test_declared_header_rejects_extra_and_missing_columns(tmp_path, header, column, reason):
+    path = tmp_path / "x.csv"
+    width = header.count(",") + 1
+    path.write_text(header + "\n" + ",".join(["1"] * width) + "\n")
+    contract = _contract(columns=["ID", "FIRST", "LAST", "DOB"])
+    with pytest.raises(ExtractError, match=reason) as info:
+        read_extract(path, contract)
+    assert info.value.row == 1 and column in info.value.column
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ExtractError, match="file not found"):
         read_extract(tmp_path / "nope.csv", _contract())
