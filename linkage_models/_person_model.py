@@ -1,0 +1,242 @@
+"""The Splink person model: settings built from the comparison library, trained unsupervised, saved with provenance.
+
+Household-aware by construction: surname and address are ONE comparison (their joint agreement gets one
+m/u pair instead of being counted twice), and forename and date-of-birth disagreement levels are separate,
+so a sibling or a parent who shares surname and address is still outweighed by a different forename or
+date of birth. See docs/adr/0002-person-linkage-model.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import splink
+import splink.comparison_library as cl
+from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+INPUT_TABLE = "person_linkage_input"  # main schema: Splink reads columns of unqualified tables
+
+# Blocking rules for prediction. Each one is cheap at a city's scale; together they catch records that
+# disagree on any one of name, date of birth or address (see benchmarks/blocking_analysis.py).
+PREDICTION_BLOCKS = [
+    block_on("date_of_birth"),
+    block_on("nhs_number"),
+    block_on("upn"),
+    block_on("pnc_id"),
+    block_on("first_name_formal", "last_name_std"),
+    block_on("last_name_std", "postcode"),
+    block_on("first_name_formal", "postcode"),
+]
+# EM blocks: each leaves some comparisons free to be estimated.
+TRAINING_BLOCKS = [
+    block_on("date_of_birth"),
+    block_on("first_name_formal", "last_name_std"),
+    block_on("postcode"),
+]
+DETERMINISTIC_RULES = [
+    "l.nhs_number = r.nhs_number",
+    "l.upn = r.upn",
+    "l.pnc_id = r.pnc_id",
+    "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std "
+    "and l.date_of_birth = r.date_of_birth",
+]
+
+
+def _level(sql: str, label: str, **extra) -> dict:
+    return {"sql_condition": sql, "label_for_charts": label, **extra}
+
+
+def forename_comparison() -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name="forename",
+        comparison_levels=[
+            _level("first_name_std_l is null or first_name_std_r is null", "null", is_null_level=True),
+            _level("first_name_std_l = first_name_std_r", "exact", tf_adjustment_column="first_name_std"),
+            _level("first_name_formal_l = first_name_formal_r", "same formal name (nickname)"),
+            _level("first_name_std_l = last_name_std_r and last_name_std_l = first_name_std_r", "first/last swapped"),
+            _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.92", "Jaro-Winkler >= 0.92"),
+            _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.8", "Jaro-Winkler >= 0.8"),
+            _level("substr(first_name_std_l, 1, 1) = substr(first_name_std_r, 1, 1)", "same initial"),
+            {"sql_condition": "ELSE", "label_for_charts": "different"},
+        ],
+    )
+
+
+def surname_address_comparison() -> cl.CustomComparison:
+    """Surname and address together, so a shared household is one piece of evidence, not two."""
+    return cl.CustomComparison(
+        output_column_name="surname_and_address",
+        comparison_levels=[
+            _level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True),
+            _level("last_name_std_l = last_name_std_r and (postcode_l = postcode_r or uprn_l = uprn_r)",
+                   "same surname, same address", tf_adjustment_column="last_name_std"),
+            _level("last_name_std_l = last_name_std_r", "same surname, other address",
+                   tf_adjustment_column="last_name_std"),
+            _level("jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9 and postcode_l = postcode_r",
+                   "similar surname, same postcode"),
+            _level("jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9", "similar surname"),
+            _level("postcode_l = postcode_r", "other surname, same postcode"),
+            {"sql_condition": "ELSE", "label_for_charts": "different"},
+        ],
+    )
+
+
+def date_of_birth_comparison() -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name="date_of_birth",
+        comparison_levels=[
+            _level("date_of_birth_l is null or date_of_birth_r is null", "null", is_null_level=True),
+            _level("date_of_birth_l = date_of_birth_r", "exact"),
+            _level("day(date_of_birth_l) = month(date_of_birth_r) and month(date_of_birth_l) = day(date_of_birth_r) "
+                   "and year(date_of_birth_l) = year(date_of_birth_r)", "day and month transposed"),
+            _level("month(date_of_birth_l) = month(date_of_birth_r) and day(date_of_birth_l) = day(date_of_birth_r) "
+                   "and abs(year(date_of_birth_l) - year(date_of_birth_r)) = 1", "year off by one"),
+            _level("year(date_of_birth_l) = year(date_of_birth_r) and month(date_of_birth_l) = month(date_of_birth_r)",
+                   "same month and year"),
+            _level("abs(date_diff('day', date_of_birth_l, date_of_birth_r)) <= 366", "within a year"),
+            {"sql_condition": "ELSE", "label_for_charts": "different"},
+        ],
+    )
+
+
+def identifier_comparison(column: str) -> cl.ExactMatch:
+    return cl.ExactMatch(column)
+
+
+def person_settings() -> SettingsCreator:
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            forename_comparison(),
+            surname_address_comparison(),
+            date_of_birth_comparison(),
+            cl.ExactMatch("sex"),
+            identifier_comparison("nhs_number"),
+            identifier_comparison("upn"),
+            identifier_comparison("pnc_id"),
+        ],
+        blocking_rules_to_generate_predictions=PREDICTION_BLOCKS,
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=False,
+        additional_columns_to_retain=["source", "record_id"],
+    )
+
+
+INPUT_SQL = f"""
+create or replace table {INPUT_TABLE} as
+select
+    source || ':' || record_id as unique_id,
+    source,
+    record_id,
+    split_part(first_name_std, ' ', 1) as first_name_std,
+    coalesce(first_name_formal, split_part(first_name_std, ' ', 1)) as first_name_formal,
+    replace(last_name_std, ' ', '') as last_name_std,
+    date_of_birth,
+    sex,
+    postcode,
+    uprn,
+    nhs_number,
+    upn,
+    pnc_id
+from staging.person_record
+"""
+
+
+def build_input(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("create schema if not exists linkage")
+    con.execute(INPUT_SQL)
+    return con.execute(f"select count(*) from {INPUT_TABLE}").fetchall()[0][0]
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    row = con.execute(
+        f"select count(*), md5(string_agg(unique_id, ',' order by unique_id)) from {INPUT_TABLE}"
+    ).fetchall()[0]
+    return f"{row[0]}:{row[1]}"
+
+
+def make_linker(con: duckdb.DuckDBPyConnection, settings) -> Linker:
+    db_api = DuckDBAPI(connection=con)
+    sdf = db_api.register(INPUT_TABLE)
+    return Linker(sdf, settings, log_level=logging.WARNING)
+
+
+@dataclass
+class TrainedModel:
+    version: str
+    path: Path
+    metadata: dict
+
+
+def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 2e6,
+                       seed: int = 1) -> TrainedModel:
+    """Unsupervised training on the staged records; saves a new version (never promoted here)."""
+    build_input(con)
+    linker = make_linker(con, person_settings())
+    linker.training.estimate_probability_two_random_records_match(DETERMINISTIC_RULES, recall=0.8)
+    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    for rule in TRAINING_BLOCKS:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    trained_at = dt.datetime.now(dt.timezone.utc)
+    version = trained_at.strftime("%Y%m%dT%H%M%SZ")
+    out = Path(models_dir) / "person" / version
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / "model.duckdb.json"
+    linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    metadata = {
+        "version": version, "trained_at": trained_at.isoformat(), "splink_version": splink.__version__,
+        "engine": "duckdb", "training_data_fingerprint": fingerprint(con), "max_pairs": max_pairs,
+        "settings_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+    }
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    for name, chart in (("match_weights", linker.visualisations.match_weights_chart()),
+                        ("m_u_parameters", linker.visualisations.m_u_parameters_chart())):
+        chart.save(str(out / f"{name}.html"), inline=True)
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    return TrainedModel(version, model_path, metadata)
+
+
+@dataclass
+class LinkResult:
+    clusters: "pl.DataFrame"  # source, record_id, cluster_id, match_probability
+    scored_pairs: int
+
+
+def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, threshold: float,
+                        review_threshold: float = 0.5) -> LinkResult:
+    """Score candidate pairs with an approved model and cluster at the threshold.
+
+    Pairs at or above `review_threshold` are kept in linkage.person_pairs for reports and clerical review.
+    """
+    import polars as pl
+
+    build_input(con)
+    linker = make_linker(con, str(model_path))
+    pairs = linker.inference.predict(threshold_match_probability=review_threshold)
+    con.execute(
+        f"create or replace table linkage.person_pairs as select unique_id_l, unique_id_r, match_weight, "
+        f"match_probability from {pairs.physical_name}"
+    )
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold_match_probability=threshold)
+    frame = con.sql(
+        f"""
+        select c.unique_id, c.cluster_id,
+               max(p.match_probability) filter (where p.match_probability >= {threshold}) as match_probability
+        from {clusters.physical_name} as c
+        left join linkage.person_pairs as p on c.unique_id in (p.unique_id_l, p.unique_id_r)
+        group by all
+        """
+    ).pl()
+    scored = con.execute("select count(*) from linkage.person_pairs").fetchall()[0][0]
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    frame = frame.with_columns(
+        pl.col("unique_id").str.split_exact(":", 1).struct.rename_fields(["source", "record_id"]).alias("k")
+    ).unnest("k").select("source", "record_id", pl.col("cluster_id").cast(pl.String), "match_probability")
+    return LinkResult(frame, scored)
