@@ -32,6 +32,7 @@ PREDICTION_BLOCKS = [
     block_on("first_name_formal", "last_name_std"),
     block_on("last_name_std", "postcode"),
     block_on("first_name_formal", "postcode"),
+    block_on("phone"),
 ]
 # EM blocks: each leaves some comparisons free to be estimated.
 TRAINING_BLOCKS = [
@@ -121,6 +122,8 @@ def person_settings() -> SettingsCreator:
             identifier_comparison("nhs_number"),
             identifier_comparison("upn"),
             identifier_comparison("pnc_id"),
+            # a parent or carer named by a school has no date of birth: their phone is often what ties them
+            cl.ExactMatch("phone"),
         ],
         blocking_rules_to_generate_predictions=PREDICTION_BLOCKS,
         retain_intermediate_calculation_columns=False,
@@ -144,7 +147,8 @@ select
     uprn,
     nhs_number,
     upn,
-    pnc_id
+    pnc_id,
+    phone
 from staging.person_record
 """
 

@@ -38,7 +38,7 @@ class Settings(BaseModel):
     models_dir: Path | None = Field(default=None, description="Trained models; default data/models.")
     snapshots_dir: Path | None = Field(default=None, description="Parquet exports; default data/snapshots.")
     engine: Literal["duckdb", "spark"] = "duckdb"
-    match_threshold: float = Field(default=0.95, gt=0, lt=1)
+    match_threshold: float = Field(default=0.99, gt=0, lt=1)
     max_row_count_drop: float = Field(default=0.5, ge=0, le=1, description="Largest share an extract may shrink by against the last good load.")
     snapshot_retention_days: int = Field(default=30, ge=0)
     pseudonymisation_key: str | None = Field(default=None, description="Secret for keyed-hash ids; never committed.")

@@ -150,6 +150,11 @@ def _sex(expr: pl.Expr) -> pl.Expr:
             .when(text.is_in(["F", "FEMALE", "2", "WOMAN", "GIRL"])).then(pl.lit("F")))
 
 
+def _sex_from_title(expr: pl.Expr) -> pl.Expr:
+    text = expr.str.strip_chars().str.to_lowercase().str.replace_all(r"\.", "")
+    return pl.when(text.is_in(["mrs", "ms", "miss"])).then(pl.lit("F")).when(text == "mr").then(pl.lit("M"))
+
+
 def standardise_person_records(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Fill the derived columns; null and flag invalid identifiers and impossible dates. Never drops a row."""
     identifiers = {"nhs_number": clean_nhs_number, "ni_number": clean_ni_number, "upn": clean_upn,
@@ -159,7 +164,8 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFr
         clean_name(pl.col("first_name")).alias("first_name_std"),
         clean_name(pl.col("middle_names")).alias("middle_names_std"),
         clean_name(pl.col("last_name")).alias("last_name_std"),
-        _sex(pl.col("sex")).alias("sex"),
+        # a title says what the source did not: Mrs/Ms/Miss → F, Mr → M
+        pl.coalesce(_sex(pl.col("sex")), _sex_from_title(pl.col("title"))).alias("sex"),
         standardise_address(pl.col("address_text")).alias("address_std"),
         normalise_postcode(pl.col("postcode")).alias("_postcode"),
         normalise_phone(pl.col("phone")).alias("_phone"),
