@@ -94,6 +94,77 @@ def _print_loads(loads) -> None:
 
 
 @app.command()
+def train(data_dir: DataDir = None) -> None:
+    """Train a new person model version on the staged records (it is not used until promoted)."""
+    from pipelines.stages import open_warehouse
+    from linkage_models.pipeline import train as train_model
+
+    settings = _settings(data_dir=data_dir)
+    con = open_warehouse(settings)
+    try:
+        with console.status("Training the person model (u by random sampling, m by EM)"):
+            version = train_model(con, settings)
+    finally:
+        con.close()
+    console.print(f"Trained person model [bold]{version}[/] in {settings.models / 'person' / version}")
+    console.print(f"Review match_weights.html there, then: familylink promote-model {version}")
+
+
+@app.command("promote-model")
+def promote_model(version: str, data_dir: DataDir = None) -> None:
+    """Make a trained person model version the one nightly runs use."""
+    from linkage_models.pipeline import ModelError, promote
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        promote(settings, version)
+    except ModelError as exc:
+        _fail(str(exc))
+    console.print(f"Person model {version} is now approved.")
+
+
+@app.command()
+def link(data_dir: DataDir = None) -> None:
+    """Link the staged records into persons with the approved model; person ids stay stable across runs."""
+    import warehouse
+    from linkage_models.pipeline import ModelError, link_persons
+    from pipelines.stages import open_warehouse
+
+    settings = _settings(data_dir=data_dir)
+    con = open_warehouse(settings)
+    try:
+        with warehouse.audited_run(con, "link") as run_id, console.status("Linking persons"):
+            result = link_persons(con, settings, run_id)
+    except ModelError as exc:
+        _fail(str(exc))
+    finally:
+        con.close()
+    console.print(f"{result['records']:,} records → {result['persons']:,} persons "
+                  f"(model {result['model_version']}, threshold {settings.match_threshold}); "
+                  f"id changes: {result['lineage'] or 'none'}")
+
+
+@app.command()
+def evaluate(data_dir: DataDir = None) -> None:
+    """Person-link quality against the synthetic city's ground truth (evaluation only)."""
+    from linkage_models.pipeline import evaluate_persons
+    from pipelines.stages import open_warehouse
+
+    settings = _settings(data_dir=data_dir)
+    con = open_warehouse(settings)
+    try:
+        quality = evaluate_persons(con, settings.truth)
+    finally:
+        con.close()
+    table = Table(title="Person linkage against ground truth (final clusters)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in quality.items():
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
+    console.print(table)
+
+
+@app.command()
 def demo(
     people: Annotated[int, typer.Option(help="Residents in the synthetic city.")] = 20000,
     seed: Annotated[int, typer.Option()] = 42,

@@ -62,3 +62,20 @@ def test_model_is_saved_with_provenance_and_offline_charts(linked):
     assert meta["splink_version"].startswith("5.") and meta["training_data_fingerprint"].count(":") == 1
     chart = (model.path.parent / "match_weights.html").read_text()
     assert "cdn.jsdelivr" not in chart and "vega" in chart
+
+
+def test_nightly_link_uses_only_the_approved_model_and_keeps_ids(linked, tmp_path):
+    from linkage_models.pipeline import ModelError, link_persons, promote
+
+    con, model, _, _, data = linked
+    settings = Settings(data_dir=data)
+    with pytest.raises(ModelError, match="no approved person model"):
+        link_persons(con, settings, "run-0")
+    promote(settings, model.version)
+    first = link_persons(con, settings, "run-1")
+    ids_first = con.sql("select source, record_id, person_id from linkage.person_cluster order by all").pl()
+    second = link_persons(con, settings, "run-2")
+    ids_second = con.sql("select source, record_id, person_id from linkage.person_cluster order by all").pl()
+    assert first["model_version"] == second["model_version"] == model.version
+    assert ids_second.equals(ids_first)
+    assert second["lineage"] == {} and first["lineage"]["new"] == first["persons"]

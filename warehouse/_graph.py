@@ -106,17 +106,20 @@ def build_graph(
 def assign_person_ids(con: duckdb.DuckDBPyConnection, clusters: pl.DataFrame, run_id: str) -> pl.DataFrame:
     """clusters: source, record_id, cluster_id[, match_probability]. Writes linkage.person_cluster.
 
-    Previous ids come from the last published graph.record_link, so ids persist from run to run.
+    Previous ids come from the last assignment, so ids persist from run to run.
     """
     members = clusters.with_columns((pl.col("source") + ":" + pl.col("record_id")).alias("member"))
-    has_previous = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'graph' and table_name = 'record_link'"
-    ).fetchall()[0][0]
-    previous = (
-        con.sql("select source || ':' || record_id as member, person_id as id from graph.record_link").pl()
-        if has_previous
-        else pl.DataFrame(schema={"member": pl.String, "id": pl.Int64})
-    )
+    # the last assignment (linkage.person_cluster) is what ids continue from; a warehouse that only has a
+    # published graph continues from graph.record_link
+    previous = pl.DataFrame(schema={"member": pl.String, "id": pl.Int64})
+    for table in ("linkage.person_cluster", "graph.record_link"):
+        schema, name = table.split(".")
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        ).fetchall()[0][0]
+        if exists:
+            previous = con.sql(f"select source || ':' || record_id as member, person_id as id from {table}").pl()
+            break
     result = assign_stable_ids(members.select("member", pl.col("cluster_id").alias("group")), previous,
                                next_id(con, "person"))
     if "match_probability" not in members.columns:

@@ -1,0 +1,73 @@
+"""Model lifecycle and the person-linking step the CLI and flows call.
+
+Training writes a new model version; only `promote` makes a version the approved one, and the nightly
+run predicts with the approved model only (it never retrains silently).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from linkage_models._person_model import predict_and_cluster, train_person_model
+from pipelines.settings import Settings
+
+
+class ModelError(RuntimeError):
+    stage = "link"
+
+
+def _person_dir(settings: Settings) -> Path:
+    return settings.models / "person"
+
+
+def train(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
+    return train_person_model(con, settings.models).version
+
+
+def promote(settings: Settings, version: str) -> None:
+    model = _person_dir(settings) / version / "model.duckdb.json"
+    if not model.exists():
+        raise ModelError(f"no trained person model version {version} under {_person_dir(settings)}")
+    (_person_dir(settings) / "approved.json").write_text(json.dumps(
+        {"version": version, "promoted_at": dt.datetime.now(dt.timezone.utc).isoformat()}, indent=2))
+
+
+def approved_version(settings: Settings) -> str | None:
+    pointer = _person_dir(settings) / "approved.json"
+    return json.loads(pointer.read_text())["version"] if pointer.exists() else None
+
+
+def approved_model(settings: Settings) -> tuple[str, Path]:
+    version = approved_version(settings)
+    if version is None:
+        raise ModelError("no approved person model: run `familylink train`, review its charts, then "
+                         "`familylink promote-model VERSION`")
+    return version, _person_dir(settings) / version / "model.duckdb.json"
+
+
+def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
+    """Predict with the approved model, cluster, and give every cluster its stable person id."""
+    from warehouse._graph import assign_person_ids
+
+    version, path = approved_model(settings)
+    result = predict_and_cluster(con, path, settings.match_threshold)
+    assigned = assign_person_ids(con, result.clusters, run_id)
+    lineage = con.execute(
+        "select event, count(*) from audit.id_lineage where run_id = ? and kind = 'person' group by event", [run_id]
+    ).fetchall()
+    return {
+        "model_version": version, "records": assigned.height, "persons": assigned["person_id"].n_unique(),
+        "scored_pairs": result.scored_pairs, "lineage": dict(lineage),
+    }
+
+
+def evaluate_persons(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
+    from linkage_models.evaluate import person_link_quality
+
+    clusters = con.sql("select source, record_id, cast(person_id as varchar) as cluster_id from linkage.person_cluster").pl()
+    return person_link_quality(clusters, pl.read_parquet(truth_dir / "records.parquet"))
