@@ -37,12 +37,13 @@ class LinkSummary:
     model_version: str
     records: int
     persons: int
-    households: int
     scored_pairs: int
-    overmerge_flags: int
-    uprn_matched_share: float
-    graph_counts: dict[str, int] = field(default_factory=dict)
     lineage: dict[str, int] = field(default_factory=dict)
+    # filled once address matching and the graph build join the link stage (issue 4)
+    households: int | None = None
+    overmerge_flags: int | None = None
+    uprn_matched_share: float | None = None
+    graph_counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,10 +94,7 @@ class NightlySummary:
             lk = self.link
             lines += ["", "## Linkage", "",
                       f"- person model version: `{lk.model_version}`",
-                      f"- source records linked: {lk.records:,} into {lk.persons:,} persons "
-                      f"and {lk.households:,} households",
-                      f"- addresses matched to a UPRN: {lk.uprn_matched_share:.1%}",
-                      f"- clusters flagged as possible over-merges: {lk.overmerge_flags:,}",
+                      f"- source records linked: {lk.records:,} into {lk.persons:,} persons",
                       "- changes since the last run: " + (", ".join(f"{k} {v:,}" for k, v in sorted(lk.lineage.items()))
                                                          or "none")]
         if self.publish:
@@ -229,12 +227,12 @@ def check_loads(loads: list[SourceLoad]) -> None:
 
 # ------------------------------------------------------------------------------------ link / publish
 def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
-    from linkage_models.pipeline import link_all
+    from linkage_models.pipeline import link_persons
 
     own = con is None
     con = con or open_warehouse(settings)
     try:
-        result = link_all(con, settings, run_id)
+        result = link_persons(con, settings, run_id)
     except Exception as exc:
         raise StageFailure("link", f"{type(exc).__name__}: {exc}") from exc
     finally:
