@@ -46,3 +46,35 @@ def person_link_quality(clusters: pl.DataFrame, truth: pl.DataFrame) -> dict[str
         "clusters": c["cluster_id"].n_unique(),
         "true_persons": c["person_id"].n_unique(),
     }
+
+
+def household_quality(con, truth_dir) -> dict[str, float]:
+    """Share of true households (of people the agencies know) rebuilt exactly, and UPRN accuracy."""
+    from pathlib import Path
+
+    truth = pl.read_parquet(Path(truth_dir) / "records.parquet")
+    links = con.sql("select source, record_id, person_id from graph.record_link").pl()
+    members = con.sql("select person_id, household_id from graph.household_member").pl()
+    # each predicted person stands for the true person most of its records belong to
+    votes = links.join(truth.select("source", "record_id", pl.col("person_id").alias("true_person")),
+                       on=["source", "record_id"]).group_by("person_id", "true_person").len()
+    person_map = votes.sort("len", descending=True).unique("person_id", keep="first").select("person_id", "true_person")
+    predicted = members.join(person_map, on="person_id").group_by("household_id").agg(
+        pl.col("true_person").sort().alias("members"))
+    known = truth.select(pl.col("person_id").alias("true_person"), "household_id").unique()
+    actual = known.group_by("household_id").agg(pl.col("true_person").sort().alias("members"))
+    exact = actual.join(predicted.select("members").with_columns(pl.lit(True).alias("found")),
+                        on="members", how="left")
+    addresses = con.sql(
+        "select r.source, r.record_id, m.uprn from staging.person_record r join linkage.address_match m "
+        "on m.address_key = address_key(r.address_std, r.postcode, r.uprn) where m.uprn is not null").pl()
+    checked = addresses.join(truth.select("source", "record_id", "uprn_recorded"), on=["source", "record_id"])
+    eligible = con.sql("select count(*) from staging.person_record where not coalesce(no_fixed_abode, false) "
+                       "and (address_std is not null or uprn is not null)").fetchall()[0][0]
+    return {
+        "households_true": actual.height,
+        "households_exact": int(exact["found"].fill_null(False).sum()),
+        "households_exact_share": float(exact["found"].fill_null(False).mean()),
+        "uprn_matched_share": checked.height / eligible if eligible else 0.0,
+        "uprn_accuracy_on_matched": float((checked["uprn"] == checked["uprn_recorded"]).mean()),
+    }

@@ -71,3 +71,27 @@ def evaluate_persons(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
 
     clusters = con.sql("select source, record_id, cast(person_id as varchar) as cluster_id from linkage.person_cluster").pl()
     return person_link_quality(clusters, pl.read_parquet(truth_dir / "records.parquet"))
+
+
+def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
+    """The nightly link stage: addresses → UPRN, persons → stable ids, then the household graph."""
+    from linkage_models._address import load_gazetteer, match_addresses
+    from sources._contract import load_contracts
+    from warehouse._graph import build_graph
+
+    contracts = load_contracts(settings.contracts_dir)
+    trust = pl.DataFrame({"source": list(contracts), "trust_rank": [c.trust_rank for c in contracts.values()]})
+    con.register("_trust", trust)
+    con.execute("create or replace table linkage.source_trust as select * from _trust")
+    con.unregister("_trust")
+    gazetteer = settings.reference / "llpg.csv"
+    if not gazetteer.exists():
+        raise ModelError(f"gazetteer not found at {gazetteer}")
+    load_gazetteer(con, gazetteer)
+    methods = match_addresses(con)
+    persons = link_persons(con, settings, run_id)
+    as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
+    counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of)
+    total = sum(methods.values())
+    return {**persons, "households": counts["household"], "graph_counts": counts,
+            "uprn_matched_share": 1 - methods.get("unmatched", 0) / total if total else 0.0, "overmerge_flags": None}

@@ -94,7 +94,9 @@ class NightlySummary:
             lk = self.link
             lines += ["", "## Linkage", "",
                       f"- person model version: `{lk.model_version}`",
-                      f"- source records linked: {lk.records:,} into {lk.persons:,} persons",
+                      f"- source records linked: {lk.records:,} into {lk.persons:,} persons "
+                      f"and {lk.households or 0:,} households",
+                      f"- addresses matched to a UPRN: {(lk.uprn_matched_share or 0):.1%}",
                       "- changes since the last run: " + (", ".join(f"{k} {v:,}" for k, v in sorted(lk.lineage.items()))
                                                          or "none")]
         if self.publish:
@@ -227,12 +229,12 @@ def check_loads(loads: list[SourceLoad]) -> None:
 
 # ------------------------------------------------------------------------------------ link / publish
 def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
-    from linkage_models.pipeline import link_persons
+    from linkage_models.pipeline import link_all
 
     own = con is None
     con = con or open_warehouse(settings)
     try:
-        result = link_persons(con, settings, run_id)
+        result = link_all(con, settings, run_id)
     except Exception as exc:
         raise StageFailure("link", f"{type(exc).__name__}: {exc}") from exc
     finally:
