@@ -154,6 +154,11 @@ def evaluate(data_dir: DataDir = None) -> None:
     con = open_warehouse(settings)
     try:
         quality = evaluate_persons(con, settings.truth)
+        if con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
+                       "and table_name = 'household_member'").fetchall()[0][0]:
+            from linkage_models.evaluate import household_quality
+
+            quality.update(household_quality(con, settings.truth))
     finally:
         con.close()
     table = Table(title="Person linkage against ground truth (final clusters)")
@@ -165,47 +170,55 @@ def evaluate(data_dir: DataDir = None) -> None:
 
 
 @app.command()
+def run(data_dir: DataDir = None, landing: Landing = None, contracts: Contracts = None) -> None:
+    """The nightly run without Prefect: ingest → link → publish. A failure leaves the published snapshot as it was."""
+    from pipelines.stages import run_nightly
+
+    settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
+    summary = run_nightly(settings, progress=console)
+    _print_summary(summary)
+    if not summary.ok:
+        _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
+
+
+def _print_summary(summary) -> None:
+    from rich.markdown import Markdown
+
+    console.print(Markdown(summary.markdown))
+    console.print("\n[bold]Outputs[/]")
+    for name, path in summary.outputs.items():
+        console.print(f"  {name:<28} {path}")
+
+
+@app.command()
 def demo(
     people: Annotated[int, typer.Option(help="Residents in the synthetic city.")] = 20000,
     seed: Annotated[int, typer.Option()] = 42,
     data_dir: DataDir = None,
 ) -> None:
-    """Build the synthetic city and run the nightly stages that exist so far on it, then say where everything is.
+    """Build the synthetic city and run the nightly flow on it, then say where everything is.
 
-    Today that is ingest and validation, then person linkage: the demo trains and promotes a person model
-    itself when none is approved (a nightly run never does), links, and evaluates against ground truth.
-    Address matching, households, publishing and reports join as they are built.
+    The demo trains and promotes a person model itself when none is approved (a nightly run never does),
+    and evaluates the result against the city's ground truth.
     """
     from linkage_models.pipeline import approved_version, promote
-    from pipelines.stages import run_ingest
+    from pipelines.stages import run_ingest, run_nightly
 
     settings = _settings(data_dir=data_dir)
     synth(people=people, seed=seed, data_dir=settings.data_dir)
-    loads = run_ingest(settings, progress=console)
-    _print_loads(loads)
-    if not all(load.ok for load in loads):
-        _fail("; ".join(f"{l.source}: {l.message}" for l in loads if not l.ok))
     if approved_version(settings) is None:
+        loads = run_ingest(settings, progress=console)
+        if not all(load.ok for load in loads):
+            _print_loads(loads)
+            _fail("; ".join(f"{l.source}: {l.message}" for l in loads if not l.ok))
         train(data_dir=settings.data_dir)
         promote(settings, sorted(p.name for p in (settings.models / "person").iterdir() if p.is_dir())[-1])
         console.print("Demo: promoted the model it just trained.")
-    link(data_dir=settings.data_dir)
+    summary = run_nightly(settings, progress=console)
+    _print_summary(summary)
+    if not summary.ok:
+        _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
     evaluate(data_dir=settings.data_dir)
-    outputs = {
-        "agency extracts": settings.landing,
-        "gazetteer (LLPG)": settings.reference / "llpg.csv",
-        "ground truth (tests only)": settings.truth,
-        "warehouse (DuckDB)": settings.warehouse,
-        "GX Data Docs": next((Path(l.data_docs) for l in loads if l.data_docs), settings.reports),
-    }
-    outputs["person model and charts"] = settings.models / "person"
-    console.print("\n[bold]Outputs[/]")
-    for name, path in outputs.items():
-        console.print(f"  {name:<26} {path}")
-
-
-def run() -> None:  # pragma: no cover - console entry alias
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

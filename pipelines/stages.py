@@ -364,6 +364,7 @@ def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Pa
         outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir
     if summary.report:
         outputs["match-quality report"] = summary.report
+    outputs["person model and charts"] = settings.models / "person"
     return outputs
 
 
