@@ -1,0 +1,70 @@
+"""Address → UPRN, table-driven on a hand-made gazetteer: right UPRN, or unmatched — never a wrong one."""
+
+import polars as pl
+import pytest
+
+import warehouse
+from linkage_models._address import load_gazetteer, match_addresses
+from sources import canonical
+from sources._standardise import standardise_person_records
+
+GAZETTEER = """uprn,usrn,sao_text,pao_start_number,pao_text,street_description,locality,town_name,postcode,ward_code,ward_name,classification_code,is_communal
+1001,1,,14,,Mill Road,,ASHFORD VALE,AV3 4PL,W1,Abbey,RD04,false
+1002,1,FLAT 1,16,,Mill Road,,ASHFORD VALE,AV3 4PL,W1,Abbey,RD06,false
+1003,1,FLAT 2,16,,Mill Road,,ASHFORD VALE,AV3 4PL,W1,Abbey,RD06,false
+1004,2,,3,Rose Cottage,Church Street,,ASHFORD VALE,AV3 4PN,W1,Abbey,RD02,false
+1005,3,,14,,Mill Road,,ASHFORD VALE,AV9 1AB,W9,Westcliffe,RD04,false
+1006,4,,200,Oak Care Home,Station Road,,ASHFORD VALE,AV5 2CD,W5,Eastfield,RI01,true
+1007,1,,18,,Mill Road,,ASHFORD VALE,AV3 4PL,W1,Abbey,RD04,false
+"""
+
+CASES = [
+    ("exact", "14 Mill Road, Ashford Vale", "AV3 4PL", None, 1001),
+    ("abbreviation and case", "  14 MILL RD ", "av3 4pl", None, 1001),
+    ("postcode typo, same outward", "14 Mill Road", "AV3 4LP", None, 1001),
+    ("missing postcode", "14 Mill Road", None, None, None),  # two 14 Mill Roads in town: ambiguous
+    ("flat 2", "Flat 2, 16 Mill Road", "AV3 4PL", None, 1003),
+    ("flat slash form", "2/16 Mill Rd", "AV3 4PL", None, 1003),
+    ("flat number not in gazetteer", "Flat 3, 16 Mill Road", "AV3 4PL", None, None),
+    ("no flat for a flatted building", "16 Mill Road", "AV3 4PL", None, None),
+    ("house name", "Rose Cottage, Ashford Vale", "AV3 4PN", None, 1004),
+    ("same street elsewhere", "14 Mill Road", "AV9 1AB", None, 1005),
+    ("care home", "Oak Care Home, Station Road", "AV5 2CD", None, 1006),
+    ("source UPRN kept", "anything at all", None, 1007, 1007),
+    ("unknown source UPRN falls back to the text", "18 Mill Road", "AV3 4PL", 999999, 1007),
+    ("house number not in gazetteer", "99 Mill Road", "AV3 4PL", None, None),
+]
+
+
+@pytest.fixture(scope="module")
+def matched(tmp_path_factory):
+    path = tmp_path_factory.mktemp("llpg") / "llpg.csv"
+    path.write_text(GAZETTEER)
+    con = warehouse.connect(":memory:")
+    rows = pl.DataFrame(
+        [dict(source="t", record_id=name, address_text=text, postcode=pc, uprn=uprn, first_name="A", last_name="B")
+         for name, text, pc, uprn, _ in CASES]
+        + [dict(source="t", record_id="nfa", address_text=None, no_fixed_abode=True, first_name="A", last_name="B")],
+        schema_overrides={"uprn": pl.Int64},
+    )
+    import datetime as dt
+
+    staged = standardise_person_records(canonical.conform(rows, canonical.PERSON_RECORD), as_of=dt.date(2026, 1, 1))
+    con.register("_s", staged)
+    con.execute("insert into staging.person_record select * from _s")
+    load_gazetteer(con, path)
+    match_addresses(con)
+    result = con.sql(
+        "select r.record_id, m.uprn, m.match_method from staging.person_record r left join linkage.address_match m "
+        "on m.address_key = address_key(r.address_std, r.postcode, r.uprn)").pl()
+    return {row["record_id"]: (row["uprn"], row["match_method"]) for row in result.to_dicts()}
+
+
+@pytest.mark.parametrize("name, text, postcode, source_uprn, expected", CASES, ids=[c[0] for c in CASES])
+def test_address_matches_expected_uprn_or_stays_unmatched(matched, name, text, postcode, source_uprn, expected):
+    uprn, method = matched[name]
+    assert uprn == expected, (name, method)
+
+
+def test_no_fixed_abode_is_never_matched(matched):
+    assert matched["nfa"] == (None, None)
