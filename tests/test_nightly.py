@@ -1,0 +1,66 @@
+"""The nightly stages end to end on a small synthetic city: publish, re-run keeps ids, a failed run changes nothing."""
+
+import shutil
+
+import duckdb
+import pytest
+
+from linkage_models.pipeline import promote, train
+from pipelines.settings import Settings
+from pipelines.stages import open_warehouse, run_ingest, run_nightly
+from sources.synthetic import CityConfig, generate_city
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    data = tmp_path_factory.mktemp("nightly")
+    generate_city(data, CityConfig(people=3000, seed=9))
+    settings = Settings(data_dir=data, pseudonymisation_key="test-key")
+    run_ingest(settings)
+    con = open_warehouse(settings)
+    version = train(con, settings)
+    con.close()
+    promote(settings, version)
+    return settings
+
+
+def _published(settings):
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        snapshot = con.sql("select snapshot_id from audit.snapshot where status = 'published'").fetchall()
+        people = con.sql("select person_id, first_name, household_id from golden.person order by all").fetchall()
+        return snapshot, people
+    finally:
+        con.close()
+
+
+def test_nightly_publishes_then_a_rerun_keeps_every_id(settings):
+    first = run_nightly(settings)
+    assert first.ok, first.failure
+    assert first.publish.row_counts["person"] == first.link.persons
+    snapshot, people = _published(settings)
+    assert snapshot == [(first.publish.snapshot_id,)]
+    second = run_nightly(settings)
+    assert second.ok and second.link.lineage == {}
+    assert _published(settings)[1] == people  # same person ids, values and households
+
+
+def test_a_failed_run_leaves_the_published_snapshot_untouched(settings):
+    run_nightly(settings)
+    before = _published(settings)
+    housing = next((settings.landing / "housing").glob("*.txt"))
+    lines = housing.read_text().splitlines(keepends=True)
+    broken = housing.with_name("tenancy_members_20261201.txt")
+    broken.write_text("".join(lines + lines[1:3]))  # duplicate record keys
+    try:
+        summary = run_nightly(settings)
+        assert not summary.ok and summary.failed_stage == "ingest" and "housing" in summary.failure
+        assert _published(settings) == before
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+        status = con.sql("select status, failed_stage from audit.run order by started_at desc limit 1").fetchall()
+        con.close()
+        assert status == [("failed", "ingest")]
+    finally:
+        broken.unlink()
