@@ -191,6 +191,62 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
+def rollback(data_dir: DataDir = None) -> None:
+    """Return the golden views to the snapshot published before the current one."""
+    from pipelines.stages import open_warehouse
+    from warehouse._golden import PublishError, rollback as rollback_snapshot
+    import warehouse
+
+    settings = _settings(data_dir=data_dir)
+    con = open_warehouse(settings)
+    try:
+        left, now = rollback_snapshot(con)
+        warehouse.log_access(con, "cli", "rollback", f"{left}->{now}", "operator rollback")
+    except PublishError as exc:
+        _fail(str(exc))
+    finally:
+        con.close()
+    console.print(f"Rolled back from {left} to {now}.")
+
+
+@app.command()
+def erase(
+    source: Annotated[str, typer.Option(help="Source of the record, e.g. health.")],
+    record_id: Annotated[str, typer.Option(help="The source's record id.")],
+    reason: Annotated[str, typer.Option(help="Why (e.g. the erasure request reference); kept in the audit log.")],
+    actor: Annotated[str, typer.Option(help="Who asked for it.")] = "data-protection-lead",
+    data_dir: DataDir = None,
+) -> None:
+    """Erase one source record from every table, rebuild the graph, publish, and purge older snapshots holding it."""
+    import datetime as dt
+
+    from pipelines.stages import open_warehouse, run_publish
+    from warehouse._erasure import erase_record
+    from warehouse._golden import current_snapshot, purge_snapshots
+    from warehouse._graph import build_graph
+    import warehouse
+
+    settings = _settings(data_dir=data_dir)
+    con = open_warehouse(settings)
+    try:
+        result = erase_record(con, source, record_id, actor=actor, reason=reason)
+        if not result.total:
+            _fail(f"no record {source}:{record_id} in the warehouse")
+        with warehouse.audited_run(con, "erase", {"source": source, "record_id": record_id}) as run_id:
+            if current_snapshot(con):
+                as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
+                model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] or "unknown"
+                build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
+                published = run_publish(settings, run_id, model, con=con)
+                stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
+                purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}), reason=f"erasure: {reason}")
+                console.print(f"Published {published.snapshot_id}; purged {', '.join(purged) or 'no older snapshots'}.")
+    finally:
+        con.close()
+    console.print(f"Erased {source}:{record_id} from {len(result.rows_deleted)} tables ({result.total} rows).")
+
+
+@app.command()
 def demo(
     people: Annotated[int, typer.Option(help="Residents in the synthetic city.")] = 20000,
     seed: Annotated[int, typer.Option()] = 42,
