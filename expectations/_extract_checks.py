@@ -1,8 +1,43 @@
-"""Extract-level checks: any problem stops that source's load and keeps its last good data."""
+"""Extract-level checks: any problem stops that source's load (its last good data stays in place).
+
+The checks run as one GX checkpoint on the extract as read (source column names), so they appear in
+Data Docs beside the row-level suite. The suite is built at run time, not kept as JSON: its
+thresholds come from the source contract and the last good load.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
 import polars as pl
+
+from expectations._gx import ROW_INDEX, failing_rows, run_suite
+
+# How many row numbers a duplicate-key message names.
+_FIRST_ROWS = 5
+
+
+@dataclass(frozen=True)
+class ExtractProblem:
+    """One reason to stop a source's load; the message names file, column and counts, never values."""
+
+    check: str  # required_column_missing | row_count_dropped | key_mostly_empty | names_mostly_empty | duplicate_keys
+    column: str | None
+    message: str
+    row_numbers: tuple[int, ...] = field(default=())  # rows involved (duplicate keys: the first few)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _blank_to_null(column: str) -> pl.Expr:
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(text != "").then(text)
 
 
 def check_extract(
@@ -10,27 +45,91 @@ def check_extract(
     frame: pl.DataFrame,
     *,
     previous_row_count: int | None,
-    required_columns: list[str],
+    required_columns: Sequence[str],
     key_column: str,
     max_drop_share: float = 0.5,
     key_min_filled_share: float = 0.5,
-) -> list[str]:
-    """Problems with the extract as a whole, each a sentence naming columns and counts, never values."""
+    name_columns: Sequence[str] = (),
+    file_name: str | None = None,
+    context_dir: Path | None = None,
+) -> list[ExtractProblem]:
+    """Problems with the extract as a whole (an empty list means load it).
+
+    - a required column is missing;
+    - the row count fell by more than `max_drop_share` against the last good load (`previous_row_count`);
+    - fewer than `key_min_filled_share` of rows have a record key, or (when `name_columns` are given)
+      a name in at least one of them;
+    - record keys are duplicated (how many rows, and the first few row numbers).
+    Row numbers come from the reader's `_row_number` column (1-based data rows when it is absent).
+    """
+    prefix = f"{file_name}: " if file_name else ""
+    present_names = [c for c in name_columns if c in frame.columns]
+    has_key = key_column in frame.columns
+    row_number = pl.col("_row_number") if "_row_number" in frame.columns else pl.int_range(1, pl.len() + 1)
+
+    view = frame.with_columns(row_number.cast(pl.Int64).alias("_row_number"))
+    if has_key:
+        view = view.with_columns(_blank_to_null(key_column).alias(key_column))
+    if present_names:
+        view = view.with_columns(
+            pl.any_horizontal([_blank_to_null(c).is_not_null() for c in present_names]).alias("_has_name"))
+
+    expectations: list[gxe.Expectation] = [
+        gxe.ExpectColumnToExist(column=c, meta={"check": "required_column_missing"}) for c in required_columns
+    ]
+    minimum = None
+    if previous_row_count:
+        minimum = math.ceil(previous_row_count * (1 - max_drop_share))
+        expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=minimum, meta={"check": "row_count_dropped"}))
+    if has_key:
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeNull(column=key_column, mostly=key_min_filled_share,
+                                              meta={"check": "key_mostly_empty"}),
+            gxe.ExpectColumnValuesToBeUnique(column=key_column, meta={"check": "duplicate_keys"}),
+        ]
+    if present_names:
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(column="_has_name", value_set=[True],
+                                                            mostly=key_min_filled_share,
+                                                            meta={"check": "names_mostly_empty"}))
+
+    suite = gx.ExpectationSuite(name=f"familylink_{source}_extract", expectations=expectations,
+                                meta={"source": source, "built_by": "expectations/_extract_checks.py"})
+    data_columns = [c for c in view.columns if not c.startswith("_") or c == "_has_name"]
+    pdf = view.select(data_columns).with_row_index(ROW_INDEX).to_pandas().set_index(ROW_INDEX)
+    validation = run_suite(context_dir=context_dir, asset_name=f"{source}_extract", suite=suite, frame=pdf,
+                           run_name=f"{source}-extract")
+
     problems = []
-    missing = [c for c in required_columns if c not in frame.columns]
-    if missing:
-        problems.append(f"required column(s) missing: {', '.join(missing)}")
-    if previous_row_count and frame.height < previous_row_count * (1 - max_drop_share):
-        problems.append(f"row count fell from {previous_row_count:,} to {frame.height:,} "
-                        f"(more than {max_drop_share:.0%} down on the last good load)")
-    if key_column in frame.columns and frame.height:
-        key = pl.col(key_column).cast(pl.String).str.strip_chars()
-        filled = frame.select((key.is_not_null() & (key != "")).mean()).item()
-        if filled < key_min_filled_share:
-            problems.append(f"column {key_column}: only {filled:.0%} of rows have a record key")
-        dupes = frame.filter(key.is_not_null() & (key != "") & key.is_duplicated())
-        if dupes.height:
-            rows = ", ".join(str(r) for r in dupes["_row_number"].head(5).to_list()) if "_row_number" in dupes.columns else ""
-            problems.append(f"column {key_column}: {dupes.height:,} rows share a record key with another row "
-                            f"(rows {rows}{'…' if dupes.height > 5 else ''})")
+    for res in validation.results:
+        if res.success:
+            continue
+        check = res.expectation_config.meta["check"]
+        stats = res.result or {}
+        column = res.expectation_config.kwargs.get("column")
+        if check == "required_column_missing":
+            problems.append(ExtractProblem(check, column, f"{prefix}required column {column} is missing"))
+        elif check == "row_count_dropped":
+            problems.append(ExtractProblem(
+                check, None,
+                f"{prefix}row count fell from {previous_row_count:,} to {frame.height:,}, more than "
+                f"{max_drop_share:.0%} below the last good load (at least {minimum:,} rows expected)"))
+        elif check == "key_mostly_empty":
+            filled = 100 - float(stats.get("unexpected_percent") or 0)
+            problems.append(ExtractProblem(
+                check, column, f"{prefix}column {column}: only {filled:.0f}% of rows have a record key "
+                               f"(at least {key_min_filled_share:.0%} needed)"))
+        elif check == "names_mostly_empty":
+            filled = 100 - float(stats.get("unexpected_percent") or 0)
+            problems.append(ExtractProblem(
+                check, ", ".join(present_names),
+                f"{prefix}columns {', '.join(present_names)}: only {filled:.0f}% of rows have a name "
+                f"(at least {key_min_filled_share:.0%} needed)"))
+        elif check == "duplicate_keys":
+            positions = sorted(failing_rows(res))
+            numbers = tuple(view["_row_number"].gather(positions[:_FIRST_ROWS]).to_list())
+            more = "…" if len(positions) > _FIRST_ROWS else ""
+            problems.append(ExtractProblem(
+                check, column,
+                f"{prefix}column {column}: {len(positions):,} rows share a record key with another row "
+                f"(rows {', '.join(map(str, numbers))}{more})", numbers))
     return problems

@@ -1,163 +1,151 @@
-"""Run a source's GX suite through a checkpoint; split rows into staged and quarantined with every reason."""
+"""Row-level validation: run a source's suite in one checkpoint and split its rows into staged and quarantined."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
+import pandas as pd
 import polars as pl
-from great_expectations.checkpoint import UpdateDataDocsAction
-from great_expectations.data_context.types.base import ProgressBarsConfig
 
-from expectations._suites import DEFAULT, SUITES_DIR
+from expectations._gx import ROW_INDEX, ExpectationError, data_docs_index, failing_rows, run_suite
+from expectations._suites import EXTRACT_DATE, LINKING_IDENTIFIERS, QUARANTINE, SUITES_DIR, load_suite
 
-logging.getLogger("great_expectations").setLevel(logging.WARNING)
-
-_ROW = "_row_idx"
-# GX contexts are not safe to share between threads: sources validate one at a time (reading,
-# mapping and standardising still run concurrently).
-_GX_LOCK = threading.Lock()
-_IDENTIFIERS = ("nhs_number", "upn", "pnc_id", "crn")
-
-
-class ValidationError(RuntimeError):
-    """An expectation could not be evaluated (never silently passed)."""
+SUMMARY_SCHEMA = {
+    "expectation": pl.String,
+    "column": pl.String,
+    "severity": pl.String,
+    "reason": pl.String,
+    "unexpected_count": pl.Int64,
+    "unexpected_percent": pl.Float64,
+    "success": pl.Boolean,
+}
 
 
-@dataclass
+@dataclass(frozen=True)
 class ValidationOutcome:
-    staged: pl.DataFrame
-    quarantined: pl.DataFrame  # row_number, record_id, reasons
-    summary: pl.DataFrame  # expectation, column, severity, unexpected_count, unexpected_percent, success
-    success: bool
-    data_docs: str | None
+    """What validating one source's records produced; nothing here holds a failing value."""
+
+    staged: pl.DataFrame  # the input rows that pass every quarantine rule, in input order
+    quarantined: pl.DataFrame  # row_number, record_id, reasons (every failing quarantine rule, suite order)
+    summary: pl.DataFrame  # one row per expectation, columns as SUMMARY_SCHEMA
+    success: bool  # GX's verdict: every expectation, warnings included, met
+    suite: str  # the suite file used, e.g. "police.json" or "default.json" for an unseen source
+    data_docs: str | None  # Data Docs index.html (file context only)
 
 
-def load_suite_config(source: str, folder: Path = SUITES_DIR) -> dict:
-    path = folder / f"{source}.json"
-    if not path.exists():
-        path = folder / f"{DEFAULT}.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+def _present(column: str) -> pl.Expr:
+    return pl.col(column).is_not_null() & (pl.col(column).cast(pl.String).str.strip_chars() != "")
 
 
-def _expectations(config: dict) -> list[gxe.Expectation]:
-    built = []
-    for item in config["expectations"]:
-        cls = getattr(gxe, "".join(part.title() for part in item["type"].split("_")))
-        built.append(cls(**item["kwargs"], meta=item.get("meta")))
-    return built
-
-
-def _with_derived(frame: pl.DataFrame) -> pl.DataFrame:
-    has_id = pl.any_horizontal([pl.col(c).is_not_null() for c in _IDENTIFIERS if c in frame.columns])
-    flags = pl.col("quality_flags").fill_null(pl.lit([], pl.List(pl.String)))
-    invalid = flags.list.eval(pl.element().str.ends_with("_invalid") & ~pl.element().str.starts_with("postcode")
-                              & ~pl.element().str.starts_with("phone")).list.any()
-
-    def present(c: str) -> pl.Expr:
-        return pl.col(c).is_not_null() & (pl.col(c).cast(pl.String).str.strip_chars() != "")
-
+def with_derived_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The boolean columns the suites check for rules that span several columns (see DERIVED_COLUMNS)."""
+    identifiers = [pl.col(c).is_not_null() for c in LINKING_IDENTIFIERS if c in frame.columns]
+    flags = pl.col("quality_flags")
     return frame.with_columns(
-        present("record_id").alias("_has_record_id"),
-        (present("first_name") | present("last_name")).alias("_has_name"),
-        (pl.col("date_of_birth").is_not_null() | has_id).alias("_has_dob_or_identifier"),
-        pl.when(invalid).then(pl.lit("invalid")).alias("_identifier_invalid"),
-        pl.int_range(pl.len(), dtype=pl.Int64).alias(_ROW),
+        (_present("first_name") | _present("last_name")).alias("_has_name"),
+        pl.any_horizontal(pl.col("date_of_birth").is_not_null(), *identifiers).alias("_has_date_of_birth_or_identifier"),
+        (flags.is_null() | (flags.list.len() == 0)).alias("_no_values_set_aside"),
     )
 
 
-def _context(context_dir: Path | None):
-    if context_dir is None:
-        ctx = gx.get_context(mode="ephemeral")
-    else:
-        context_dir.mkdir(parents=True, exist_ok=True)
-        ctx = gx.get_context(mode="file", project_root_dir=str(context_dir))
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return ctx
+def _gx_frame(source: str, frame: pl.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Only the columns the suite reads (the pandas conversion is the costly part), indexed by row position."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ExpectationError(f"{source}: the suite reads column(s) the records do not have: {', '.join(missing)}")
+    view = frame.select(
+        [
+            # a blank record id is no record id
+            pl.when(_present(c)).then(pl.col(c)).alias(c) if c == "record_id"
+            # GX compares datetime64[ns] columns with datetime bounds; polars dates would arrive as
+            # datetime64[ms], which GX checks value by value in Python
+            else pl.col(c).cast(pl.Datetime("ns")) if frame.schema[c] == pl.Date
+            else pl.col(c)
+            for c in columns
+        ]
+    ).with_row_index(ROW_INDEX)
+    return view.to_pandas().set_index(ROW_INDEX)
 
 
-def validate_records(source: str, frame: pl.DataFrame, extract_date: dt.date,
-                     context_dir: Path | None = None) -> ValidationOutcome:
-    config = load_suite_config(source)
-    checked = _with_derived(frame)
-    # GX sees only what the suites test (converting every column to pandas is the slow part)
-    columns = [c for c in checked.columns if c.startswith("_") or c in (
-        "record_id", "first_name", "last_name", "date_of_birth", "sex", "postcode", "nhs_number", "ni_number",
-        "upn", "pnc_id", "crn", "uprn")]
-    pdf = checked.select(columns).to_pandas()
-    for c in ("date_of_birth",):
-        if c in pdf.columns:
-            pdf[c] = pdf[c].astype("datetime64[ns]")
+def validate_records(
+    source: str,
+    frame: pl.DataFrame,
+    extract_date: dt.date,
+    context_dir: Path | None = None,
+    *,
+    suites_dir: Path = SUITES_DIR,
+) -> ValidationOutcome:
+    """Validate one source's standardised person_record rows with its suite (the default for an unseen source).
 
-    with _GX_LOCK:
-        validation = _run_checkpoint(source, config, pdf, context_dir)
-    return _outcome(source, frame, validation, context_dir)
+    One GX checkpoint run. With `context_dir` a file context lives under context_dir/gx and Data Docs
+    are written; with None an ephemeral context is used and there are no Data Docs. Raises
+    ExpectationError if an expectation could not be evaluated. len(staged) + len(quarantined) == len(frame).
+    """
+    suite = load_suite(source, suites_dir)
+    checked = with_derived_columns(frame)
+    columns = list(dict.fromkeys(e.column for e in suite.expectations if getattr(e, "column", None)))
+    validation = run_suite(
+        context_dir=context_dir,
+        asset_name=f"{source}_person_record",
+        suite=suite,
+        frame=_gx_frame(source, checked, columns),
+        run_name=f"{source}-{extract_date:%Y%m%d}",
+        parameters={EXTRACT_DATE: pd.Timestamp(extract_date)},
+    )
 
-
-def _run_checkpoint(source: str, config: dict, pdf, context_dir: Path | None):
-    ctx = _context(context_dir)
-    name = f"familylink_{source}"
-    datasource = ctx.data_sources.add_or_update_pandas(name=f"{name}_staging")
-    asset = datasource.add_dataframe_asset(name="standardised")
-    batch = asset.add_batch_definition_whole_dataframe("extract")
-    try:
-        ctx.suites.delete(name)
-    except Exception:  # not there yet
-        pass
-    suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=_expectations(config)))
-    try:
-        ctx.validation_definitions.delete(name)
-    except Exception:
-        pass
-    definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-    actions = [UpdateDataDocsAction(name="data_docs")] if context_dir is not None else []
-    try:
-        ctx.checkpoints.delete(name)
-    except Exception:
-        pass
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-        name=name, validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [_ROW],
-                       "partial_unexpected_count": 0},
-    ))
-    result = checkpoint.run(batch_parameters={"dataframe": pdf})
-    return next(iter(result.run_results.values()))
-
-
-def _outcome(source: str, frame: pl.DataFrame, validation, context_dir: Path | None) -> ValidationOutcome:
-
-    reasons: dict[int, list[str]] = {}
-    summary = []
-    for res in validation.results:
+    summary, failures = [], []
+    for position, res in enumerate(validation.results):
         cfg = res.expectation_config
         meta = cfg.meta or {}
-        if res.exception_info and res.exception_info.get("raised_exception"):
-            raise ValidationError(f"{source}: expectation {cfg.type} on column {cfg.kwargs.get('column')} could "
-                                  f"not be evaluated ({res.exception_info.get('exception_message', '')[:200]})")
         stats = res.result or {}
         summary.append({
-            "expectation": cfg.type, "column": cfg.kwargs.get("column"), "severity": meta.get("severity", "warning"),
-            "unexpected_count": int(stats.get("unexpected_count") or 0),
-            "unexpected_percent": float(stats.get("unexpected_percent") or 0.0), "success": bool(res.success),
+            "expectation": cfg.type,
+            "column": cfg.kwargs.get("column"),
+            "severity": meta.get("severity"),
+            "reason": meta.get("reason"),
+            "unexpected_count": stats.get("unexpected_count"),
+            "unexpected_percent": stats.get("unexpected_percent"),
+            "success": bool(res.success),
         })
-        if meta.get("severity") == "quarantine" and not res.success:
-            for item in stats.get("unexpected_index_list") or []:
-                idx = item[_ROW] if isinstance(item, dict) else item
-                reasons.setdefault(int(idx), []).append(meta.get("reason", cfg.type))
+        if meta.get("severity") == QUARANTINE:
+            rows = failing_rows(res)
+            if rows:
+                failures.append(pl.DataFrame({ROW_INDEX: rows, "_rule": position, "reason": meta.get("reason")},
+                                             schema={ROW_INDEX: pl.UInt32, "_rule": pl.Int64, "reason": pl.String}))
 
-    bad = pl.DataFrame({_ROW: list(reasons), "reasons": list(reasons.values())},
-                       schema={_ROW: pl.Int64, "reasons": pl.List(pl.String)})
-    with_idx = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(_ROW))
-    quarantined = with_idx.join(bad, on=_ROW, how="inner").select("row_number", "record_id", "reasons").sort("row_number")
-    staged = with_idx.join(bad, on=_ROW, how="anti").drop(_ROW)
-    docs = None
-    if context_dir is not None:
-        index = Path(context_dir) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-        docs = str(index) if index.exists() else None
-    return ValidationOutcome(staged, quarantined, pl.DataFrame(summary), bool(validation.success), docs)
+    staged, quarantined = _split(frame, failures)
+    if staged.height + quarantined.height != frame.height:
+        raise ExpectationError(f"{source}: staged {staged.height} + quarantined {quarantined.height} "
+                               f"!= {frame.height} rows validated")
+    docs = data_docs_index(context_dir) if context_dir is not None else None
+    return ValidationOutcome(
+        staged=staged,
+        quarantined=quarantined,
+        summary=pl.DataFrame(summary, schema=SUMMARY_SCHEMA),
+        success=bool(validation.success),
+        suite=suite.meta["suite_file"],
+        data_docs=str(docs) if docs is not None and docs.exists() else None,
+    )
+
+
+def _split(frame: pl.DataFrame, failures: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if failures:
+        reasons = (
+            pl.concat(failures)
+            .sort(ROW_INDEX, "_rule")
+            .group_by(ROW_INDEX, maintain_order=True)
+            .agg(pl.col("reason").alias("reasons"))
+        )
+    else:
+        reasons = pl.DataFrame(schema={ROW_INDEX: pl.UInt32, "reasons": pl.List(pl.String)})
+    indexed = frame.with_row_index(ROW_INDEX)
+    quarantined = (
+        indexed.select(ROW_INDEX, "row_number", "record_id")
+        .join(reasons, on=ROW_INDEX, how="inner")
+        .sort(ROW_INDEX)
+        .drop(ROW_INDEX)
+    )
+    staged = indexed.filter(~pl.col(ROW_INDEX).is_in(reasons[ROW_INDEX].implode())).drop(ROW_INDEX)
+    return staged, quarantined

@@ -56,6 +56,14 @@ def _raw_rows(frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
     )
 
 
+_NAME_FIELDS = ("forenames", "last_name", "full_name")
+
+
+def _name_columns(contract: SourceContract) -> list[str]:
+    """Source columns that carry a person's name: an extract where most rows have none is rejected whole."""
+    return [c for key, spec in contract.person.fields().items() if key in _NAME_FIELDS for c in spec.source_columns()]
+
+
 def ingest_source(
     con: duckdb.DuckDBPyConnection,
     contract: SourceContract,
@@ -104,6 +112,7 @@ def ingest_source(
         required_columns=contract.required_source_columns(),
         key_column=contract.record_key,
         max_drop_share=max_row_count_drop,
+        name_columns=_name_columns(contract),
     )
     if problems:
         message = "; ".join(f"{display}: {p}" for p in problems)
