@@ -100,3 +100,33 @@ create table if not exists audit.access_log (
 -- The key of one distinct source address, shared by address matching and the graph.
 create or replace macro address_key(address_std, postcode, uprn) as
     md5(coalesce(address_std, '') || '|' || coalesce(postcode, '') || '|' || coalesce(cast(uprn as varchar), ''));
+
+-- Clerical review decisions on pairs of source records (`familylink review`, or loaded from a file).
+-- 'match' is a must-link and 'non_match' a cannot-link for the next run's clustering; 'unsure' only
+-- counts towards the review sample. The latest decision on a pair is the one in force; earlier ones
+-- stay as the record of who decided what, when. Pairs are stored with the smaller key on the left.
+create table if not exists linkage.clerical_decision (
+    source_l varchar not null,
+    record_id_l varchar not null,
+    source_r varchar not null,
+    record_id_r varchar not null,
+    decision varchar not null check (decision in ('match', 'non_match', 'unsure')),
+    stratum varchar,                     -- how the pair came to review: borderline | random | manual
+    match_probability double,            -- the model's probability when the pair was reviewed
+    model_version varchar,
+    reviewer varchar not null,
+    decided_at timestamp not null default current_timestamp
+);
+
+-- Records whose cluster the over-merge guard split or flagged in a run, and why
+-- (conflicting NHS numbers, a cannot-link decision, dates of birth too far apart for one person).
+create table if not exists linkage.overmerge_flag (
+    run_id varchar not null,
+    source varchar not null,
+    record_id varchar not null,
+    person_id bigint,                    -- the person the record belongs to after the guard
+    cluster_key varchar not null,        -- the cluster as first formed (same key = same original cluster)
+    reason varchar not null,             -- nhs_number_conflict | cannot_link | date_of_birth_conflict
+    action varchar not null check (action in ('split', 'flagged')),
+    flagged_at timestamp not null default current_timestamp
+);
