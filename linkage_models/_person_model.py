@@ -211,36 +211,56 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
 class LinkResult:
     clusters: "pl.DataFrame"  # source, record_id, cluster_id, match_probability
     scored_pairs: int
+    flags: "pl.DataFrame"  # source, record_id, cluster_key, reason, action (over-merge guard)
+
+
+def _split_unique_id(frame: "pl.DataFrame") -> "pl.DataFrame":
+    import polars as pl
+
+    return frame.with_columns(
+        pl.col("unique_id").str.splitn(":", 2).struct.rename_fields(["source", "record_id"]).alias("_k")
+    ).unnest("_k")
 
 
 def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, threshold: float,
                         review_threshold: float = 0.5) -> LinkResult:
-    """Score candidate pairs with an approved model and cluster at the threshold.
+    """Score candidate pairs with an approved model and cluster at the threshold, honouring clerical
+    decisions and the over-merge guard (linkage_models/_clusters.py).
 
     Pairs at or above `review_threshold` are kept in linkage.person_pairs for reports and clerical review.
     """
     import polars as pl
 
+    from linkage_models._clusters import cluster_persons
+
     build_input(con)
     linker = make_linker(con, str(model_path))
-    pairs = linker.inference.predict(threshold_match_probability=review_threshold)
+    pairs = linker.inference.predict(threshold_match_probability=min(review_threshold, threshold))
     con.execute(
         f"create or replace table linkage.person_pairs as select unique_id_l, unique_id_r, match_weight, "
         f"match_probability from {pairs.physical_name}"
     )
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold_match_probability=threshold)
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    clustering = cluster_persons(con, INPUT_TABLE, threshold)
+    con.register("_clusters", clustering.clusters)
+    # each record's strongest accepted link (null for a record linked to nothing)
     frame = con.sql(
         f"""
-        select c.unique_id, c.cluster_id,
-               max(p.match_probability) filter (where p.match_probability >= {threshold}) as match_probability
-        from {clusters.physical_name} as c
-        left join linkage.person_pairs as p on c.unique_id in (p.unique_id_l, p.unique_id_r)
-        group by all
+        with ends as (
+            select unique_id_l as unique_id, match_probability from linkage.person_pairs
+            where match_probability >= {float(threshold)}
+            union all
+            select unique_id_r, match_probability from linkage.person_pairs
+            where match_probability >= {float(threshold)}
+        ),
+        strongest as (select unique_id, max(match_probability) as match_probability from ends group by unique_id)
+        select c.unique_id, c.cluster_id, s.match_probability
+        from _clusters as c left join strongest as s using (unique_id)
         """
     ).pl()
+    con.unregister("_clusters")
     scored = con.execute("select count(*) from linkage.person_pairs").fetchall()[0][0]
-    linker.table_management.delete_tables_created_by_splink_from_db()
-    frame = frame.with_columns(
-        pl.col("unique_id").str.split_exact(":", 1).struct.rename_fields(["source", "record_id"]).alias("k")
-    ).unnest("k").select("source", "record_id", pl.col("cluster_id").cast(pl.String), "match_probability")
-    return LinkResult(frame, scored)
+    clusters = _split_unique_id(frame).select("source", "record_id", pl.col("cluster_id").cast(pl.String),
+                                              "match_probability")
+    flags = _split_unique_id(clustering.flags).select("source", "record_id", "cluster_key", "reason", "action")
+    return LinkResult(clusters, scored, flags)

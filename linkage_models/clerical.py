@@ -52,7 +52,7 @@ def decisions_in_force(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         f"""
         select * exclude (rn) from (
             select *, row_number() over (
-                partition by source_l, record_id_l, source_r, record_id_r order by decided_at desc
+                partition by source_l, record_id_l, source_r, record_id_r order by decided_at desc, rowid desc
             ) as rn
             from {TABLE}
         )

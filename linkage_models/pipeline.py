@@ -57,13 +57,31 @@ def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
     version, path = approved_model(settings)
     result = predict_and_cluster(con, path, settings.match_threshold)
     assigned = assign_person_ids(con, result.clusters, run_id)
+    _record_overmerge_flags(con, run_id, result.flags)
     lineage = con.execute(
         "select event, count(*) from audit.id_lineage where run_id = ? and kind = 'person' group by event", [run_id]
     ).fetchall()
     return {
         "model_version": version, "records": assigned.height, "persons": assigned["person_id"].n_unique(),
         "scored_pairs": result.scored_pairs, "lineage": dict(lineage),
+        "overmerge_flags": result.flags.select("cluster_key", "reason").n_unique(),
     }
+
+
+def _record_overmerge_flags(con: duckdb.DuckDBPyConnection, run_id: str, flags: pl.DataFrame) -> None:
+    """Keep which records the guard split or flagged in this run, with the person each now belongs to."""
+    con.register("_flags", flags)
+    try:
+        con.execute(
+            """
+            insert into linkage.overmerge_flag (run_id, source, record_id, person_id, cluster_key, reason, action)
+            select ?, f.source, f.record_id, c.person_id, f.cluster_key, f.reason, f.action
+            from _flags as f left join linkage.person_cluster as c using (source, record_id)
+            """,
+            [run_id],
+        )
+    finally:
+        con.unregister("_flags")
 
 
 def evaluate_persons(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
@@ -94,4 +112,4 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of)
     total = sum(methods.values())
     return {**persons, "households": counts["household"], "graph_counts": counts,
-            "uprn_matched_share": 1 - methods.get("unmatched", 0) / total if total else 0.0, "overmerge_flags": None}
+            "uprn_matched_share": 1 - methods.get("unmatched", 0) / total if total else 0.0}

@@ -79,3 +79,38 @@ def test_nightly_link_uses_only_the_approved_model_and_keeps_ids(linked, tmp_pat
     assert first["model_version"] == second["model_version"] == model.version
     assert ids_second.equals(ids_first)
     assert second["lineage"] == {} and first["lineage"]["new"] == first["persons"]
+
+
+def test_a_cannot_link_decision_splits_the_person_in_the_next_run(linked):
+    from linkage_models.clerical import record_decision
+    from linkage_models.pipeline import link_persons, promote
+
+    con, model, _, _, data = linked
+    settings = Settings(data_dir=data)
+    promote(settings, model.version)
+    link_persons(con, settings, "run-a")
+    # a person of exactly two records, linked by one scored pair
+    pair = con.sql(
+        """
+        select l.source, l.record_id, r.source, r.record_id, l.person_id
+        from linkage.person_cluster as l join linkage.person_cluster as r
+          on l.person_id = r.person_id and (l.source, l.record_id) < (r.source, r.record_id)
+        where l.cluster_size = 2
+        order by l.person_id limit 1
+        """
+    ).fetchall()[0]
+    record_decision(con, (pair[0], pair[1]), (pair[2], pair[3]), "non_match", reviewer="test")
+    summary = link_persons(con, settings, "run-b")
+    after = con.sql(
+        "select source, record_id, person_id from linkage.person_cluster where (source, record_id) in "
+        f"(('{pair[0]}', '{pair[1]}'), ('{pair[2]}', '{pair[3]}'))"
+    ).pl()
+    assert after["person_id"].n_unique() == 2 and pair[4] in after["person_id"].to_list()
+    assert summary["lineage"].get("split", 0) >= 1
+    # the decision is in force for every later run, not just the next one
+    link_persons(con, settings, "run-c")
+    again = con.sql(
+        "select person_id from linkage.person_cluster where (source, record_id) in "
+        f"(('{pair[0]}', '{pair[1]}'), ('{pair[2]}', '{pair[3]}'))"
+    ).pl()
+    assert again["person_id"].n_unique() == 2

@@ -1,0 +1,216 @@
+"""Clustering scored pairs into persons, honouring clerical decisions and guarding against over-merges.
+
+1. Edges are the scored pairs at or above the threshold, less every pair with a cannot-link decision in
+   force, plus every must-link pair (probability 1). Splink's connected components clusters them.
+2. A cluster is an over-merge when it holds two different valid NHS numbers, or both records of a
+   cannot-link pair (connected through others). Such a cluster is rebuilt from its own edges, strongest
+   first (must-links before any scored pair), refusing any edge that would join two NHS numbers or a
+   cannot-link pair: the weakest links that caused the conflict are the ones left out. Recorded as `split`.
+3. A cluster whose dates of birth lie more than a year apart cannot be one person unless a date was
+   mistyped; it is kept, and recorded as `flagged` for review (the report lists it).
+
+Standardisation has already nulled NHS numbers that fail the modulus-11 check, so every NHS number
+here is a valid one. See docs/adr/0002-person-linkage-model.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+from splink import DuckDBAPI
+from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+from linkage_models.clerical import decisions_in_force
+
+PAIRS = "linkage.person_pairs"
+EDGES = "person_linkage_edges"  # main schema, like the Splink input table
+
+# Dates of birth further apart than this cannot belong to one person (a year off by one is a known
+# recording error and is allowed by the model).
+DOB_SPREAD_DAYS = 366
+
+
+@dataclass
+class Clustering:
+    clusters: pl.DataFrame  # unique_id, cluster_id
+    flags: pl.DataFrame  # unique_id, cluster_key, reason, action
+
+
+def _decision_pairs(con: duckdb.DuckDBPyConnection, decision: str) -> pl.DataFrame:
+    decided = decisions_in_force(con).filter(pl.col("decision") == decision)
+    return decided.select(
+        (pl.col("source_l") + ":" + pl.col("record_id_l")).alias("unique_id_l"),
+        (pl.col("source_r") + ":" + pl.col("record_id_r")).alias("unique_id_r"),
+    )
+
+
+def _build_edges(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold: float,
+                 must: pl.DataFrame, cannot: pl.DataFrame) -> None:
+    con.register("_must", must)
+    con.register("_cannot", cannot)
+    try:
+        con.execute(
+            f"""
+            create or replace table {EDGES} as
+            with scored as (
+                select unique_id_l, unique_id_r, match_probability
+                from {PAIRS}
+                where match_probability >= {float(threshold)}
+            ),
+            cannot as (  -- either orientation
+                select unique_id_l as a, unique_id_r as b from _cannot
+                union all
+                select unique_id_r, unique_id_l from _cannot
+            ),
+            kept as (
+                select s.*
+                from scored as s
+                anti join cannot as c on s.unique_id_l = c.a and s.unique_id_r = c.b
+            ),
+            must as (
+                select m.unique_id_l, m.unique_id_r, 1.0 as match_probability
+                from _must as m
+                semi join {nodes_table} as nl on nl.unique_id = m.unique_id_l
+                semi join {nodes_table} as nr on nr.unique_id = m.unique_id_r
+            )
+            select *, false as must_link from kept
+            union all
+            select *, true as must_link from must
+            """
+        )
+    finally:
+        con.unregister("_must")
+        con.unregister("_cannot")
+
+
+class _Components:
+    """Union-find over one cluster's records, refusing unions that join conflicting records."""
+
+    def __init__(self, nodes: list[str], nhs: dict[str, str | None], cannot: set[frozenset[str]]):
+        self.parent = {n: n for n in nodes}
+        self.nhs = {n: ({nhs[n]} if nhs.get(n) else set()) for n in nodes}
+        self.members = {n: {n} for n in nodes}
+        self.cannot = cannot
+
+    def find(self, node: str) -> str:
+        while self.parent[node] != node:
+            self.parent[node] = self.parent[self.parent[node]]
+            node = self.parent[node]
+        return node
+
+    def conflicts(self, a: str, b: str) -> bool:
+        if len(self.nhs[a] | self.nhs[b]) > 1:
+            return True
+        small, large = sorted((self.members[a], self.members[b]), key=len)
+        return any(frozenset((x, y)) in self.cannot for x in small for y in large)
+
+    def union(self, a: str, b: str, force: bool = False) -> bool:
+        a, b = self.find(a), self.find(b)
+        if a == b:
+            return True
+        if not force and self.conflicts(a, b):
+            return False
+        if len(self.members[a]) < len(self.members[b]):
+            a, b = b, a
+        self.parent[b] = a
+        self.members[a] |= self.members.pop(b)
+        self.nhs[a] |= self.nhs.pop(b)
+        return True
+
+
+def _split(nodes: pl.DataFrame, edges: pl.DataFrame, cannot: set[frozenset[str]]) -> dict[str, str]:
+    """Rebuild one over-merged cluster from its edges, strongest first; returns unique_id → new cluster id."""
+    components = _Components(nodes["unique_id"].to_list(), dict(zip(nodes["unique_id"], nodes["nhs_number"])),
+                             cannot)
+    ordered = edges.sort(["must_link", "match_probability", "unique_id_l", "unique_id_r"],
+                         descending=[True, True, False, False])
+    for left, right, must in ordered.select("unique_id_l", "unique_id_r", "must_link").iter_rows():
+        components.union(left, right, force=must)  # a reviewer's must-link stands even against the guard
+    groups: dict[str, list[str]] = {}
+    for node in nodes["unique_id"]:
+        groups.setdefault(components.find(node), []).append(node)
+    return {node: min(members) for members in groups.values() for node in members}
+
+
+def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold: float) -> Clustering:
+    """Cluster the scored pairs in linkage.person_pairs over the records of `nodes_table` (unique_id,
+    nhs_number, date_of_birth)."""
+    must = _decision_pairs(con, "match")
+    cannot = _decision_pairs(con, "non_match")
+    _build_edges(con, nodes_table, threshold, must, cannot)
+    db_api = DuckDBAPI(connection=con)
+    components = cluster_pairwise_predictions_at_threshold(
+        db_api.register(nodes_table), db_api.register(EDGES), db_api, node_id_column_name="unique_id",
+        threshold_match_probability=None,  # the edges are already the accepted links
+    )
+    con.execute(f"create or replace temp table _cluster as select unique_id, cast(cluster_id as varchar) as cluster_id "
+                f"from {components.physical_name}")
+    components.drop_table_from_database_and_remove_from_cache()
+
+    con.register("_cannot", cannot)
+    try:
+        suspects = con.sql(
+            f"""
+            with nhs as (
+                select c.cluster_id
+                from _cluster as c join {nodes_table} as n using (unique_id)
+                where n.nhs_number is not null
+                group by c.cluster_id
+                having count(distinct n.nhs_number) > 1
+            ),
+            cannot as (
+                select cl.cluster_id
+                from _cannot as x
+                join _cluster as cl on cl.unique_id = x.unique_id_l
+                join _cluster as cr on cr.unique_id = x.unique_id_r
+                where cl.cluster_id = cr.cluster_id
+            )
+            select cluster_id, 'nhs_number_conflict' as reason from nhs
+            union all
+            select distinct cluster_id, 'cannot_link' from cannot
+            """
+        ).pl()
+    finally:
+        con.unregister("_cannot")
+    cannot_set = {frozenset(p) for p in cannot.select("unique_id_l", "unique_id_r").iter_rows()}
+    clusters = con.sql("select unique_id, cluster_id from _cluster").pl()
+    flags = [pl.DataFrame(schema={"unique_id": pl.String, "cluster_key": pl.String, "reason": pl.String,
+                                  "action": pl.String})]
+    if suspects.height:
+        con.register("_suspect", suspects.select("cluster_id").unique())
+        nodes = con.sql(f"select c.cluster_id, c.unique_id, n.nhs_number from _cluster as c "
+                        f"join {nodes_table} as n using (unique_id) semi join _suspect using (cluster_id)").pl()
+        edges = con.sql(f"select c.cluster_id, e.* from {EDGES} as e join _cluster as c on c.unique_id = e.unique_id_l "
+                        f"semi join _suspect using (cluster_id)").pl()
+        con.unregister("_suspect")
+        new_ids: dict[str, str] = {}
+        for (cluster_id,), cluster_nodes in nodes.group_by(["cluster_id"]):
+            new_ids.update(_split(cluster_nodes, edges.filter(pl.col("cluster_id") == cluster_id), cannot_set))
+        remap = pl.DataFrame({"unique_id": list(new_ids), "new_cluster_id": list(new_ids.values())})
+        reasons = suspects.group_by("cluster_id").agg(pl.col("reason").sort().str.join(","))
+        flags.append(nodes.join(reasons, on="cluster_id").select(
+            "unique_id", pl.col("cluster_id").alias("cluster_key"), "reason", pl.lit("split").alias("action")))
+        clusters = clusters.join(remap, on="unique_id", how="left").select(
+            "unique_id", pl.coalesce("new_cluster_id", "cluster_id").alias("cluster_id"))
+
+    con.register("_final", clusters)
+    try:
+        dob = con.sql(
+            f"""
+            select f.unique_id, f.cluster_id as cluster_key, 'date_of_birth_conflict' as reason, 'flagged' as action
+            from _final as f
+            semi join (
+                select f.cluster_id
+                from _final as f join {nodes_table} as n using (unique_id)
+                group by f.cluster_id
+                having date_diff('day', min(n.date_of_birth), max(n.date_of_birth)) > {DOB_SPREAD_DAYS}
+            ) as wide using (cluster_id)
+            """
+        ).pl()
+    finally:
+        con.unregister("_final")
+    flags.append(dob)
+    con.execute("drop table if exists _cluster")
+    return Clustering(clusters, pl.concat(flags))
