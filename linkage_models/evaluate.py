@@ -48,6 +48,38 @@ def person_link_quality(clusters: pl.DataFrame, truth: pl.DataFrame) -> dict[str
     }
 
 
+def _pairs_by_source(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Pairs of records placed together under `keys`, counted by the (unordered) pair of their sources."""
+    counts = frame.group_by([*keys, "source"]).len()
+    both = counts.join(counts, on=keys, suffix="_b").filter(pl.col("source") <= pl.col("source_b"))
+    pairs = pl.when(pl.col("source") == pl.col("source_b")).then(pl.col("len") * (pl.col("len") - 1) // 2) \
+        .otherwise(pl.col("len") * pl.col("len_b"))
+    return both.group_by(pl.col("source").alias("source_a"), "source_b").agg(pairs.sum().alias("pairs"))
+
+
+def person_link_quality_by_source_pair(clusters: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """Pairwise precision, recall and F1 for each pair of sources (a source with itself is its duplicates)."""
+    c = clusters.join(truth.select("source", "record_id", "person_id"), on=["source", "record_id"])
+    keys = ["source_a", "source_b"]
+    table = (
+        _pairs_by_source(c, ["person_id"]).rename({"pairs": "true_pairs"})
+        .join(_pairs_by_source(c, ["cluster_id"]).rename({"pairs": "linked_pairs"}), on=keys, how="full",
+              coalesce=True)
+        .join(_pairs_by_source(c, ["cluster_id", "person_id"]).rename({"pairs": "correct_pairs"}), on=keys,
+              how="full", coalesce=True)
+        .fill_null(0)
+        .with_columns(
+            pl.when(pl.col("linked_pairs") > 0).then(pl.col("correct_pairs") / pl.col("linked_pairs"))
+            .otherwise(1.0).alias("precision"),
+            pl.when(pl.col("true_pairs") > 0).then(pl.col("correct_pairs") / pl.col("true_pairs"))
+            .otherwise(1.0).alias("recall"),
+        )
+        .with_columns((2 * pl.col("precision") * pl.col("recall") / (pl.col("precision") + pl.col("recall")))
+                      .fill_nan(0.0).alias("f1"))
+    )
+    return table.sort(keys)
+
+
 def household_quality(con, truth_dir) -> dict[str, float]:
     """Share of true households (of people the agencies know) rebuilt exactly, and UPRN accuracy."""
     from pathlib import Path

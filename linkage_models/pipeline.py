@@ -84,11 +84,23 @@ def _record_overmerge_flags(con: duckdb.DuckDBPyConnection, run_id: str, flags: 
         con.unregister("_flags")
 
 
+def _clusters_and_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if not (truth_dir / "records.parquet").exists():
+        raise ModelError(f"no ground truth at {truth_dir}: evaluation needs the synthetic city's truth files")
+    clusters = con.sql("select source, record_id, cast(person_id as varchar) as cluster_id from linkage.person_cluster").pl()
+    return clusters, pl.read_parquet(truth_dir / "records.parquet")
+
+
 def evaluate_persons(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
     from linkage_models.evaluate import person_link_quality
 
-    clusters = con.sql("select source, record_id, cast(person_id as varchar) as cluster_id from linkage.person_cluster").pl()
-    return person_link_quality(clusters, pl.read_parquet(truth_dir / "records.parquet"))
+    return person_link_quality(*_clusters_and_truth(con, truth_dir))
+
+
+def evaluate_persons_by_source_pair(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> pl.DataFrame:
+    from linkage_models.evaluate import person_link_quality_by_source_pair
+
+    return person_link_quality_by_source_pair(*_clusters_and_truth(con, truth_dir))
 
 
 def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:

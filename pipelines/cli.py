@@ -147,13 +147,17 @@ def link(data_dir: DataDir = None) -> None:
 @app.command()
 def evaluate(data_dir: DataDir = None) -> None:
     """Person-link quality against the synthetic city's ground truth (evaluation only)."""
-    from linkage_models.pipeline import evaluate_persons
+    from linkage_models.pipeline import ModelError, evaluate_persons, evaluate_persons_by_source_pair
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
     con = open_warehouse(settings)
     try:
-        quality = evaluate_persons(con, settings.truth)
+        try:
+            quality = evaluate_persons(con, settings.truth)
+            by_pair = evaluate_persons_by_source_pair(con, settings.truth)
+        except ModelError as exc:
+            _fail(str(exc))
         if con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
                        "and table_name = 'household_member'").fetchall()[0][0]:
             from linkage_models.evaluate import household_quality
@@ -167,6 +171,13 @@ def evaluate(data_dir: DataDir = None) -> None:
     for name, value in quality.items():
         table.add_row(name, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
     console.print(table)
+    pairs = Table(title="Person links by pair of sources (a source with itself: its own duplicates)")
+    for column in ("sources", "true pairs", "linked pairs", "precision", "recall", "F1"):
+        pairs.add_column(column, justify="left" if column == "sources" else "right")
+    for row in by_pair.iter_rows(named=True):
+        pairs.add_row(f"{row['source_a']} × {row['source_b']}", f"{row['true_pairs']:,}", f"{row['linked_pairs']:,}",
+                      f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}")
+    console.print(pairs)
 
 
 @app.command()
