@@ -53,7 +53,7 @@ with source_addresses as (
         uprn as source_uprn,
         address_tokens as tokens,
         split_part(postcode, ' ', 1) as outward,
-        list_filter(address_tokens, lambda t: regexp_matches(t, '^[0-9]+$')) as numbers,
+        coalesce(list_position(address_tokens, 'FLAT'), 0) as flat_at,
         case when list_position(address_tokens, 'FLAT') > 0
              then address_tokens[list_position(address_tokens, 'FLAT') + 1] end as flat_no
     from {SOURCE_ADDRESSES}
@@ -61,7 +61,10 @@ with source_addresses as (
 source_parts as (
     select
         *,
-        list_filter(numbers, lambda n: n is distinct from flat_no)[1] as house_no,
+        -- the house number is the first number that is not the flat's own ("FLAT 8 8 OAK CLOSE" is
+        -- flat 8 of number 8), so skip by position, not by value
+        list_filter(list_filter(tokens, lambda t, i: flat_at = 0 or i <> flat_at + 1),
+                    lambda t: regexp_matches(t, '^[0-9]+$'))[1] as house_no,
         list_filter(tokens, lambda t: not regexp_matches(t, '^[0-9]+$') and t <> 'FLAT') as words
     from source_addresses
 ),

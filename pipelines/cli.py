@@ -125,23 +125,24 @@ def promote_model(version: str, data_dir: DataDir = None) -> None:
 
 @app.command()
 def link(data_dir: DataDir = None) -> None:
-    """Link the staged records into persons with the approved model; person ids stay stable across runs."""
+    """The link stage: addresses → UPRNs, records → persons with the approved model (ids stay stable across
+    runs), then the household graph. Publishing is a separate step (`familylink publish`)."""
     import warehouse
-    from linkage_models.pipeline import ModelError, link_persons
-    from pipelines.stages import open_warehouse
+    from pipelines.stages import StageFailure, open_warehouse, run_link
 
     settings = _settings(data_dir=data_dir)
     con = open_warehouse(settings)
     try:
-        with warehouse.audited_run(con, "link") as run_id, console.status("Linking persons"):
-            result = link_persons(con, settings, run_id)
-    except ModelError as exc:
-        _fail(str(exc))
+        with warehouse.audited_run(con, "link") as run_id, console.status("Linking addresses, persons and households"):
+            result = run_link(settings, run_id, con=con)
+    except StageFailure as exc:
+        _fail(f"link failed: {exc}")
     finally:
         con.close()
-    console.print(f"{result['records']:,} records → {result['persons']:,} persons "
-                  f"(model {result['model_version']}, threshold {settings.match_threshold}); "
-                  f"id changes: {result['lineage'] or 'none'}")
+    console.print(f"{result.records:,} records → {result.persons:,} persons in {result.households or 0:,} households "
+                  f"(model {result.model_version}, threshold {settings.match_threshold}); "
+                  f"addresses matched {result.uprn_matched_share or 0:.1%}; "
+                  f"over-merge flags {result.overmerge_flags or 0}; id changes: {result.lineage or 'none'}")
 
 
 @app.command()

@@ -16,6 +16,8 @@ GAZETTEER = """uprn,usrn,sao_text,pao_start_number,pao_text,street_description,l
 1005,3,,14,,Mill Road,,ASHFORD VALE,AV9 1AB,W9,Westcliffe,RD04,false
 1006,4,,200,Oak Care Home,Station Road,,ASHFORD VALE,AV5 2CD,W5,Eastfield,RI01,true
 1007,1,,18,,Mill Road,,ASHFORD VALE,AV3 4PL,W1,Abbey,RD04,false
+1008,5,FLAT 8,8,,Oak Close,,ASHFORD VALE,AV3 4PQ,W1,Abbey,RD06,false
+1009,5,FLAT 8,10,,Oak Close,,ASHFORD VALE,AV3 4PQ,W1,Abbey,RD06,false
 """
 
 CASES = [
@@ -33,6 +35,8 @@ CASES = [
     ("source UPRN kept", "anything at all", None, 1007, 1007),
     ("unknown source UPRN falls back to the text", "18 Mill Road", "AV3 4PL", 999999, 1007),
     ("house number not in gazetteer", "99 Mill Road", "AV3 4PL", None, None),
+    ("flat number equals house number", "Flat 8, 8 Oak Close", "AV3 4PQ", None, 1008),
+    ("flat 8 of number 10", "Flat 8 10 Oak Close", "AV3 4PQ", None, 1009),
 ]
 
 
