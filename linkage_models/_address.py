@@ -5,7 +5,7 @@ gazetteer knows it; otherwise candidates share the postcode, or the outward code
 (catching postcode typos). A candidate must agree on the flat number (both absent, or equal) and on the
 house number when the source gives one, and share a street or building word. The best-scoring candidate
 is accepted only when no other candidate scores as well; ambiguous and weak addresses stay unmatched
-rather than wrong.
+rather than wrong. The outward-code route is only tried for addresses with no candidate at their postcode.
 """
 
 from __future__ import annotations
@@ -79,6 +79,29 @@ by_source_uprn as (
     from source_parts as s
     where s.source_uprn in (select uprn from gazetteer)
 ),
+to_match as (
+    select * from source_parts
+    where address_key not in (select address_key from by_source_uprn)
+),
+-- a candidate must agree on the flat, on the house number when the source gives one, and share a word
+by_postcode as (
+    select s.address_key, g.uprn
+    from to_match as s join gazetteer as g on s.postcode = g.postcode
+    where s.flat_no is not distinct from g.flat_no
+      and (s.house_no is null or s.house_no = g.house_no)
+      and len(list_intersect(s.words, g.words)) >= 1
+),
+-- only an address with no candidate at its own postcode (a mistyped postcode, or one that names another
+-- street) looks wider: same outward code and house number. Kept to those few addresses, because an
+-- outward code holds thousands of properties.
+by_outward as (
+    select distinct s.address_key, g.uprn
+    from (select address_key, outward, house_no, flat_no, unnest(words) as word from to_match
+          where address_key not in (select address_key from by_postcode) and house_no is not null) as s
+    join (select uprn, outward, house_no, flat_no, unnest(words) as word from gazetteer) as g
+        on s.outward = g.outward and s.house_no = g.house_no and s.word = g.word
+    where s.flat_no is not distinct from g.flat_no
+),
 candidates as (
     select
         s.address_key,
@@ -86,14 +109,9 @@ candidates as (
         (s.postcode = g.postcode)::int * 2
             + (s.house_no is not null and s.house_no = g.house_no)::int * 2
             + len(list_intersect(s.words, g.words)) as score
-    from source_parts as s
-    join gazetteer as g
-        on s.postcode = g.postcode
-        or (s.outward = g.outward and s.house_no = g.house_no)
-    where s.address_key not in (select address_key from by_source_uprn)
-      and s.flat_no is not distinct from g.flat_no
-      and (s.house_no is null or s.house_no = g.house_no)
-      and len(list_intersect(s.words, g.words)) >= 1
+    from (select * from by_postcode union all select * from by_outward) as c
+    join to_match as s using (address_key)
+    join gazetteer as g using (uprn)
 ),
 by_model as (
     select address_key, uprn, 'rules' as match_method, least(1.0, score / 6.0) as match_score

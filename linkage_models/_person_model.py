@@ -179,11 +179,33 @@ class TrainedModel:
     metadata: dict
 
 
+TRAINING_SAMPLE = "person_linkage_training_sample"  # main schema, like the input table
+
+
+def _training_table(con: duckdb.DuckDBPyConnection, max_records: int) -> tuple[str, int]:
+    """The records training reads: all of them, or a deterministic sample of at most `max_records`.
+
+    Sampling records leaves every training estimate unbiased: λ (matching pairs / all pairs) and u
+    (agreement among random pairs) scale the same way on both sides of the ratio, and m comes from
+    EM within blocks whose match share does not change. It keeps EM's blocked pairs — which grow with
+    the square of the records per block — bounded at any city size.
+    """
+    total = con.execute(f"select count(*) from {INPUT_TABLE}").fetchall()[0][0]
+    if total <= max_records:
+        return INPUT_TABLE, total
+    per_mille = max(1, int(1000 * max_records / total))
+    con.execute(f"create or replace table {TRAINING_SAMPLE} as select * from {INPUT_TABLE} "
+                f"where hash(unique_id) % 1000 < {per_mille}")
+    return TRAINING_SAMPLE, con.execute(f"select count(*) from {TRAINING_SAMPLE}").fetchall()[0][0]
+
+
 def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 2e6,
-                       seed: int = 1) -> TrainedModel:
+                       max_records: int = 300_000, seed: int = 1) -> TrainedModel:
     """Unsupervised training on the staged records; saves a new version (never promoted here)."""
-    build_input(con)
-    linker = make_linker(con, person_settings())
+    records = build_input(con)
+    table, trained_on = _training_table(con, max_records)
+    db_api = DuckDBAPI(connection=con)
+    linker = Linker(db_api.register(table), person_settings(), log_level=logging.WARNING)
     linker.training.estimate_probability_two_random_records_match(DETERMINISTIC_RULES, recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     for rule in TRAINING_BLOCKS:
@@ -196,7 +218,8 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
     metadata = {
         "version": version, "trained_at": trained_at.isoformat(), "splink_version": splink.__version__,
-        "engine": "duckdb", "training_data_fingerprint": fingerprint(con), "max_pairs": max_pairs,
+        "engine": "duckdb", "training_data_fingerprint": fingerprint(con), "records": records,
+        "records_trained_on": trained_on, "max_pairs": max_pairs,
         "settings_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
@@ -204,6 +227,7 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
                         ("m_u_parameters", linker.visualisations.m_u_parameters_chart())):
         chart.save(str(out / f"{name}.html"), inline=True)
     linker.table_management.delete_tables_created_by_splink_from_db()
+    con.execute(f"drop table if exists {TRAINING_SAMPLE}")
     return TrainedModel(version, model_path, metadata)
 
 
@@ -233,9 +257,14 @@ def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, thresh
 
     from linkage_models._clusters import cluster_persons
 
+    import time
+
+    started = time.perf_counter()
     build_input(con)
     linker = make_linker(con, str(model_path))
     pairs = linker.inference.predict(threshold_match_probability=min(review_threshold, threshold))
+    logging.getLogger("familylink.link").info("link step predict took %.1f s", time.perf_counter() - started)
+    started = time.perf_counter()
     con.execute(
         f"create or replace table linkage.person_pairs as select unique_id_l, unique_id_r, match_weight, "
         f"match_probability from {pairs.physical_name}"
@@ -263,4 +292,5 @@ def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, thresh
     clusters = _split_unique_id(frame).select("source", "record_id", pl.col("cluster_id").cast(pl.String),
                                               "match_probability")
     flags = _split_unique_id(clustering.flags).select("source", "record_id", "cluster_key", "reason", "action")
+    logging.getLogger("familylink.link").info("link step cluster took %.1f s", time.perf_counter() - started)
     return LinkResult(clusters, scored, flags)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -17,8 +20,18 @@ from linkage_models._person_model import predict_and_cluster, train_person_model
 from pipelines.settings import Settings
 
 
+log = logging.getLogger("familylink.link")
+
+
 class ModelError(RuntimeError):
     stage = "link"
+
+
+@contextmanager
+def _timed(step: str):
+    started = time.perf_counter()
+    yield
+    log.info("link step %s took %.1f s", step, time.perf_counter() - started)
 
 
 def _person_dir(settings: Settings) -> Path:
@@ -56,8 +69,9 @@ def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
 
     version, path = approved_model(settings)
     result = predict_and_cluster(con, path, settings.match_threshold)
-    assigned = assign_person_ids(con, result.clusters, run_id)
-    _record_overmerge_flags(con, run_id, result.flags)
+    with _timed("stable person ids"):
+        assigned = assign_person_ids(con, result.clusters, run_id)
+        _record_overmerge_flags(con, run_id, result.flags)
     lineage = con.execute(
         "select event, count(*) from audit.id_lineage where run_id = ? and kind = 'person' group by event", [run_id]
     ).fetchall()
@@ -117,11 +131,14 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     gazetteer = settings.reference / "llpg.csv"
     if not gazetteer.exists():
         raise ModelError(f"gazetteer not found at {gazetteer}")
-    load_gazetteer(con, gazetteer)
-    methods = match_addresses(con)
-    persons = link_persons(con, settings, run_id)
+    with _timed("addresses"):
+        load_gazetteer(con, gazetteer)
+        methods = match_addresses(con)
+    with _timed("persons"):
+        persons = link_persons(con, settings, run_id)
     as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
-    counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of)
+    with _timed("graph"):
+        counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of)
     total = sum(methods.values())
     return {**persons, "households": counts["household"], "graph_counts": counts,
             "uprn_matched_share": 1 - methods.get("unmatched", 0) / total if total else 0.0}
