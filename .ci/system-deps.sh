@@ -2,7 +2,8 @@
 # Debian packages the test suite needs. Installs only what is missing, so repeat runs are quick.
 set -euo pipefail
 need=()
-# (headless Chromium for the report test is added with the report, issue 7)
+# headless Chromium: the report test opens the run report in it (tests/test_report.py)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "system-deps: missing ${need[*]}; run as root or install them with apt-get" >&2

@@ -203,6 +203,112 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
+def publish(data_dir: DataDir = None) -> None:
+    """Publish a new golden snapshot from the current household graph (checks, Parquet export, atomic switch)."""
+    import warehouse
+    from pipelines.stages import StageFailure, open_warehouse, run_publish
+
+    settings = _settings(data_dir=data_dir)
+    con = open_warehouse(settings)
+    try:
+        if not con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
+                           "and table_name = 'record_link'").fetchall()[0][0]:
+            _fail("no household graph yet: run `familylink link` first")
+        model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] or "unknown"
+        with warehouse.audited_run(con, "publish") as run_id, console.status("Publishing the golden snapshot"):
+            result = run_publish(settings, run_id, model, con=con)
+    except StageFailure as exc:
+        _fail(f"publish failed, the published snapshot is unchanged: {exc}")
+    finally:
+        con.close()
+    table = Table(title=f"Published {result.snapshot_id}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in result.row_counts.items():
+        table.add_row(f"golden.{name}", f"{rows:,}")
+    console.print(table)
+    console.print(f"Parquet and manifest: {result.parquet_dir}")
+
+
+@app.command()
+def report(
+    data_dir: DataDir = None,
+    run_id: Annotated[Optional[str], typer.Option(help="Run to report on (default: the latest completed run).")] = None,
+) -> None:
+    """Write the match-quality and data-quality report (one offline HTML file) for a run."""
+    from pipelines.stages import StageFailure, open_warehouse, run_report
+
+    settings = _settings(data_dir=data_dir)
+    con = open_warehouse(settings)
+    try:
+        run_id = run_id or (con.execute(
+            "select run_id from audit.run where status = 'completed' and flow in ('nightly', 'link', 'publish') "
+            "order by started_at desc limit 1").fetchall() or [[None]])[0][0]
+        if run_id is None:
+            _fail("no completed run to report on: run `familylink run` first")
+        path = run_report(settings, run_id, con=con)
+    except StageFailure as exc:
+        _fail(f"report failed: {exc}")
+    finally:
+        con.close()
+    if path is None:
+        _fail("the report package is not installed")
+    console.print(f"Report for run {run_id}: {path}")
+
+
+@app.command()
+def review(
+    data_dir: DataDir = None,
+    borderline: Annotated[int, typer.Option(help="Pairs near the threshold to review.")] = 20,
+    random: Annotated[int, typer.Option(help="Pairs drawn at random from all scored pairs.")] = 10,
+    reviewer: Annotated[Optional[str], typer.Option(help="Your name for the audit trail (default: OS user).")] = None,
+) -> None:
+    """Clerical review: label a stratified sample of pairs as match / not a match / unsure.
+
+    Labels become must-link / cannot-link rules in the next run and feed the report's precision and recall.
+    """
+    import getpass
+
+    from rich.prompt import Prompt
+
+    from linkage_models.pipeline import approved_version
+    from pipelines.stages import open_warehouse
+    from reports.review import sample_pairs
+    from reports.review import review as run_review
+
+    settings = _settings(data_dir=data_dir)
+    reviewer = reviewer or getpass.getuser()
+    con = open_warehouse(settings)
+    try:
+        if not con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
+                           "and table_name = 'person_pairs'").fetchall()[0][0]:
+            _fail("no scored pairs yet: run `familylink link` first")
+        pairs = sample_pairs(con, settings.match_threshold, borderline=borderline, random=random)
+        if not pairs:
+            _fail("no pairs left to review")
+
+        def ask(shown, position, total) -> str:
+            table = Table(title=f"Pair {position} of {total} ({shown.pair.stratum}, "
+                                f"model probability {shown.pair.match_probability:.3f})")
+            table.add_column("")
+            table.add_column(f"{shown.pair.left[0]} record")
+            table.add_column(f"{shown.pair.right[0]} record")
+            for name, left, right in shown.rows:
+                table.add_row(name.replace("_std", "").replace("_", " "), str(left), str(right))
+            for name, agreement in shown.identifiers:
+                table.add_row(name.replace("_", " "), agreement, agreement)
+            console.print(table)
+            return Prompt.ask("Same person? (m) match, (n) not a match, (u) unsure, (s) skip, (q) quit",
+                              choices=["m", "n", "u", "s", "q"], console=console)
+
+        counts = run_review(con, pairs, ask, reviewer=reviewer, model_version=approved_version(settings))
+    finally:
+        con.close()
+    console.print(f"Stored {counts['match']} match, {counts['non_match']} not a match, {counts['unsure']} unsure "
+                  f"({counts['skipped']} skipped). They apply from the next run.")
+
+
+@app.command()
 def rollback(data_dir: DataDir = None) -> None:
     """Return the golden views to the snapshot published before the current one."""
     from pipelines.stages import open_warehouse

@@ -12,3 +12,18 @@ def _quiet_third_party_loggers():
     for name in ("splink", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
     yield
+
+
+@pytest.fixture(scope="session")
+def published_city(tmp_path_factory):
+    """A small synthetic city taken through one whole nightly run (ingest, link, publish, report).
+
+    Shared by tests that only read what a run produced; tests that change the warehouse build their own.
+    """
+    from pipelines.stages import run_nightly
+    from tests._city import trained_city
+
+    settings = trained_city(tmp_path_factory.mktemp("published-city"), people=3000, seed=17)
+    summary = run_nightly(settings)
+    assert summary.ok, summary.failure
+    return settings, summary

@@ -5,24 +5,16 @@ import shutil
 import duckdb
 import pytest
 
-from linkage_models.pipeline import promote, train
 from pipelines.settings import Settings
 from pipelines.stages import open_warehouse, run_ingest, run_nightly
-from sources.synthetic import CityConfig, generate_city
+from tests._city import trained_city
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    data = tmp_path_factory.mktemp("nightly")
-    generate_city(data, CityConfig(people=3000, seed=9))
-    settings = Settings(data_dir=data, pseudonymisation_key="test-key")
-    run_ingest(settings)
-    con = open_warehouse(settings)
-    version = train(con, settings)
-    con.close()
-    promote(settings, version)
+    settings = trained_city(tmp_path_factory.mktemp("nightly"), people=3000, seed=9)
     return settings
 
 

@@ -1,0 +1,85 @@
+"""The run report: offline, renders in headless Chromium without errors, and its figures match the warehouse."""
+
+import re
+
+import duckdb
+import pytest
+
+from reports._figures import wilson_interval
+from tests._chromium import chromium_path, open_page
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(published_city):
+    settings, summary = published_city
+    assert summary.report is not None and summary.report.exists()
+    return settings, summary, summary.report
+
+
+def test_report_is_one_self_contained_file(report):
+    _, summary, path = report
+    html = path.read_text(encoding="utf-8")
+    assert path.parent.name == summary.run_id
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "the report must not load anything remote"
+    assert "vegaEmbed" in html and "<script>" in html
+
+
+def test_report_carries_no_personal_data(report):
+    settings, _, path = report
+    # the embedded chart libraries (vega, vega-lite, vega-embed) are code, not data: leave them out
+    html = re.sub(r"<script>(.*?)</script>", lambda m: m.group(0) if "const charts" in m.group(1) else "",
+                  path.read_text(encoding="utf-8"), flags=re.S).lower()
+    assert "charts = {" in html
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        values = con.sql(
+            "select last_name_std, cast(date_of_birth as varchar), nhs_number, postcode from staging.person_record "
+            "using sample 200 rows (reservoir, 7)").fetchall()
+    finally:
+        con.close()
+    for row in values:
+        for value in row:
+            if value and len(value) >= 6:  # long enough not to be a word of the report's own text
+                assert value.lower() not in html, "a personal data value appears in the report"
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (make system-deps installs it)")
+def test_report_renders_in_headless_chromium_with_figures_from_the_warehouse(report):
+    settings, summary, path = report
+    page = open_page(path, {
+        "charts": "document.querySelectorAll('.chart svg').length",
+        "staged": "Object.fromEntries([...document.querySelectorAll('#sources tr[data-source]')]"
+                  ".map(r => [r.dataset.source, r.querySelector('.rows-staged').textContent]))",
+        "records": "Object.fromEntries([...document.querySelectorAll('#linked tr[data-source]')]"
+                   ".map(r => [r.dataset.source, r.querySelector('.records').textContent]))",
+        "precision": "document.getElementById('truth-precision').textContent",
+    })
+    assert page.errors == []
+    assert page.values["charts"] == 4  # weight histogram, cluster sizes, Splink match weights and m/u
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        staged = dict(con.execute("select source, count(*) from staging.person_record where record_role = 'subject' "
+                                  "group by 1").fetchall())
+        records = dict(con.execute("select source, count(*) from graph.record_link group by 1").fetchall())
+    finally:
+        con.close()
+    assert {k: int(v.replace(",", "")) for k, v in page.values["staged"].items()} == staged
+    assert {k: int(v.replace(",", "")) for k, v in page.values["records"].items()} == records
+    from linkage_models.pipeline import evaluate_persons
+
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        precision = evaluate_persons(con, settings.truth)["pairwise_precision"]
+    finally:
+        con.close()
+    assert page.values["precision"] == f"{precision:.4f}"
+
+
+@pytest.mark.parametrize("successes, trials, low, high", [
+    (0, 0, 0.0, 1.0), (10, 10, 0.7225, 1.0), (5, 10, 0.2366, 0.7634), (95, 100, 0.8882, 0.9785),
+])
+def test_wilson_interval(successes, trials, low, high):
+    lo, hi = wilson_interval(successes, trials)
+    assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
