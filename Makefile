@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 DEMO_PEOPLE ?= 20000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test test-fast lock bench clean-data
+.PHONY: install system-deps demo test test-fast serve lock bench clean-data
 
 ## install: Python 3.11 venv from the committed lock (uv is installed with pip if missing)
 install: $(VENV)/.installed
@@ -36,6 +36,10 @@ test: install system-deps
 ## test-fast: everything but the slow and integration tests
 test-fast: install
 	$(PY) -m pytest -m "not slow and not integration and not spark" $(PYTEST_ARGS)
+
+## serve: local Prefect server + process worker on 127.0.0.1, deployments from prefect.yaml registered (Ctrl-C stops)
+serve: install
+	$(PY) -m pipelines.local_prefect
 
 ## lock: re-resolve requirements.lock (name==version lines, no download addresses)
 lock:

@@ -123,6 +123,9 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     from sources._contract import load_contracts
     from warehouse._graph import build_graph
 
+    if settings.engine != "duckdb":
+        raise ModelError(f"engine {settings.engine!r} is not available in this release: the link stage runs on "
+                         "DuckDB (set engine: duckdb)")
     contracts = load_contracts(settings.contracts_dir)
     trust = pl.DataFrame({"source": list(contracts), "trust_rank": [c.trust_rank for c in contracts.values()]})
     con.register("_trust", trust)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -101,9 +102,10 @@ class LocalPrefect:
             args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
         result = self._prefect(*args, check=False, timeout=timeout + 60)
         output = result.stdout + result.stderr
-        for state in ("Completed", "Failed", "Crashed", "Cancelled"):
-            if f"finished in state {state}" in output or f"state {state}" in output:
-                return state
+        # e.g. "Flow run finished successfully in 'Completed'." or "... finished in state 'Failed'"
+        found = re.search(r"finished (?:successfully )?in (?:state )?'?(Completed|Failed|Crashed|Cancelled)", output)
+        if found:
+            return found.group(1)
         raise RuntimeError(f"could not read the flow run's final state from:\n{output[-3000:]}")
 
     @staticmethod
