@@ -136,6 +136,9 @@ def retry_on_io_error(task: Any, task_run: Any, state: Any) -> bool:
 def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> str:
     con = open_warehouse(settings)
     try:
+        # DuckDB lets one process write the file at a time, so a run still marked running here was killed
+        con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
+                    "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
         run_id = warehouse.new_run_id()
         warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
         return run_id

@@ -126,6 +126,7 @@ def ingest_source(
     bad_rows = outcome.quarantined.select("row_number", "record_id", "reasons").join(
         raw.select("row_number", "payload"), on="row_number", how="left"
     )
+    bad_rows, raw = _suppress_erased(con, contract.source, subjects, bad_rows, raw)
     keep = ~pl.col("row_number").is_in(bad_rows["row_number"].implode())
     staged = {
         "person_record": people.filter(keep),
@@ -173,6 +174,29 @@ def ingest_source(
     log.info("source=%s file=%s read=%d staged=%d quarantined=%d", load.source, display, load.rows_read,
              load.rows_staged, load.rows_quarantined)
     return load
+
+
+ERASED = "erased on request"
+
+
+def _suppress_erased(con, source: str, subjects: pl.DataFrame, bad_rows: pl.DataFrame, raw: pl.DataFrame):
+    """Rows of records erased on request are quarantined with that reason and none of their content."""
+    with _WRITE_LOCK:
+        erased = [r[0] for r in con.execute(
+            "select erased_record_id from audit.erased_record where erased_source = ?", [source]).fetchall()]
+    if not erased:
+        return bad_rows, raw
+    hit = subjects.filter(pl.col("record_id").is_in(erased))["row_number"].unique()
+    if hit.len() == 0:
+        return bad_rows, raw
+    gone = pl.DataFrame({"row_number": hit}).join(subjects.select("row_number", "record_id").unique("row_number"),
+                                                  on="row_number")
+    gone = gone.with_columns(pl.lit([ERASED]).alias("reasons"), pl.lit(None, pl.String).alias("payload"))
+    bad_rows = pl.concat([bad_rows.filter(~pl.col("row_number").is_in(hit.implode())),
+                          gone.select(bad_rows.columns).cast(dict(bad_rows.schema))])
+    raw = raw.with_columns(pl.when(pl.col("row_number").is_in(hit.implode())).then(pl.lit('{"erased": true}'))
+                           .otherwise(pl.col("payload")).alias("payload"))
+    return bad_rows, raw
 
 
 def _display_name(path: Path, landing: Path) -> str:

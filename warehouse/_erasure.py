@@ -72,6 +72,9 @@ def erase_record(
             if deleted:
                 key = f"{schema}.{table}"
                 result.rows_deleted[key] = result.rows_deleted.get(key, 0) + deleted
+        # later extracts that still carry the record must not bring it back
+        con.execute("insert or replace into audit.erased_record (erased_source, erased_record_id, reference) "
+                    "values (?, ?, ?)", [source, record_id, reason])
         con.execute(
             "insert into audit.access_log (actor, action, object, purpose, detail) values (?, 'erase', ?, ?, ?)",
             [actor, f"{source}:{record_id}", reason, {"rows_deleted": result.rows_deleted}],

@@ -130,3 +130,14 @@ create table if not exists linkage.overmerge_flag (
     action varchar not null check (action in ('split', 'flagged')),
     flagged_at timestamp not null default current_timestamp
 );
+
+-- Records erased on request: later extracts that still carry them are not staged again (the rows are
+-- counted as quarantined, "erased on request", and their content is not kept). Ids only. The columns
+-- are not named source/record_id so that erasure, which clears every table holding a record, keeps this.
+create table if not exists audit.erased_record (
+    erased_source varchar not null,
+    erased_record_id varchar not null,
+    erased_at timestamp not null default current_timestamp,
+    reference varchar,
+    primary key (erased_source, erased_record_id)
+);
