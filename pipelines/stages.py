@@ -258,6 +258,9 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -
             pseudonymisation_key=settings.pseudonymisation_key_bytes(),
             retention_days=settings.snapshot_retention_days,
         )
+        from warehouse._retention import apply_retention
+
+        apply_retention(con, {name: c.sharing.retention_days for name, c in load_contracts(settings.contracts_dir).items()})
     except PublishError as exc:
         raise StageFailure("publish", str(exc)) from exc
     finally:
