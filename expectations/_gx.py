@@ -6,6 +6,7 @@ checkpoint run (Data Docs written when there is a file context) with the same re
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from pathlib import Path
@@ -19,6 +20,10 @@ from great_expectations.core.expectation_validation_result import (
 )
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
+
+# GX sets this module's logger to INFO when it is imported ("Created temporary directory ... for
+# ephemeral docs site" on every check): keep it at WARNING like the rest of GX.
+logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 
 # Row position of each frame row, carried as the pandas index so GX reports failing rows by it.
 ROW_INDEX = "_row_idx"
