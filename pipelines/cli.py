@@ -357,7 +357,8 @@ def erase(
                 build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
                 published = run_publish(settings, run_id, model, con=con)
                 stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
-                purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}), reason=f"erasure: {reason}")
+                purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}), reason=f"erasure: {reason}",
+                                         snapshots_dir=settings.snapshots)
                 console.print(f"Published {published.snapshot_id}; purged {', '.join(purged) or 'no older snapshots'}.")
     finally:
         con.close()

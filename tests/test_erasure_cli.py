@@ -18,13 +18,8 @@ pytestmark = pytest.mark.slow
 def city(published_city, tmp_path):
     settings, _ = published_city
     shutil.copytree(settings.data_dir, tmp_path / "data")
-    copy = Settings(data_dir=tmp_path / "data", pseudonymisation_key="test-key")
-    con = duckdb.connect(str(copy.warehouse))
-    # the audit trail records where each snapshot was exported: point it at the copy
-    con.execute("update audit.snapshot set parquet_dir = replace(parquet_dir, ?, ?)",
-                [str(settings.data_dir), str(copy.data_dir)])
-    con.close()
-    return copy
+    # a copied data folder: purging must act on the copy's snapshots, never on the original's
+    return Settings(data_dir=tmp_path / "data", pseudonymisation_key="test-key")
 
 
 def _holding(settings, source, record_id) -> dict[str, int]:
@@ -52,7 +47,12 @@ def _holding(settings, source, record_id) -> dict[str, int]:
         con.close()
 
 
-def test_erase_through_the_cli_reaches_everything_and_stays_erased(city):
+@pytest.fixture()
+def published_original(published_city):
+    return published_city[0].snapshots
+
+
+def test_erase_through_the_cli_reaches_everything_and_stays_erased(city, published_original):
     con = duckdb.connect(str(city.warehouse), read_only=True)
     source, record_id, person_id = con.sql(
         "select source, record_id, person_id from golden.person_source_link where source = 'health' "
@@ -66,6 +66,7 @@ def test_erase_through_the_cli_reaches_everything_and_stays_erased(city):
     assert result.exit_code == 0, result.output
     assert _holding(city, source, record_id) == {}
     assert not (city.snapshots / old_snapshot).exists(), "the older snapshot holding the record is purged"
+    assert (published_original / old_snapshot).exists(), "the folder the data was copied from is untouched"
 
     con = duckdb.connect(str(city.warehouse), read_only=True)
     try:

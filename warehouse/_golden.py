@@ -272,7 +272,7 @@ def publish_snapshot(
             "parquet_dir = ? where snapshot_id = ?",
             [json.dumps(counts), str(out_dir), snapshot],
         )
-    expired = expire_snapshots(con, retention_days)
+    expired = expire_snapshots(con, retention_days, snapshots_dir)
     return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
 
 
@@ -302,7 +302,16 @@ def rollback(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     return current, target
 
 
-def expire_snapshots(con: duckdb.DuckDBPyConnection, retention_days: int) -> list[str]:
+def _export_dir(snapshot: str, recorded: str | None, snapshots_dir: Path | None) -> Path | None:
+    """Where a snapshot's Parquet export is: under this installation's snapshots folder when it is known
+    (so a moved or copied data folder never deletes files in the place it came from), else as recorded."""
+    if snapshots_dir is not None:
+        return Path(snapshots_dir) / snapshot
+    return Path(recorded) if recorded else None
+
+
+def expire_snapshots(con: duckdb.DuckDBPyConnection, retention_days: int,
+                     snapshots_dir: Path | None = None) -> list[str]:
     """Drop snapshots older than the retention period; the published one and the one before it stay."""
     keep = {r[0] for r in con.execute(
         "select snapshot_id from audit.snapshot where status = 'published' "
@@ -320,14 +329,16 @@ def expire_snapshots(con: duckdb.DuckDBPyConnection, retention_days: int) -> lis
         if snapshot in keep:
             continue
         con.execute(f"drop schema if exists {snapshot} cascade")
-        if parquet_dir:
-            shutil.rmtree(parquet_dir, ignore_errors=True)
+        export = _export_dir(snapshot, parquet_dir, snapshots_dir)
+        if export is not None:
+            shutil.rmtree(export, ignore_errors=True)
         con.execute("update audit.snapshot set status = 'expired' where snapshot_id = ?", [snapshot])
         expired.append(snapshot)
     return expired
 
 
-def purge_snapshots(con: duckdb.DuckDBPyConnection, snapshot_ids: list[str], reason: str) -> list[str]:
+def purge_snapshots(con: duckdb.DuckDBPyConnection, snapshot_ids: list[str], reason: str,
+                    snapshots_dir: Path | None = None) -> list[str]:
     """Drop snapshots (schema and Parquet export) that must no longer exist, e.g. after an erasure.
 
     The published snapshot is never purged here: publish a new one first.
@@ -339,8 +350,9 @@ def purge_snapshots(con: duckdb.DuckDBPyConnection, snapshot_ids: list[str], rea
             continue
         row = con.execute("select parquet_dir from audit.snapshot where snapshot_id = ?", [snapshot]).fetchall()
         con.execute(f"drop schema if exists {snapshot} cascade")
-        if row and row[0][0]:
-            shutil.rmtree(row[0][0], ignore_errors=True)
+        export = _export_dir(snapshot, row[0][0] if row else None, snapshots_dir)
+        if export is not None:
+            shutil.rmtree(export, ignore_errors=True)
         con.execute("update audit.snapshot set status = 'purged', message = ? where snapshot_id = ?", [reason, snapshot])
         purged.append(snapshot)
     return purged
