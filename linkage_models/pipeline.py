@@ -143,5 +143,12 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     with _timed("graph"):
         counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of)
     total = sum(methods.values())
-    return {**persons, "households": counts["household"], "graph_counts": counts,
+    # link rate per source: the share of its records whose person another source also knows
+    cross = dict(con.execute(
+        """
+        with per_person as (select person_id, count(distinct source) as sources from graph.record_link group by 1)
+        select r.source, avg((p.sources > 1)::int) from graph.record_link as r join per_person as p using (person_id)
+        group by 1 order by 1
+        """).fetchall())
+    return {**persons, "linked_to_another_source": cross, "households": counts["household"], "graph_counts": counts,
             "uprn_matched_share": 1 - methods.get("unmatched", 0) / total if total else 0.0}

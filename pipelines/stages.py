@@ -44,6 +44,7 @@ class LinkSummary:
     overmerge_flags: int | None = None
     uprn_matched_share: float | None = None
     graph_counts: dict[str, int] = field(default_factory=dict)
+    linked_to_another_source: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +98,9 @@ class NightlySummary:
                       f"- source records linked: {lk.records:,} into {lk.persons:,} persons "
                       f"and {lk.households or 0:,} households",
                       f"- addresses matched to a UPRN: {(lk.uprn_matched_share or 0):.1%}",
+                      "- records whose person another agency also knows: "
+                      + (", ".join(f"{s} {v:.1%}" for s, v in lk.linked_to_another_source.items()) or "n/a"),
+                      f"- clusters split or flagged by the over-merge guard: {lk.overmerge_flags or 0:,}",
                       "- changes since the last run: " + (", ".join(f"{k} {v:,}" for k, v in sorted(lk.lineage.items()))
                                                          or "none")]
         if self.publish:
