@@ -76,8 +76,8 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
     persons = ex.mark_leavers(rng, persons, as_of) if config.leavers else persons.with_columns(
         pl.lit("resident").alias("status"), pl.lit(None, pl.Date).alias("status_date"))
     llpg = pop.gazetteer(rng, int(persons["household_id"].n_unique() * 1.0), max(6, config.people // 2000))
-    persons, residence = ex.assign_addresses(rng, persons, llpg, as_of)
     needs = ex.plant_needs(rng, persons)
+    persons, residence = ex.assign_addresses(rng, persons, llpg, as_of, needs)
     base = ex.select_records(rng, persons, needs, config.sources).sort("source", "person_id")
     base = _at_extract_dates(rng, base, persons, config)
     base = ex.duplicate_records(rng, base, config.noise)
@@ -101,6 +101,7 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
     log.add("duplicate", "record", base["duplicate_kind"].to_numpy() > 0)
     log.add("stale_address", "address", base["address_stale"].to_numpy())
     log.add("address_out_of_area", "address", base["address_outside"].to_numpy())
+    log.add("address_term_time", "address", base["address_term_time"].to_numpy())
     log.add("deceased_or_left", "record", base["status"].to_numpy() != "resident")
     noisy = ex.apply_noise(rng, base, config.noise, log, as_of)
     noisy = ex.make_unusable(rng, noisy, config.noise.unusable, log)
@@ -117,7 +118,7 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
     for source in config.sources:
         records = noisy.filter(pl.col("source") == source)
         stamp = (as_of - dt.timedelta(days=config.extract_offsets.get(source, 0))).strftime("%Y%m%d")
-        path, truth = _WRITERS[source](records, landing / source, stamp, rng, persons)
+        path, truth = _WRITERS[source](records, landing / source, stamp, rng, persons, config.noise)
         files[f"landing/{source}/{path.name}"] = path
         truths.append(truth)
 
@@ -133,11 +134,15 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
            on=["source", "record_id"], how="left"
     ).select("source", "record_id", "person_id", "household_id", "uprn_recorded", "uprn_current", "uprn_at_extract",
              "extract_date", "noise", "unusable", "unusable_reason", "record_role")
-    noise_log = log.frame(noisy.select("source", "record_id"))
+    contacts = truth.filter(pl.col("record_role") != "subject").select("source", "record_id", pl.col("noise").alias("kind")) \
+        .explode("kind").drop_nulls("kind").with_columns(
+            pl.when(pl.col("kind").str.contains("surname")).then(pl.lit("last_name")).otherwise(pl.lit("first_name")).alias("field"))
+    noise_log = pl.concat([log.frame(noisy.select("source", "record_id")),
+                           contacts.select("source", "record_id", "field", "kind")])
     outputs = {
         "truth/records.parquet": truth.sort("source", "record_id"),
         "truth/noise_log.parquet": noise_log.sort("source", "record_id", "field", "kind"),
-        "truth/persons.parquet": persons.drop("uprn_previous", "moved_days_ago", "out_of_area", "mobile_old")
+        "truth/persons.parquet": persons.drop("uprn_previous", "moved_days_ago", "out_of_area", "mobile_old", "uprn_term")
         .rename({"uprn_current": "uprn"}),
         "truth/households.parquet": persons.filter(pl.col("status") == "resident").group_by("household_id").agg(
             pl.col("household_type").first(), pl.col("tenure").first(), pl.col("uprn_current").first().alias("uprn"),
@@ -180,16 +185,20 @@ def _at_extract_dates(rng: np.random.Generator, base: pl.DataFrame, persons: pl.
     as_of = config.extract_date
     n = base.height
     offsets = pl.col("source").replace_strict(config.extract_offsets, default=0, return_dtype=pl.Int64)
-    incident_days = (rng.random(n) * 700).astype(np.int64)
+    # the last contact (incident, sentence, referral) for agencies that hold the address given then
+    reach = pl.Series(base["source"]).replace_strict(ex.CONTACT_SOURCES, default=0, return_dtype=pl.Int64).to_numpy()
+    contact_days = (rng.random(n) * reach).astype(np.int64)
+    updated_since = rng.random(n) < np.array([ex._LAG.get(s, (1.0, 0, 0))[0] for s in base["source"].to_numpy()])
     lag = ex._lag_days(rng, base, config.noise)
+    lag = np.where((reach > 0) & ~updated_since & config.noise.address_lag, contact_days, np.where(reach > 0, 0, lag))
     parents = persons.filter(pl.col("role").is_in(["parent1", "parent2", "single"]) & (pl.col("mobile") != "")) \
         .group_by("household_id").agg(pl.col("mobile").first().alias("parent_mobile"))
-    base = base.join(parents, on="household_id", how="left").with_columns(
+    base = base.join(parents, on="household_id", how="left", maintain_order="left").with_columns(
         (pl.lit(as_of) - pl.duration(days=offsets)).alias("extract_date"),
-        pl.Series("incident_days", incident_days),
+        pl.Series("contact_days", contact_days),
     ).with_columns(
         pl.when(pl.col("source") == "police")
-        .then(pl.col("extract_date") - pl.duration(days=pl.col("incident_days")))
+        .then(pl.col("extract_date") - pl.duration(days=pl.col("contact_days")))
         .otherwise(pl.col("extract_date") - pl.duration(days=pl.Series(lag))).alias("address_date"),
         (pl.col("extract_date") - pl.col("date_of_birth")).dt.total_days().alias("days_old"),
     )
@@ -197,8 +206,13 @@ def _at_extract_dates(rng: np.random.Generator, base: pl.DataFrame, persons: pl.
     before_move = moved & (pl.col("address_date") < pl.col("moved_in"))
     at_date = moved & (pl.col("extract_date") < pl.col("moved_in"))
     previous = pl.when(pl.col("uprn_previous") > 0).then(pl.col("uprn_previous"))
+    # a young adult's other address reaches the agencies they deal with themselves (GP, police, benefits)
+    term = (pl.col("uprn_term") > 0) & pl.col("source").is_in(["health", "police", "benefits"]) & pl.Series(
+        rng.random(n) < 0.8)
     return base.with_columns(
-        pl.when(before_move).then(previous).otherwise(pl.col("uprn_current")).alias("uprn_recorded"),
+        pl.when(term).then(pl.col("uprn_term")).when(before_move).then(previous).otherwise(pl.col("uprn_current"))
+        .alias("uprn_recorded"),
+        term.alias("address_term_time"),
         pl.when(at_date).then(previous).otherwise(pl.col("uprn_current")).alias("uprn_at_date"),
         (before_move & (pl.col("uprn_previous") < 0)).alias("address_outside"),
         (before_move & ~at_date).alias("address_stale"),
@@ -242,7 +256,7 @@ def _address_line(records: pl.DataFrame) -> pl.Expr:
 
 
 # ------------------------------------------------------------------------------------------- sources
-def _police(records: pl.DataFrame, folder: Path, stamp: str, rng, persons) -> tuple[Path, pl.DataFrame]:
+def _police(records: pl.DataFrame, folder: Path, stamp: str, rng, persons, noise) -> tuple[Path, pl.DataFrame]:
     n = records.height
     nfa = (rng.random(n) < np.where(records["household_type"].to_numpy() == "hostel", 0.3, 0.04))
     has_pnc = (rng.random(n) < 0.6) & ~records["ids_removed"].to_numpy()
@@ -277,7 +291,7 @@ def _police(records: pl.DataFrame, folder: Path, stamp: str, rng, persons) -> tu
         pl.when(pl.col("nfa")).then(pl.lit("NFA")).otherwise(_address_line(records)).alias("ADDRESS"),
         pl.when(pl.col("has_pnc")).then(pl.col("pnc_id")).otherwise(pl.lit("")).alias("PNC_ID"),
         pl.Series("INCIDENT_TYPE", incident),
-        (pl.col("extract_date") - pl.duration(days=pl.col("incident_days"))).dt.strftime("%d/%m/%Y").alias("INCIDENT_DATE"),
+        (pl.col("extract_date") - pl.duration(days=pl.col("contact_days"))).dt.strftime("%d/%m/%Y").alias("INCIDENT_DATE"),
         pl.concat_str(pl.lit("PC "), pl.col("last_name").str.strip_chars().str.slice(0, 1), pl.lit(". Officer")).alias("OIC_NAME"),
         pl.lit("01632 960000").alias("OIC_PHONE"),
     ).sort("NOMINAL_ID")
@@ -292,7 +306,7 @@ def _police(records: pl.DataFrame, folder: Path, stamp: str, rng, persons) -> tu
 _police.ids = lambda rng, n: _ids(rng, n, "N", 7)
 
 
-def _probation(records, folder, stamp, rng, persons):
+def _probation(records, folder, stamp, rng, persons, noise):
     n = records.height
     nfa = rng.random(n) < 0.08
     records = records.with_columns(pl.Series("nfa", nfa),
@@ -310,7 +324,7 @@ def _probation(records, folder, stamp, rng, persons):
         pl.when(pl.col("nfa")).then(pl.lit("")).otherwise(pl.col("postcode").fill_null("")).alias("POSTCODE"),
         pl.when(pl.col("nfa")).then(pl.lit("Y")).otherwise(pl.lit("N")).alias("NFA"),
         pl.when(pl.col("r2") < 0.5).then(pl.lit("Community Order")).otherwise(pl.lit("Licence")).alias("SENTENCE_TYPE"),
-        (pl.lit(dt.date(2026, 10, 1)) - pl.duration(days=(pl.col("r2") * 900).cast(pl.Int64))).alias("SENTENCE_START"),
+        (pl.col("extract_date") - pl.duration(days=pl.col("contact_days"))).alias("SENTENCE_START"),
         pl.lit("Sam Probation Officer").alias("OFFENDER_MANAGER"),
         pl.lit("om.team@probation.example").alias("OM_EMAIL"),
         pl.lit("01632 960111").alias("OM_PHONE"),
@@ -336,7 +350,7 @@ def _probation(records, folder, stamp, rng, persons):
 _probation.ids = lambda rng, n: np.char.add("X", np.char.zfill((rng.permutation(n) + 100001).astype(str), 6))
 
 
-def _housing(records, folder, stamp, rng, persons):
+def _housing(records, folder, stamp, rng, persons, noise):
     rel = {"parent1": "Self", "single": "Self", "parent2": "Partner", "grandparent": "Parent", "sharer": "Other"}
     lead_pos = records.with_columns(
         pl.col("person_id").rank("ordinal").over("household_id").alias("rank_in_hh")
@@ -384,7 +398,7 @@ def _housing(records, folder, stamp, rng, persons):
 _housing.ids = lambda rng, n: _ids(rng, n, "HP", 8)
 
 
-def _health(records, folder, stamp, rng, persons):
+def _health(records, folder, stamp, rng, persons, noise):
     needs = pl.when(pl.col("health") & (pl.col("r") < 0.7)).then(
         pl.when(pl.col("r2") < 0.5).then(pl.lit("mental health")).otherwise(pl.lit("substance misuse;mental health"))
     ).otherwise(pl.lit(""))
@@ -417,13 +431,16 @@ def _health(records, folder, stamp, rng, persons):
 _health.ids = lambda rng, n: _ids(rng, n, "G", 8)
 
 
-def _education(records, folder, stamp, rng, persons):
+def _education(records, folder, stamp, rng, persons, noise):
     parents = persons.filter(pl.col("role") == "parent1").select(
         "household_id", pl.col("person_id").alias("parent_person_id"), pl.col("first_name").alias("p_first"),
         pl.col("last_name").alias("p_last"), pl.col("sex").alias("p_sex"),
         pl.when(pl.col("mobile") != "").then(pl.col("mobile")).otherwise(pl.col("landline")).alias("p_phone"),
         pl.col("uprn_current").alias("p_uprn"))
-    records = records.join(parents, on="household_id", how="left").with_columns(
+    records = records.join(parents, on="household_id", how="left", maintain_order="left")
+    p_first, p_last, p_noise = ex.contact_person_names(rng, records["p_first"].fill_null(""), records["p_last"].fill_null(""),
+                                                       records["last_name"].str.strip_chars(), noise)
+    records = records.with_columns(p_first.alias("p_first_rec"), p_last.alias("p_last_rec"), p_noise.alias("p_noise")).with_columns(
         pl.lit("").alias("upn_blank"),
         ((pl.col("r") < 0.97) & ~pl.col("ids_removed")).alias("has_upn"),
         ((pl.col("r2") < 0.15) & pl.col("nhs_valid") & (pl.col("nhs_number") != "")).alias("has_nhs"),
@@ -450,7 +467,7 @@ def _education(records, folder, stamp, rng, persons):
         pl.col("town").alias("AddressLine3"),
         pl.col("postcode").fill_null("").alias("Postcode"),
         pl.when(pl.col("p_first").is_null()).then(pl.lit("")).otherwise(
-            pl.when(pl.col("p_sex") == "F").then(pl.lit("Mrs ")).otherwise(pl.lit("Mr ")) + pl.col("p_first") + " " + pl.col("p_last")
+            pl.when(pl.col("p_sex") == "F").then(pl.lit("Mrs ")).otherwise(pl.lit("Mr ")) + pl.col("p_first_rec") + " " + pl.col("p_last_rec")
         ).alias("Parent1Name"),
         pl.when(pl.col("p_first").is_null()).then(pl.lit("")).when(pl.col("p_sex") == "F").then(pl.lit("Mother")).otherwise(pl.lit("Father")).alias("Parent1Relationship"),
         pl.col("p_phone").fill_null("").alias("Parent1Phone"),
@@ -463,7 +480,7 @@ def _education(records, folder, stamp, rng, persons):
     subjects = _truth(records, pl.col("has_upn") | pl.col("has_nhs"))
     parent_rows = records.filter(pl.col("parent_person_id").is_not_null()).select(
         pl.lit("education").alias("source"), (pl.col("record_id") + "-P1").alias("record_id"),
-        pl.col("parent_person_id").alias("person_id"), pl.col("uprn_recorded"), pl.lit([], pl.List(pl.String)).alias("noise"),
+        pl.col("parent_person_id").alias("person_id"), pl.col("uprn_recorded"), pl.col("p_noise").alias("noise"),
         pl.lit(False).alias("unusable"), pl.lit(None, pl.String).alias("unusable_reason"),
         pl.lit("parent_carer").alias("record_role"),
     )
@@ -473,14 +490,17 @@ def _education(records, folder, stamp, rng, persons):
 _education.ids = lambda rng, n: _ids(rng, n, "P", 7)
 
 
-def _social_care(records, folder, stamp, rng, persons):
+def _social_care(records, folder, stamp, rng, persons, noise):
     """Children's social care (CIN census style): the child, one parent/carer, the social worker, legal status."""
     carers = persons.filter(pl.col("role").is_in(["parent1", "single"])).select(
         "household_id", pl.col("person_id").alias("carer_person_id"), pl.col("first_name").alias("c_first"),
         pl.col("last_name").alias("c_last"), pl.col("sex").alias("c_sex"), pl.col("date_of_birth").alias("c_dob"),
         pl.when(pl.col("mobile") != "").then(pl.col("mobile")).otherwise(pl.col("landline")).alias("c_phone"),
         pl.col("email").alias("c_email"))
-    records = records.join(carers, on="household_id", how="left").with_columns(
+    records = records.join(carers, on="household_id", how="left", maintain_order="left")
+    c_first, c_last, c_noise = ex.contact_person_names(rng, records["c_first"].fill_null(""), records["c_last"].fill_null(""),
+                                                       records["last_name"].str.strip_chars(), noise)
+    records = records.with_columns(c_first.alias("c_first_rec"), c_last.alias("c_last_rec"), c_noise.alias("c_noise")).with_columns(
         ((pl.col("r") < 0.7) & pl.col("nhs_valid") & (pl.col("nhs_number") != "")).alias("has_nhs"),
         ((pl.col("r2") < 0.4) & (pl.col("age") >= 4) & ~pl.col("ids_removed")).alias("has_upn"),
     )
@@ -498,11 +518,11 @@ def _social_care(records, folder, stamp, rng, persons):
         .fill_null("").alias("Address"),
         pl.col("postcode").fill_null("").alias("Postcode"),
         status.alias("LegalStatus"),
-        (pl.col("extract_date") - pl.duration(days=(pl.col("r") * 900).cast(pl.Int64))).dt.strftime("%d/%m/%Y").alias("ReferralDate"),
+        (pl.col("extract_date") - pl.duration(days=pl.col("contact_days"))).dt.strftime("%d/%m/%Y").alias("ReferralDate"),
         pl.lit("Morgan Social Worker").alias("SocialWorker"),
         pl.lit("Children's Services Team 2").alias("Team"),
         pl.lit("01632 960444").alias("SWPhone"),
-        pl.when(pl.col("c_first").is_null()).then(pl.lit("")).otherwise(pl.col("c_first") + " " + pl.col("c_last")).alias("CarerName"),
+        pl.when(pl.col("c_first").is_null()).then(pl.lit("")).otherwise(pl.col("c_first_rec") + " " + pl.col("c_last_rec")).alias("CarerName"),
         pl.when(pl.col("c_first").is_null()).then(pl.lit("")).when(pl.col("c_sex") == "F").then(pl.lit("Mother"))
         .otherwise(pl.lit("Father")).alias("CarerRelationship"),
         pl.when(pl.col("c_dob").is_not_null() & (pl.col("r") < 0.6)).then(pl.col("c_dob").dt.strftime("%d/%m/%Y"))
@@ -516,7 +536,7 @@ def _social_care(records, folder, stamp, rng, persons):
     subjects = _truth(records, pl.col("has_nhs") | pl.col("has_upn"))
     carer_rows = records.filter(pl.col("carer_person_id").is_not_null()).select(
         pl.lit("social_care").alias("source"), (pl.col("record_id") + "-C1").alias("record_id"),
-        pl.col("carer_person_id").alias("person_id"), pl.col("uprn_recorded"), pl.lit([], pl.List(pl.String)).alias("noise"),
+        pl.col("carer_person_id").alias("person_id"), pl.col("uprn_recorded"), pl.col("c_noise").alias("noise"),
         pl.lit(False).alias("unusable"), pl.lit(None, pl.String).alias("unusable_reason"),
         pl.lit("parent_carer").alias("record_role"),
     )
@@ -526,7 +546,7 @@ def _social_care(records, folder, stamp, rng, persons):
 _social_care.ids = lambda rng, n: _ids(rng, n, "CS", 7)
 
 
-def _benefits(records, folder, stamp, rng, persons):
+def _benefits(records, folder, stamp, rng, persons, noise):
     """An out-of-work benefits list (DWP data share style): NI number, name in one field, address; dates of
     birth missing for some rows."""
     records = records.with_columns(((pl.col("r") < 0.95) & ~pl.col("ids_removed")).alias("has_ni"))

@@ -34,7 +34,7 @@ class NoiseConfig:
     # names
     typo: float = 0.04
     phonetic: float = 0.015
-    nickname: float = 0.12  # of records whose first name has a nickname
+    nickname: float = 0.15  # of records whose first name has a nickname
     transliteration: float = 0.35  # of records whose name has another romanisation
     diacritics_dropped: float = 0.7  # of records whose name has diacritics (police systems: always, cp1252)
     middle_name_as_first: float = 0.02
@@ -43,6 +43,7 @@ class NoiseConfig:
     double_barrel_half: float = 0.4  # of records of people with a double-barrelled surname
     maiden_name: float = 0.3  # of records of women who changed surname on marriage
     previous_surname: float = 0.4  # of records of children whose surname changed
+    surname_convention: float = 0.4  # of records of people whose surname differs by naming convention
     name_swap: float = 0.01
     infant_placeholder: float = 0.5  # of health records of babies under three months ("Baby", "Unborn")
     case_whitespace: float = 0.05
@@ -82,21 +83,19 @@ class NoiseConfig:
         "health": 0.04, "police": 0.12, "housing": 0.02, "education": 0.01, "social_care": 0.03,
         "probation": 0.01, "benefits": 0.02})
     # address lag: mean days before an agency records a move (health: a mixture, see `_lag_days`)
-    address_lag_days: dict = field(default_factory=lambda: {
-        "health": 570, "education": 120, "housing": 10, "probation": 90, "social_care": 60, "benefits": 45,
-        "police": 0})
+    address_lag: bool = True  # agencies record moves late, or keep the address of the last contact (see _LAG)
 
     def scaled(self, factor: float) -> "NoiseConfig":
         """Every rate times `factor` (capped at 1); the structure (who is error-prone, lags) unchanged."""
         skip = {"error_prone_share", "error_prone_factor", "source_error", "duplicate_by_source",
-                "address_lag_days", "diacritics_dropped", "infant_placeholder"}
+                "address_lag", "diacritics_dropped", "infant_placeholder"}
         return replace(self, **{f.name: min(1.0, getattr(self, f.name) * factor) for f in fields(self)
                                 if f.name not in skip})
 
     @classmethod
     def easy(cls) -> "NoiseConfig":
         """The old, easy city: uniform errors, prompt address updates, few duplicates. For fast tests only."""
-        return cls(typo=0.03, phonetic=0.0, nickname=0.05, transliteration=0.0, middle_name_as_first=0.0,
+        return cls(typo=0.03, phonetic=0.0, nickname=0.05, transliteration=0.0, surname_convention=0.0, middle_name_as_first=0.0,
                    middle_initial=0.0, initial_only=0.0, double_barrel_half=0.0, previous_surname=0.0,
                    infant_placeholder=0.0, dob_transposed=0.01, dob_digit=0.0, dob_year_off=0.01, dob_default=0.0,
                    dob_placeholder=0.0, postcode_typo=0.02, postcode_wrong_unit=0.0, postcode_missing=0.0,
@@ -105,17 +104,18 @@ class NoiseConfig:
                    error_prone_share=0.0, error_prone_factor=1.0,
                    source_error={s: 1.0 for s in SOURCES},
                    duplicate_by_source={s: 0.02 for s in SOURCES},
-                   address_lag_days={s: 0 for s in SOURCES})
+                   address_lag=False)
 
 
 # ------------------------------------------------------------------------------------------- residence
-def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.DataFrame, as_of: dt.date
-                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.DataFrame, as_of: dt.date,
+                     needs: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Current UPRN per household, moves in the last three years by tenure, residence history.
 
     Moved in the last three years (English Housing Survey): about 10% of owners, 15% of social renters and 50%
-    of private renters — about a fifth of households overall. A quarter of movers came from outside the city
-    (their previous address is not in the gazetteer).
+    of private renters — about a fifth of households overall. Families with multiple needs move far more
+    (evictions, temporary accommodation, refuges): 60% (no published rate; chosen). A quarter of movers came
+    from outside the city (their previous address is not in the gazetteer).
     """
     homes = llpg.filter(~pl.col("is_communal"))["uprn"].to_numpy()
     communal = llpg.filter(pl.col("is_communal")).select("uprn", "classification_code")
@@ -125,6 +125,10 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
     chosen = rng.permutation(homes)[:h]
     tenure = households["tenure"].to_numpy()
     moved = rng.random(h) < np.select([tenure == "private_rent", tenure == "social_rent"], [0.5, 0.15], 0.10)
+    if needs is not None:
+        flagged = households.join(needs.select("household_id", "has_needs"), on="household_id", how="left", maintain_order="left")[
+            "has_needs"].fill_null(False).to_numpy()
+        moved |= flagged & (rng.random(h) < 0.6)
     from_outside = rng.random(h) < 0.25
     previous = np.where(from_outside, -1, rng.choice(homes, h))
     move_days = rng.integers(1, 3 * 365, h)
@@ -143,7 +147,22 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
     hh_frame = pl.concat([hh_frame.cast({"uprn_current": pl.Int64, "uprn_previous": pl.Int64, "moved_days_ago": pl.Int64}),
                           communal_hh.cast({"uprn_current": pl.Int64})], how="vertical_relaxed")
     end = pl.lit(as_of)
-    persons = persons.join(hh_frame, on="household_id").with_columns(
+    persons = persons.join(hh_frame, on="household_id", maintain_order="left")
+    # young adults move on their own, far more often than families (house-share turnover, first homes):
+    # 70% of sharers and half of single people under 35 moved in on their own in the last three years
+    n = persons.height
+    role, age = persons["role"].to_numpy(), persons["age"].to_numpy()
+    alone = ((role == "sharer") & (rng.random(n) < 0.7)) | ((role == "single") & (age < 35) & (rng.random(n) < 0.5))
+    own_days = rng.integers(1, 3 * 365, n)
+    own_previous = np.where(rng.random(n) < 0.3, -1, rng.choice(homes, n))
+    # young adults (17-24) still counted in the family household (resident at least half the time) but living
+    # part of the year elsewhere (study, work, a partner's): 60% registered at that other address somewhere
+    term = (role == "child") & (age >= 17) & (age <= 24) & (rng.random(n) < 0.6)
+    persons = persons.with_columns(
+        pl.Series("uprn_term", np.where(term, rng.choice(homes, n), 0)),
+        pl.when(pl.Series(alone)).then(pl.Series(own_previous)).otherwise(pl.col("uprn_previous")).alias("uprn_previous"),
+        pl.when(pl.Series(alone)).then(pl.Series(own_days)).otherwise(pl.col("moved_days_ago")).alias("moved_days_ago"),
+    ).with_columns(
         (end - pl.duration(days=pl.col("moved_days_ago"))).alias("moved_in"),
         # an out-of-area previous address: a made-up street in another town
         pl.Series("out_of_area", rng.integers(0, len(_OUT_OF_AREA), persons.height)),
@@ -205,7 +224,7 @@ def mark_leavers(rng: np.random.Generator, persons: pl.DataFrame, as_of: dt.date
 def select_records(rng: np.random.Generator, persons: pl.DataFrame, needs: pl.DataFrame,
                    sources: tuple[str, ...]) -> pl.DataFrame:
     """Which agency knows whom: one row per (source, person) with the person's base values."""
-    p = persons.join(needs, on="household_id", how="left").with_columns(
+    p = persons.join(needs, on="household_id", how="left", maintain_order="left").with_columns(
         pl.col(c).fill_null(False) for c in ("has_needs", "crime_asb", "education", "worklessness",
                                              "domestic_abuse", "health", "child_in_need")
     )
@@ -245,17 +264,26 @@ def select_records(rng: np.random.Generator, persons: pl.DataFrame, needs: pl.Da
     return pl.concat(frames)
 
 
+# How long each agency takes to record a move: (share told within weeks, mean days if so, mean days if not).
+# Health: about 40% of movers still at the old address six months on (ONS, GP registration lag); the other
+# agencies have no published figure: schools hear at the next data collection or never, benefit claimants
+# must report changes but a fifth do not promptly. Police, probation and social care hold the address given
+# at the last contact (incident, sentence, referral), updated afterwards in half of cases.
+_LAG = {"health": (0.45, 15, 570), "education": (0.6, 60, 400), "benefits": (0.8, 30, 365),
+        "housing": (1.0, 10, 10), "police": (1.0, 0, 0), "probation": (0.5, 30, 0), "social_care": (0.5, 30, 0)}
+CONTACT_SOURCES = {"police": 700, "probation": 900, "social_care": 900}  # days back the last contact can be
+
+
 def _lag_days(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> np.ndarray:
-    """Days an agency takes to record a move. Health: 45% re-register within a month, the rest after an
-    exponential wait (mean 570 days) — about 40% of movers still at the old address six months on (ONS GP
-    registration lag). Others: an exponential wait with the source's mean."""
+    """Days between a move and the agency recording it (0 where the profile has no lag)."""
     n = records.height
     src = records["source"].to_numpy()
-    mean = np.array([noise.address_lag_days.get(s, 0) for s in src], dtype=float)
-    wait = rng.exponential(np.maximum(mean, 1.0))
-    fast = rng.random(n) < 0.45
-    wait = np.where((src == "health") & fast, rng.integers(0, 30, n), wait)
-    return np.where(mean > 0, wait, 0).astype(np.int64)
+    fast_share = np.array([_LAG.get(s, (1.0, 0, 0))[0] for s in src])
+    fast_mean = np.array([_LAG.get(s, (1.0, 0, 0))[1] for s in src], dtype=float)
+    slow_mean = np.array([_LAG.get(s, (1.0, 0, 0))[2] for s in src], dtype=float)
+    fast = rng.random(n) < fast_share
+    wait = np.where(fast, rng.exponential(np.maximum(fast_mean, 1.0)), rng.exponential(np.maximum(slow_mean, 1.0)))
+    return (wait if noise.address_lag else np.zeros(n)).astype(np.int64)
 
 
 def _error_factor(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> np.ndarray:
@@ -330,6 +358,9 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     m = flat(noise.previous_surname, records["previous_surname"].to_numpy() != "")
     last = _where(m, records["previous_surname"], last)
     log.add("previous_surname", "last_name", m)
+    m = flat(noise.surname_convention, records["alternate_surname"].to_numpy() != "")
+    last = _where(m, records["alternate_surname"], last)
+    log.add("surname_convention", "last_name", m)
     m = (records["other_parent_surname"].to_numpy() != "") & (src == "education")
     last = _where(m, records["other_parent_surname"], last)
     log.add("other_surname", "last_name", m)
@@ -390,7 +421,9 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     m = mask(noise.initial_only, first.str.len_chars().fill_null(0).to_numpy() > 1)
     first = _where(m, first.str.slice(0, 1), first)
     log.add("initial_only", "first_name", m)
-    m = mask(noise.name_swap * np.where(records["ethnic_group"].to_numpy() == "chinese", 5, 1))
+    # forename and surname swapped: most often where the family name comes first or the convention is unclear
+    swap_prone = np.isin(records["ethnic_group"].to_numpy(), ["chinese", "somali", "arab", "muslim_south_asian"])
+    m = mask(noise.name_swap * np.where(swap_prone, 5, 1))
     first, last = _where(m, last, first), _where(m, first, last)
     log.add("name_swap", "first_name", m)
     # diacritics: police systems (cp1252, older software) always fold; others at the configured rate
@@ -523,7 +556,7 @@ def address_parts(rng: np.random.Generator, records: pl.DataFrame, llpg: pl.Data
         pl.col("postcode").alias("true_postcode"),
         pl.col("neighbour_postcode"),
     )
-    r = records.join(g, on="uprn_recorded", how="left")
+    r = records.join(g, on="uprn_recorded", how="left", maintain_order="left")
 
     def mask(rate: float, eligible=True) -> np.ndarray:
         return (rng.random(n) < np.minimum(1.0, rate * factor)) & eligible
@@ -601,6 +634,39 @@ def address_parts(rng: np.random.Generator, records: pl.DataFrame, llpg: pl.Data
         line1.alias("line1"), line2.alias("line2"), pl.Series("line1_name_only", name_only),
         _where(outside, pl.Series(area[:, 1]), town).alias("town"), postcode.alias("postcode"),
     )
+
+
+def contact_person_names(rng: np.random.Generator, first: pl.Series, last: pl.Series, child_last: pl.Series,
+                         noise: NoiseConfig) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """A parent/carer as a school or social worker records them: often under the child's surname, often as
+    an initial ("Mrs J Smith"), sometimes by a nickname or with a slip. Returns first, last and the kinds."""
+    n = len(first)
+    log = NoiseLog(n)
+    differs = (child_last != last).fill_null(False).to_numpy()
+    m = (rng.random(n) < 0.5) & differs
+    last = _where(m, child_last, last)
+    log.add("carer_child_surname", "last_name", m)
+    first, c = name_variant_masked(rng, first, noise.nickname, "nickname")
+    log.add("nickname", "first_name", c)
+    m = rng.random(n) < 0.15 * (noise.initial_only > 0)
+    first = _where(m, first.str.slice(0, 1), first)
+    log.add("initial_only", "first_name", m)
+    kinds = rng.integers(0, len(nz.TYPO_KINDS), n)
+    which = rng.random(n) < 0.5
+    m = rng.random(n) < noise.typo
+    letters = rng.choice(np.array(list("abcdefghiklmnoprstuwy")), n)
+    first, c1 = nz.typo(first, m & which, kinds, rng.random(n), letters)
+    last, c2 = nz.typo(last, m & ~which, kinds, rng.random(n), letters)
+    for i, kind in enumerate(nz.TYPO_KINDS):
+        log.add(kind, "first_name", c1 & (kinds == i))
+        log.add(kind, "last_name", c2 & (kinds == i))
+    return first, last, log.kinds()
+
+
+def name_variant_masked(rng: np.random.Generator, values: pl.Series, rate: float, kind: str) -> tuple[pl.Series, np.ndarray]:
+    n = len(values)
+    eligible = nz.has_variant(values, kind)
+    return nz.name_variant(values, (rng.random(n) < rate) & eligible, rng.integers(0, 1000, n), kind)
 
 
 def _where(mask: np.ndarray, new, old) -> pl.Series:

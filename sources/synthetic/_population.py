@@ -46,7 +46,7 @@ def _draw_first(rng: np.random.Generator, group: np.ndarray, sex: np.ndarray, bi
     table = pl.read_csv(_REF / "first_names.csv")
     cohort = np.where(birth_year < 1965, "older", np.where(birth_year < 1995, "middle", "young"))
     out = np.empty(len(group), dtype=object)
-    for (g, s, c), frame in table.group_by(["group", "sex", "cohort"]):
+    for (g, s, c), frame in table.group_by(["group", "sex", "cohort"], maintain_order=True):
         rows = (group == g) & (sex == s) & ((cohort == c) if c != "all" else True)
         if rows.any():
             names, p = _ranked(frame.sort("rank"))
@@ -57,7 +57,7 @@ def _draw_first(rng: np.random.Generator, group: np.ndarray, sex: np.ndarray, bi
 def _draw_surnames(rng: np.random.Generator, group: np.ndarray) -> np.ndarray:
     table = pl.read_csv(_REF / "surnames.csv")
     out = np.empty(len(group), dtype=object)
-    for (g,), frame in table.group_by(["group"]):
+    for (g,), frame in table.group_by(["group"], maintain_order=True):
         rows = group == g
         if rows.any():
             names, p = _ranked(frame.sort("rank"))
@@ -286,6 +286,14 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
     previous_surname = np.where((role == "child") & (rng.random(n) < 0.05) & (age >= 2), _draw_surnames(rng, group), "")
     previous_surname = np.where(previous_surname == last, "", previous_surname)
 
+    # surname conventions that differ between systems: many Bangladeshi and Pakistani women are recorded as
+    # Begum or Bibi in some systems and under their husband's or father's name in others; Somali names are
+    # patronymic (given name, father's, grandfather's), so systems disagree on which part is the surname
+    convention = np.where((group == "muslim_south_asian") & (sex == "F") & (rng.random(n) < 0.5),
+                          np.where(rng.random(n) < 0.7, "Begum", "Bibi"), "")
+    convention = np.where((group == "somali") & (rng.random(n) < 0.6), _draw_surnames(rng, group), convention)
+    convention = np.where(convention == last, "", convention)
+
     # tenure (English Housing Survey 2022-23: about 65% own, 19% rent privately, 16% rent socially)
     tenure = rng.choice(np.array(["owner", "private_rent", "social_rent"]), n_households, p=[0.65, 0.19, 0.16])
     tenure = np.where(htype == 5, "private_rent", tenure)
@@ -306,6 +314,7 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
             "maiden_name": maiden,
             "other_parent_surname": other_parent_surname,
             "previous_surname": previous_surname,
+            "alternate_surname": convention,
             "sex": sex,
             "date_of_birth": dob.astype("datetime64[D]"),
             "age": age.astype(np.int64),
@@ -335,6 +344,7 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
             "maiden_name": "",
             "other_parent_surname": "",
             "previous_surname": "",
+            "alternate_surname": "",
             "sex": c_sex,
             "date_of_birth": c_dob,
             "age": c_age.astype(np.int64),
