@@ -22,8 +22,14 @@ SOURCE_ADDRESSES = "linkage.source_address"
 ADDRESS_MATCH = "linkage.address_match"
 
 
-def load_gazetteer(con: duckdb.DuckDBPyConnection, csv_path: Path) -> int:
-    llpg = pl.read_csv(csv_path, infer_schema=False)
+def load_gazetteer(con: duckdb.DuckDBPyConnection, gazetteer: Path | pl.DataFrame) -> int:
+    """Load the gazetteer into the warehouse: a frame read through the gazetteer contract
+    (sources._gazetteer.read_gazetteer), or a flat CSV with the gazetteer columns (tests, simple exports)."""
+    if isinstance(gazetteer, pl.DataFrame):
+        llpg = gazetteer.with_columns(pl.col("uprn").cast(pl.String), pl.col("usrn").cast(pl.String),
+                                      pl.col("is_communal").cast(pl.String))
+    else:
+        llpg = pl.read_csv(gazetteer, infer_schema=False)
     text = pl.concat_str(
         [pl.col("sao_text"), pl.col("pao_text"),
          pl.col("pao_start_number") + pl.lit(" ") + pl.col("street_description")],

@@ -131,9 +131,15 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     con.register("_trust", trust)
     con.execute("create or replace table linkage.source_trust as select * from _trust")
     con.unregister("_trust")
-    gazetteer = settings.reference / "llpg.csv"
-    if not gazetteer.exists():
-        raise ModelError(f"gazetteer not found at {gazetteer}")
+    from sources._gazetteer import GazetteerError, load_gazetteer_contract, read_gazetteer
+
+    try:
+        gazetteer = read_gazetteer(settings.reference, load_gazetteer_contract(settings.gazetteer_contract))
+    except GazetteerError as error:
+        raise ModelError(f"gazetteer: {error}") from None
+    if gazetteer is None:
+        raise ModelError(f"gazetteer not found: no file in {settings.reference} matches the gazetteer contract "
+                         f"{settings.gazetteer_contract.name}")
     with _timed("addresses"):
         load_gazetteer(con, gazetteer)
         methods = match_addresses(con)

@@ -32,6 +32,8 @@ class Settings(BaseModel):
     landing_dir: Path | None = Field(default=None, description="Agency extracts; default data/landing.")
     reference_dir: Path | None = Field(default=None, description="Gazetteer (LLPG); default data/reference.")
     contracts_dir: Path = Field(default=_PACKAGE_ROOT / "sources" / "contracts")
+    gazetteer_contract: Path = Field(default=_PACKAGE_ROOT / "sources" / "gazetteer" / "nlpg_dtf.yaml",
+                                     description="How the council exports its LLPG (NLPG DTF or a flat CSV).")
     expectations_dir: Path = Field(default=_PACKAGE_ROOT / "expectations" / "suites")
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; default data/warehouse/familylink.duckdb.")
     reports_dir: Path | None = Field(default=None, description="Reports; default data/reports.")

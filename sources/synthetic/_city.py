@@ -83,11 +83,11 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
     base = ex.duplicate_records(rng, base, config.noise)
     # a duplicate entered from an old letter keeps the previous address
     base = base.with_columns(
-        pl.when((pl.col("duplicate_kind") == 3) & (pl.col("uprn_previous") != 0))
+        pl.when(((pl.col("duplicate_kind") & 4) > 0) & (pl.col("uprn_previous") != 0))
         .then(pl.when(pl.col("uprn_previous") > 0).then(pl.col("uprn_previous"))).otherwise(pl.col("uprn_recorded"))
         .alias("uprn_recorded"),
-        (((pl.col("duplicate_kind") == 3) & (pl.col("uprn_previous") < 0)) | pl.col("address_outside")).alias("address_outside"),
-        (((pl.col("duplicate_kind") == 3) & (pl.col("uprn_previous") != 0)) | pl.col("address_stale")).alias("address_stale"),
+        ((((pl.col("duplicate_kind") & 4) > 0) & (pl.col("uprn_previous") < 0)) | pl.col("address_outside")).alias("address_outside"),
+        ((((pl.col("duplicate_kind") & 4) > 0) & (pl.col("uprn_previous") != 0)) | pl.col("address_stale")).alias("address_stale"),
     )
     ids = []
     for source in config.sources:
@@ -122,9 +122,13 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
         files[f"landing/{source}/{path.name}"] = path
         truths.append(truth)
 
-    llpg_path = out_dir / "reference" / "llpg.csv"
-    llpg.drop("neighbour_postcode").write_csv(llpg_path)
-    files["reference/llpg.csv"] = llpg_path
+    # the gazetteer as the LLPG custodian exports it (NLPG DTF), and the ONS-style postcode → ward lookup
+    dtf_path = out_dir / "reference" / f"llpg_dtf_{as_of.strftime('%Y%m%d')}.csv"
+    dtf_path.write_bytes(pop.nlpg_dtf(llpg, as_of, rng).encode("utf-8"))
+    files[f"reference/{dtf_path.name}"] = dtf_path
+    lookup_path = out_dir / "reference" / "postcode_lookup.csv"
+    pop.postcode_lookup(llpg).write_csv(lookup_path)
+    files["reference/postcode_lookup.csv"] = lookup_path
     # people who died or left belong to no current household: each gets a household id of their own
     current_household = pl.when(pl.col("status") == "resident").then(pl.col("household_id")).otherwise(
         pl.col("person_id") + 1_000_000_000).alias("household_id")
@@ -164,8 +168,10 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
                                             & (pl.col("record_role") == "subject")).height
         elif name in outputs:
             row_counts[name] = outputs[name].height
-        else:
+        elif name.startswith("reference/llpg"):
             row_counts[name] = llpg.height
+        else:
+            row_counts[name] = llpg["postcode"].n_unique()
     sha = {name: _sha(path) for name, path in files.items()}
     manifest = CityManifest(out_dir, files, row_counts, sha, time.perf_counter() - started)
     noise = asdict(config.noise)

@@ -35,7 +35,8 @@ class NoiseConfig:
     typo: float = 0.04
     phonetic: float = 0.015
     nickname: float = 0.15  # of records whose first name has a nickname
-    transliteration: float = 0.35  # of records whose name has another romanisation
+    transliteration: float = 0.6  # of records whose name has another romanisation
+    spelling: float = 0.12  # of records whose name has another common spelling (Stephen/Steven, Clarke/Clark)
     diacritics_dropped: float = 0.7  # of records whose name has diacritics (police systems: always, cp1252)
     middle_name_as_first: float = 0.02
     middle_initial: float = 0.08  # forenames written with a middle initial ("John P")
@@ -43,7 +44,7 @@ class NoiseConfig:
     double_barrel_half: float = 0.4  # of records of people with a double-barrelled surname
     maiden_name: float = 0.3  # of records of women who changed surname on marriage
     previous_surname: float = 0.4  # of records of children whose surname changed
-    surname_convention: float = 0.4  # of records of people whose surname differs by naming convention
+    surname_convention: float = 0.5  # of records of people whose surname differs by naming convention
     name_swap: float = 0.01
     infant_placeholder: float = 0.5  # of health records of babies under three months ("Baby", "Unborn")
     case_whitespace: float = 0.05
@@ -95,7 +96,7 @@ class NoiseConfig:
     @classmethod
     def easy(cls) -> "NoiseConfig":
         """The old, easy city: uniform errors, prompt address updates, few duplicates. For fast tests only."""
-        return cls(typo=0.03, phonetic=0.0, nickname=0.05, transliteration=0.0, surname_convention=0.0, middle_name_as_first=0.0,
+        return cls(typo=0.03, phonetic=0.0, nickname=0.05, transliteration=0.0, surname_convention=0.0, spelling=0.0, middle_name_as_first=0.0,
                    middle_initial=0.0, initial_only=0.0, double_barrel_half=0.0, previous_surname=0.0,
                    infant_placeholder=0.0, dob_transposed=0.01, dob_digit=0.0, dob_year_off=0.01, dob_default=0.0,
                    dob_placeholder=0.0, postcode_typo=0.02, postcode_wrong_unit=0.0, postcode_missing=0.0,
@@ -298,13 +299,16 @@ def _error_factor(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseC
 
 
 def duplicate_records(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> pl.DataFrame:
-    """The same person entered twice in one system, the second entry different: a surname letter changed,
-    the date of birth a month out, an old address, or a nickname (each logged)."""
+    """The same person entered twice in one system. A duplicate exists because the system's own search missed
+    the first entry, so the second differs in two ways among: a surname letter, the date of birth a month out,
+    an old address, a nickname. `duplicate_kind` is a bit mask of them (1, 2, 4, 8; 0: not a duplicate)."""
     rate = np.array([noise.duplicate_by_source.get(s, 0.02) for s in records["source"].to_numpy()]) * noise.duplicate
     dup = records.filter(pl.Series(rng.random(records.height) < rate))
-    kind = rng.integers(0, 4, dup.height)
+    first = rng.integers(0, 4, dup.height)
+    second = (first + rng.integers(1, 4, dup.height)) % 4
+    kind = (1 << first) | (1 << second)
     return pl.concat([records.with_columns(pl.lit(0, pl.Int8).alias("duplicate_kind")),
-                      dup.with_columns(pl.Series("duplicate_kind", (kind + 1).astype(np.int8)))])
+                      dup.with_columns(pl.Series("duplicate_kind", kind.astype(np.int8)))])
 
 
 class NoiseLog:
@@ -374,12 +378,13 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     m = mask(noise.middle_name_as_first, middle.to_numpy() != "")
     first = _where(m, middle, first)
     log.add("middle_name_as_first", "first_name", m)
-    for kind, rate in (("nickname", noise.nickname), ("transliteration", noise.transliteration)):
+    for kind, rate in (("nickname", noise.nickname), ("transliteration", noise.transliteration),
+                       ("spelling", noise.spelling)):
         for fname in ("first_name", "last_name"):
             if kind == "nickname" and fname == "last_name":
                 continue
             values = first if fname == "first_name" else last
-            eligible = nz.has_variant(values, kind) & (dup != 4 if kind == "nickname" else True)
+            eligible = nz.has_variant(values, kind) & ((dup & 8) == 0 if kind == "nickname" else True)
             changed_values, changed = nz.name_variant(values, flat(rate, eligible), rng.integers(0, 1000, n), kind)
             log.add(kind, fname, changed)
             if fname == "first_name":
@@ -387,7 +392,7 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
             else:
                 last = changed_values
     # duplicates of kind 4: a nickname or other form of the first name on the second entry
-    values, changed = nz.name_variant(first, dup == 4, rng.integers(0, 1000, n), "nickname")
+    values, changed = nz.name_variant(first, (dup & 8) > 0, rng.integers(0, 1000, n), "nickname")
     first = values
     log.add("duplicate_first_name", "first_name", changed)
     # infants registered before naming
@@ -406,7 +411,7 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
         log.add(kind, "first_name", c1 & (kinds == i))
         log.add(kind, "last_name", c2 & (kinds == i))
     # a re-keyed duplicate's changed surname letter
-    last_new, c3 = nz.typo(last_new, dup == 1, np.full(n, 3), rng.random(n), letters)
+    last_new, c3 = nz.typo(last_new, (dup & 1) > 0, np.full(n, 3), rng.random(n), letters)
     log.add("duplicate_surname_letter", "last_name", c3)
     m = mask(noise.phonetic)
     first_new, c1 = nz.phonetic(first_new, m & which, rng.random(n))
@@ -448,8 +453,11 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     log.add("dob_digit", "date_of_birth", c)
     dob, c = nz.dob_year_off(dob, mask(noise.dob_year_off), rng.random(n) < 0.5, as_of.year)
     log.add("dob_year_off", "date_of_birth", c)
-    dob, c = nz.dob_month_off(dob, dup == 2, rng.random(n) < 0.5)
+    dob, c = nz.dob_month_off(dob, (dup & 2) > 0, rng.random(n) < 0.5)
     log.add("duplicate_dob_month", "date_of_birth", c)
+    documented = records["documented_jan1"].to_numpy() & np.isin(src, ["benefits", "health", "housing"]) & flat(0.7)
+    dob, c = nz.dob_default(dob, documented, np.zeros(n, dtype=bool))
+    log.add("dob_documented_jan1", "date_of_birth", c)
     defaults = np.isin(src, ["police", "housing", "benefits"])
     placeholder = flat(noise.dob_placeholder / max(noise.dob_default, 1e-9), defaults)
     dob, c = nz.dob_default(dob, mask(noise.dob_default, defaults), placeholder)
@@ -490,7 +498,7 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     landline = records["landline"].to_numpy()
     parent = records["parent_mobile"].fill_null("").to_numpy()
     choose_landline = rng.random(n) < 0.2
-    adult_phone = np.where((old != "") & (stale | (rng.random(n) < 0.3)), old, own)
+    adult_phone = np.where((old != "") & (stale | (rng.random(n) < 0.4)), old, own)
     adult_phone = np.where((adult_phone == "") | (choose_landline & (landline != "")), landline, adult_phone)
     child_phone = np.where((parent != "") & ((landline == "") | (rng.random(n) < 0.6)), parent, landline)
     phone = np.where(age >= 16, adult_phone, np.where(own != "", own, child_phone))

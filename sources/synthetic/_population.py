@@ -294,6 +294,11 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
     convention = np.where((group == "somali") & (rng.random(n) < 0.6), _draw_surnames(rng, group), convention)
     convention = np.where(convention == last, "", convention)
 
+    # people who arrived with no documented date of birth are given 1 January of the believed year by the
+    # Home Office; systems fed from their documents (benefits, GP registration, housing) carry that date while
+    # others record the date the person gives
+    documented_jan1 = np.isin(group, ["somali", "arab", "black_african"]) & (age >= 16) & (rng.random(n) < 0.35)
+
     # tenure (English Housing Survey 2022-23: about 65% own, 19% rent privately, 16% rent socially)
     tenure = rng.choice(np.array(["owner", "private_rent", "social_rent"]), n_households, p=[0.65, 0.19, 0.16])
     tenure = np.where(htype == 5, "private_rent", tenure)
@@ -315,6 +320,7 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
             "other_parent_surname": other_parent_surname,
             "previous_surname": previous_surname,
             "alternate_surname": convention,
+            "documented_jan1": documented_jan1,
             "sex": sex,
             "date_of_birth": dob.astype("datetime64[D]"),
             "age": age.astype(np.int64),
@@ -345,6 +351,7 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
             "other_parent_surname": "",
             "previous_surname": "",
             "alternate_surname": "",
+            "documented_jan1": np.zeros(c, dtype=bool),
             "sex": c_sex,
             "date_of_birth": c_dob,
             "age": c_age.astype(np.int64),
@@ -372,15 +379,16 @@ def _contacts(rng: np.random.Generator, persons: pl.DataFrame) -> pl.DataFrame:
     """Phones and emails as households have them.
 
     Own mobiles from age 11 (Ofcom: most children have a phone by 11-12; about 95% of adults); a landline in
-    about 40% of households (shared by everyone there); a quarter of mobile owners changed number in the last
-    three years (the old number lingers in older records); emails for about three adults in four.
+    about 40% of households (shared by everyone there); 40% of mobile owners changed number in the last three
+    years (no published rate; pay-as-you-go churn is high in the households agencies know best), the old
+    number lingering in other agencies' records; emails for about three adults in four.
     """
     n = persons.height
     age = persons["age"].to_numpy()
     own = rng.random(n) < np.where(age >= 16, 0.95, np.where(age >= 11, 0.6, 0.0))
     mobile = np.char.add("07700 9", rng.integers(10000, 99999, n).astype(str))
     old = np.char.add("07700 9", rng.integers(10000, 99999, n).astype(str))
-    changed = own & (rng.random(n) < 0.25)
+    changed = own & (rng.random(n) < 0.4)
     hh = persons["household_id"].to_numpy()
     landline_hh = rng.random(hh.max() + 1) < 0.4
     landline_no = np.char.add("01632 7", np.char.zfill((hh % 100000).astype(str), 5))
@@ -411,3 +419,56 @@ def _relationships(persons: pl.DataFrame) -> pl.DataFrame:
         "person_id", pl.col("person_id_2").alias("related_person_id"), pl.lit("partner_of").alias("relationship")
     )
     return pl.concat([parent_of, partners])
+
+
+def nlpg_dtf(llpg: pl.DataFrame, extract_date: dt.date, rng: np.random.Generator) -> str:
+    """The gazetteer as an LLPG custodian exports it: NLPG DTF 7.3 style records (10 header, 15 street
+    descriptor, 21 BLPU, 24 LPI, 32 classification, 99 trailer), no header row, text fields quoted.
+
+    About 3% of properties also carry a historical LPI (logical status 8: a renamed or renumbered address),
+    which a reader must skip.
+    """
+    day = extract_date.isoformat()
+
+    def q(col: str) -> pl.Expr:
+        return pl.lit('"') + pl.col(col).cast(pl.String).fill_null("").str.replace_all('"', "'") + pl.lit('"')
+
+    streets = llpg.group_by("usrn", maintain_order=True).agg(
+        pl.col("street_description").first(), pl.col("locality").first(), pl.col("town_name").first())
+    s15 = streets.select(pl.concat_str([pl.lit("15,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("usrn").cast(pl.String),
+                                        q("street_description"), q("locality"), q("town_name"), pl.lit('"ASHFORD VALE",ENG')],
+                                       separator=",").alias("line"))
+    n = llpg.height
+    frame = llpg.with_columns(
+        pl.Series("x", (400000 + rng.integers(0, 20000, n)).astype(str)),
+        pl.Series("y", (300000 + rng.integers(0, 20000, n)).astype(str)),
+        pl.col("sao_text").str.extract(r"(\d+)").fill_null("").alias("sao_number"),
+        pl.col("uprn").cast(pl.String).alias("u"),
+    )
+    s21 = frame.select(pl.concat_str([
+        pl.lit("21,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("1,2,,"), pl.col("x"), pl.col("y"),
+        pl.lit(f"1,9999,2000-01-01,,{day},2000-01-01,D"), q("postcode"), pl.lit("0")], separator=",").alias("line"))
+    s24 = frame.select(pl.concat_str([
+        pl.lit("24,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("9999L") + pl.col("u"),
+        pl.lit(f"ENG,1,2000-01-01,,{day},2000-01-01"), pl.col("sao_number"), pl.lit(",,"), q("sao_text"),
+        pl.col("pao_start_number").cast(pl.String), pl.lit(",,"), q("pao_text"), pl.col("usrn").cast(pl.String),
+        pl.lit(",Y,Y")], separator=",").alias("line"))
+    historic = frame.filter(pl.Series(rng.random(n) < 0.03)).select(pl.concat_str([
+        pl.lit("24,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("9999H") + pl.col("u"),
+        pl.lit("ENG,8,1990-01-01,1999-12-31,2000-01-01,1990-01-01,,,,,\"\""),
+        (pl.col("pao_start_number") + 100).cast(pl.String), pl.lit(",,"), pl.lit('"OLD NAME"'), pl.col("usrn").cast(pl.String),
+        pl.lit(",N,N")], separator=",").alias("line"))
+    s32 = frame.select(pl.concat_str([
+        pl.lit("32,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("9999C") + pl.col("u"),
+        pl.col("classification_code"), pl.lit(f"AddressBase Premium Classification Scheme,1.0,2000-01-01,,{day},2000-01-01")],
+        separator=",").alias("line"))
+    header = f'10,"ASHFORD VALE CITY COUNCIL",9999,{day},0,{day},000000,7.3,F'
+    body = pl.concat([s15, s21, s24, historic, s32])["line"].to_list()
+    trailer = f"99,0,{len(body) + 2},{day},000000"
+    return "\r\n".join([header, *body, trailer]) + "\r\n"
+
+
+def postcode_lookup(llpg: pl.DataFrame) -> pl.DataFrame:
+    """Postcode → ward, as the ONS postcode directory (NSPL) gives it: the gazetteer has no wards."""
+    return llpg.select(pl.col("postcode").alias("pcds"), pl.col("ward_code").alias("wd25cd"),
+                       pl.col("ward_name").alias("wd25nm")).unique("pcds", keep="first", maintain_order=True).sort("pcds")
