@@ -49,7 +49,8 @@ def test_every_row_staged_or_quarantined_and_quarantine_is_exactly_the_unusable_
     assert unusable.height > 0
     assert quarantined.equals(unusable)
     reasons = _q(settings, "select distinct unnest(reasons) as r from quarantine.row")["r"].to_list()
-    assert set(reasons) <= {"no name", "no date of birth or identifier", "no record id"}
+    assert set(reasons) <= {"no name", "no record id",
+                            "none of date of birth, identifier, address, postcode, phone or email (minimum data for linking)"}
     subjects = truth.filter((pl.col("record_role") == "subject") & ~pl.col("unusable"))
     staged = _q(settings, "select count(*) as n from staging.person_record where record_role = 'subject'")["n"][0]
     assert staged == subjects.height
