@@ -94,16 +94,21 @@ def _print_loads(loads) -> None:
 
 
 @app.command()
-def train(data_dir: DataDir = None) -> None:
+def train(data_dir: DataDir = None, contracts: Contracts = None,
+          settings_file: Annotated[Optional[Path], typer.Option(
+              "--settings", help="A reviewed model settings.json to train with instead of generating one.")] = None,
+          ) -> None:
     """Train a new person model version on the staged records (it is not used until promoted)."""
     from pipelines.stages import open_warehouse
-    from linkage_models.pipeline import train as train_model
+    from linkage_models.pipeline import ModelError, train as train_model
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         with console.status("Training the person model (u by random sampling, m by EM)"):
-            version = train_model(con, settings)
+            version = train_model(con, settings, settings_file)
+    except ModelError as exc:
+        _fail(f"train: {exc}")
     finally:
         con.close()
     console.print(f"Trained person model [bold]{version}[/] in {settings.models / 'person' / version}")
@@ -124,13 +129,13 @@ def promote_model(version: str, data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def link(data_dir: DataDir = None) -> None:
+def link(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """The link stage: addresses → UPRNs, records → persons with the approved model (ids stay stable across
     runs), then the household graph. Publishing is a separate step (`familylink publish`)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_link
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         with warehouse.audited_run(con, "link") as run_id, console.status("Linking addresses, persons and households"):
@@ -203,12 +208,12 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
-def publish(data_dir: DataDir = None) -> None:
+def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """Publish a new golden snapshot from the current household graph (checks, Parquet export, atomic switch)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_publish
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -233,12 +238,13 @@ def publish(data_dir: DataDir = None) -> None:
 @app.command()
 def report(
     data_dir: DataDir = None,
+    contracts: Contracts = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run to report on (default: the latest completed run).")] = None,
 ) -> None:
     """Write the match-quality and data-quality report (one offline HTML file) for a run."""
     from pipelines.stages import StageFailure, open_warehouse, run_report
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         run_id = run_id or (con.execute(
