@@ -187,9 +187,10 @@ def _comparisons(usable: set[str], identifiers: dict[str, str]) -> list:
     for scheme in identifiers:
         column = id_column(scheme)
         if column in usable:
-            # an identifier without a check digit can carry a typo: one edit away is weaker evidence, not none
+            # an identifier without a check digit can carry a typo or two digits transposed: one edit away is
+            # weaker evidence, not none
             comparisons.append(cl.ExactMatch(column) if scheme in _CHECKED
-                               else cl.LevenshteinAtThresholds(column, [1]))
+                               else cl.DamerauLevenshteinAtThresholds(column, [1]))
     if "phone" in usable:
         comparisons.append(cl.ExactMatch("phone"))
     if "email" in usable:

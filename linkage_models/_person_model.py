@@ -49,7 +49,9 @@ def forename_comparison() -> cl.CustomComparison:
             _level("first_name_std_l is null or first_name_std_r is null", "null", is_null_level=True),
             _level("first_name_std_l = first_name_std_r", "exact", tf_adjustment_column="first_name_std"),
             _level("first_name_formal_l = first_name_formal_r", "same formal name (nickname)"),
-            _level("first_name_std_l = last_name_std_r and last_name_std_l = first_name_std_r", "first/last swapped"),
+            # forename and surname entered the other way round (often with a typo as well)
+            _level("jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9 and "
+                   "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9", "first/last swapped"),
             _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.92", "Jaro-Winkler >= 0.92"),
             _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.8", "Jaro-Winkler >= 0.8"),
             _level("substr(first_name_std_l, 1, 1) = substr(first_name_std_r, 1, 1)", "same initial"),
@@ -76,6 +78,9 @@ def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"))
             _level(f"jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9 and {same}",
                    "similar surname, same address"),
             _level("jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9", "similar surname"),
+            # the surname is in the other record's forename field: the swap the forename comparison also sees
+            _level("jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9 and "
+                   "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9", "first/last swapped"),
             _level(same, "other surname, same address"),
             {"sql_condition": "ELSE", "label_for_charts": "different"},
         ],
