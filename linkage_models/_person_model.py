@@ -60,31 +60,47 @@ def forename_comparison() -> cl.CustomComparison:
     )
 
 
+_SIMILAR_ADDRESS = {
+    "postcode": "(damerau_levenshtein(postcode_l, postcode_r) <= 1 and "
+                "split_part(address_numbers_l, ' ', 1) = split_part(address_numbers_r, ' ', 1))",
+    "address_std": "(len(address_tokens_l) >= 2 and len(address_tokens_r) >= 2 and "
+                   "2 * len(list_intersect(address_tokens_l, address_tokens_r)) >= "
+                   "len(list_distinct(list_concat(address_tokens_l, address_tokens_r))))",
+}
+
+
 def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode")) -> cl.CustomComparison:
     """Surname and address together, so a shared household is one piece of evidence, not two.
 
     "Same address" is any of the address evidence the sources share: the UPRN, the postcode (UK or not),
-    or the address text (same house numbers and most words in common).
+    or the address text (same house numbers and most words in common). "Similar address" tolerates typos:
+    a postcode one edit away with the same house number, or half the address words in common. Each
+    surname degree (same, similar, swapped with the forename, other) meets each address degree in its
+    own level, so EM learns how much a neighbour or a typo is worth on the data at hand.
     """
     same = "(" + " or ".join(_SAME_ADDRESS[f] for f in address_fields) + ")"
-    return cl.CustomComparison(
-        output_column_name="surname_and_address",
-        comparison_levels=[
-            _level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True),
-            _level(f"last_name_std_l = last_name_std_r and {same}", "same surname, same address",
-                   tf_adjustment_column="last_name_std"),
-            _level("last_name_std_l = last_name_std_r", "same surname, other address",
-                   tf_adjustment_column="last_name_std"),
-            _level(f"jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9 and {same}",
-                   "similar surname, same address"),
-            _level("jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9", "similar surname"),
-            # the surname is in the other record's forename field: the swap the forename comparison also sees
-            _level("jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9 and "
-                   "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9", "first/last swapped"),
-            _level(same, "other surname, same address"),
-            {"sql_condition": "ELSE", "label_for_charts": "different"},
-        ],
-    )
+    similar_parts = [_SIMILAR_ADDRESS[f] for f in address_fields if f in _SIMILAR_ADDRESS]
+    similar = "(" + " or ".join(similar_parts) + ")" if similar_parts else None
+    surname = {
+        "same surname": "last_name_std_l = last_name_std_r",
+        "similar surname": "jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9",
+        # the surname is in the other record's forename field: the swap the forename comparison also sees
+        "first/last swapped": "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9 and "
+                              "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9",
+        "other surname": None,
+    }
+    levels = [_level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True)]
+    for label, condition in surname.items():
+        tf = {"tf_adjustment_column": "last_name_std"} if label == "same surname" else {}
+        for address_label, address in (("same address", same), ("similar address", similar), ("other address", None)):
+            if address_label == "similar address" and similar is None:
+                continue
+            parts = [c for c in (condition, address) if c]
+            if not parts:
+                continue  # other surname, other address: the ELSE level
+            levels.append(_level(" and ".join(parts), f"{label}, {address_label}", **tf))
+    levels.append({"sql_condition": "ELSE", "label_for_charts": "different"})
+    return cl.CustomComparison(output_column_name="surname_and_address", comparison_levels=levels)
 
 
 def date_of_birth_comparison() -> cl.CustomComparison:

@@ -144,6 +144,12 @@ def evaluate_persons_by_source_pair(con: duckdb.DuckDBPyConnection, truth_dir: P
     return person_link_quality_by_source_pair(*_clusters_and_truth(con, truth_dir))
 
 
+def evaluate_link_errors(con: duckdb.DuckDBPyConnection, truth_dir: Path, top: int = 10) -> pl.DataFrame:
+    from linkage_models.evaluate import link_errors_by_cause
+
+    return link_errors_by_cause(*_clusters_and_truth(con, truth_dir), top=top)
+
+
 def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
     """The nightly link stage: addresses → UPRN, persons → stable ids, then the household graph."""
     from linkage_models._address import load_gazetteer, match_addresses

@@ -153,7 +153,8 @@ def link(data_dir: DataDir = None, contracts: Contracts = None) -> None:
 @app.command()
 def evaluate(data_dir: DataDir = None) -> None:
     """Person-link quality against the synthetic city's ground truth (evaluation only)."""
-    from linkage_models.pipeline import ModelError, evaluate_persons, evaluate_persons_by_source_pair
+    from linkage_models.pipeline import (ModelError, evaluate_link_errors, evaluate_persons,
+                                         evaluate_persons_by_source_pair)
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
@@ -162,6 +163,7 @@ def evaluate(data_dir: DataDir = None) -> None:
         try:
             quality = evaluate_persons(con, settings.truth)
             by_pair = evaluate_persons_by_source_pair(con, settings.truth)
+            errors = evaluate_link_errors(con, settings.truth)
         except ModelError as exc:
             _fail(str(exc))
         if con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -184,6 +186,12 @@ def evaluate(data_dir: DataDir = None) -> None:
         pairs.add_row(f"{row['source_a']} × {row['source_b']}", f"{row['true_pairs']:,}", f"{row['linked_pairs']:,}",
                       f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}")
     console.print(pairs)
+    causes = Table(title="Largest classes of missed and false links, by cause (noise on either record)")
+    for column in ("kind", "cause", "sources", "pairs"):
+        causes.add_column(column, justify="right" if column == "pairs" else "left")
+    for row in errors.iter_rows(named=True):
+        causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
+    console.print(causes)
 
 
 @app.command()
