@@ -72,15 +72,24 @@ _SIMILAR_ADDRESS = {
 def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode")) -> cl.CustomComparison:
     """Surname and address together, so a shared household is one piece of evidence, not two.
 
-    "Same address" is any of the address evidence the sources share: the UPRN, the postcode (UK or not),
-    or the address text (same house numbers and most words in common). "Similar address" tolerates typos:
-    a postcode one edit away with the same house number, or half the address words in common. Each
+    Address evidence comes in degrees, strongest first, from whatever address fields the sources share:
+    "same home" (one UPRN, or the same address text at one postcode), "same address" (the postcode — UK or
+    not — or the address text: same house numbers and most words in common), "similar address" (typos:
+    a postcode one edit away with the same house number, or half the address words in common). Each
     surname degree (same, similar, swapped with the forename, other) meets each address degree in its
     own level, so EM learns how much a neighbour or a typo is worth on the data at hand.
     """
-    same = "(" + " or ".join(_SAME_ADDRESS[f] for f in address_fields) + ")"
+    fields = set(address_fields)
+    words = _SAME_ADDRESS["address_std"]
+    # the same home: one UPRN, or the same address text (house numbers and most words) at one postcode
+    home = [_SAME_ADDRESS["uprn"]] if "uprn" in fields else []
+    if "address_std" in fields:
+        home.append(f"(postcode_l = postcode_r and {words})" if "postcode" in fields else words)
+    # the same postcode (a street or part of one), or the same address text where the postcodes differ
+    area = [_SAME_ADDRESS[f] for f in ("postcode", "address_std") if f in fields]
     similar_parts = [_SIMILAR_ADDRESS[f] for f in address_fields if f in _SIMILAR_ADDRESS]
-    similar = "(" + " or ".join(similar_parts) + ")" if similar_parts else None
+    degrees = [(label, "(" + " or ".join(parts) + ")") for label, parts in (
+        ("same home", home), ("same address", area), ("similar address", similar_parts)) if parts]
     surname = {
         "same surname": "last_name_std_l = last_name_std_r",
         "similar surname": "jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9",
@@ -92,9 +101,7 @@ def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"))
     levels = [_level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True)]
     for label, condition in surname.items():
         tf = {"tf_adjustment_column": "last_name_std"} if label == "same surname" else {}
-        for address_label, address in (("same address", same), ("similar address", similar), ("other address", None)):
-            if address_label == "similar address" and similar is None:
-                continue
+        for address_label, address in (*degrees, ("other address", None)):
             parts = [c for c in (condition, address) if c]
             if not parts:
                 continue  # other surname, other address: the ELSE level
