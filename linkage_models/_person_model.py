@@ -73,7 +73,7 @@ def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"))
     """Surname and address together, so a shared household is one piece of evidence, not two.
 
     Address evidence comes in degrees, strongest first, from whatever address fields the sources share:
-    "same home" (one UPRN, or the same address text at one postcode), "same address" (the postcode — UK or
+    "identical address" (word for word, same postcode), "same home" (one UPRN, or the same address text at one postcode), "same address" (the postcode — UK or
     not — or the address text: same house numbers and most words in common), "similar address" (typos:
     a postcode one edit away with the same house number, or half the address words in common). Each
     surname degree (same, similar, swapped with the forename, other) meets each address degree in its
@@ -88,8 +88,12 @@ def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"))
     # the same postcode (a street or part of one), or the same address text where the postcodes differ
     area = [_SAME_ADDRESS[f] for f in ("postcode", "address_std") if f in fields]
     similar_parts = [_SIMILAR_ADDRESS[f] for f in address_fields if f in _SIMILAR_ADDRESS]
+    # word for word the same address (and postcode): the strongest address evidence there is
+    identical = (["address_std_l = address_std_r" + (" and postcode_l = postcode_r" if "postcode" in fields else "")]
+                 if "address_std" in fields else [])
     degrees = [(label, "(" + " or ".join(parts) + ")") for label, parts in (
-        ("same home", home), ("same address", area), ("similar address", similar_parts)) if parts]
+        ("identical address", identical), ("same home", home), ("same address", area),
+        ("similar address", similar_parts)) if parts]
     surname = {
         "same surname": "last_name_std_l = last_name_std_r",
         "similar surname": "jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9",

@@ -92,7 +92,7 @@ def approved_model(settings: Settings) -> tuple[str, Path]:
 
 def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
     """Predict with the approved model, cluster, and give every cluster its stable person id."""
-    from warehouse._graph import assign_person_ids
+    from linkage_models._stable_ids import assign_person_ids
 
     version, path = approved_model(settings)
     result = predict_and_cluster(con, path, settings.match_threshold)
