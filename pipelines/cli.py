@@ -94,16 +94,21 @@ def _print_loads(loads) -> None:
 
 
 @app.command()
-def train(data_dir: DataDir = None) -> None:
+def train(data_dir: DataDir = None, contracts: Contracts = None,
+          settings_file: Annotated[Optional[Path], typer.Option(
+              "--settings", help="A reviewed model settings.json to train with instead of generating one.")] = None,
+          ) -> None:
     """Train a new person model version on the staged records (it is not used until promoted)."""
     from pipelines.stages import open_warehouse
-    from linkage_models.pipeline import train as train_model
+    from linkage_models.pipeline import ModelError, train as train_model
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         with console.status("Training the person model (u by random sampling, m by EM)"):
-            version = train_model(con, settings)
+            version = train_model(con, settings, settings_file)
+    except ModelError as exc:
+        _fail(f"train: {exc}")
     finally:
         con.close()
     console.print(f"Trained person model [bold]{version}[/] in {settings.models / 'person' / version}")
@@ -124,13 +129,13 @@ def promote_model(version: str, data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def link(data_dir: DataDir = None) -> None:
+def link(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """The link stage: addresses → UPRNs, records → persons with the approved model (ids stay stable across
     runs), then the household graph. Publishing is a separate step (`familylink publish`)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_link
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         with warehouse.audited_run(con, "link") as run_id, console.status("Linking addresses, persons and households"):
@@ -148,7 +153,8 @@ def link(data_dir: DataDir = None) -> None:
 @app.command()
 def evaluate(data_dir: DataDir = None) -> None:
     """Person-link quality against the synthetic city's ground truth (evaluation only)."""
-    from linkage_models.pipeline import ModelError, evaluate_persons, evaluate_persons_by_source_pair
+    from linkage_models.pipeline import (ModelError, evaluate_link_errors, evaluate_persons,
+                                         evaluate_persons_by_source_pair)
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
@@ -157,6 +163,7 @@ def evaluate(data_dir: DataDir = None) -> None:
         try:
             quality = evaluate_persons(con, settings.truth)
             by_pair = evaluate_persons_by_source_pair(con, settings.truth)
+            errors = evaluate_link_errors(con, settings.truth)
         except ModelError as exc:
             _fail(str(exc))
         if con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -179,6 +186,12 @@ def evaluate(data_dir: DataDir = None) -> None:
         pairs.add_row(f"{row['source_a']} × {row['source_b']}", f"{row['true_pairs']:,}", f"{row['linked_pairs']:,}",
                       f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}")
     console.print(pairs)
+    causes = Table(title="Largest classes of missed and false links, by cause (noise on either record)")
+    for column in ("kind", "cause", "sources", "pairs"):
+        causes.add_column(column, justify="right" if column == "pairs" else "left")
+    for row in errors.iter_rows(named=True):
+        causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
+    console.print(causes)
 
 
 @app.command()
@@ -203,12 +216,12 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
-def publish(data_dir: DataDir = None) -> None:
+def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """Publish a new golden snapshot from the current household graph (checks, Parquet export, atomic switch)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_publish
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -233,12 +246,13 @@ def publish(data_dir: DataDir = None) -> None:
 @app.command()
 def report(
     data_dir: DataDir = None,
+    contracts: Contracts = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run to report on (default: the latest completed run).")] = None,
 ) -> None:
     """Write the match-quality and data-quality report (one offline HTML file) for a run."""
     from pipelines.stages import StageFailure, open_warehouse, run_report
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     con = open_warehouse(settings)
     try:
         run_id = run_id or (con.execute(
