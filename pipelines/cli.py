@@ -335,34 +335,42 @@ def erase(
     actor: Annotated[str, typer.Option(help="Who asked for it.")] = "data-protection-lead",
     data_dir: DataDir = None,
 ) -> None:
-    """Erase one source record from every table, rebuild the graph, publish, and purge older snapshots holding it."""
-    import datetime as dt
+    """Erase one source record from every table, rebuild the graph, publish, purge older snapshots holding it,
+    and rewrite the warehouse file so that no copy of the deleted values remains in it."""
+    from pipelines.stages import run_erasure
+    from warehouse._erasure import ErasureError
 
-    from pipelines.stages import open_warehouse, run_publish
-    from warehouse._erasure import erase_record
-    from warehouse._golden import current_snapshot, purge_snapshots
-    from warehouse._graph import build_graph
-    import warehouse
+    settings = _settings(data_dir=data_dir)
+    try:
+        summary = run_erasure(settings, source, record_id, actor=actor, reason=reason)
+    except ErasureError as exc:
+        _fail(str(exc))
+    if summary.published:
+        console.print(f"Published {summary.published}; purged {', '.join(summary.purged) or 'no older snapshots'}.")
+    console.print(f"Erased {source}:{record_id} from {len(summary.rows_deleted)} tables ({summary.total} rows).")
+
+
+@app.command("lift-erasure-block")
+def lift_erasure_block(
+    source: Annotated[str, typer.Option(help="Source of the record.")],
+    record_id: Annotated[str, typer.Option(help="The source's record id.")],
+    reason: Annotated[str, typer.Option(help="Why the erasure was a mistake; kept in the audit log.")],
+    actor: Annotated[str, typer.Option(help="Who asked for it.")] = "data-protection-lead",
+    data_dir: DataDir = None,
+) -> None:
+    """Correct a mistaken erasure: the next extract that carries the record stages it again."""
+    from pipelines.stages import open_warehouse
+    from warehouse._erasure import lift_erasure_block as lift
 
     settings = _settings(data_dir=data_dir)
     con = open_warehouse(settings)
     try:
-        result = erase_record(con, source, record_id, actor=actor, reason=reason)
-        if not result.total:
-            _fail(f"no record {source}:{record_id} in the warehouse")
-        with warehouse.audited_run(con, "erase", {"source": source, "record_id": record_id}) as run_id:
-            if current_snapshot(con):
-                as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
-                model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] or "unknown"
-                build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
-                published = run_publish(settings, run_id, model, con=con)
-                stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
-                purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}), reason=f"erasure: {reason}",
-                                         snapshots_dir=settings.snapshots)
-                console.print(f"Published {published.snapshot_id}; purged {', '.join(purged) or 'no older snapshots'}.")
+        existed = lift(con, source, record_id, actor=actor, reason=reason)
     finally:
         con.close()
-    console.print(f"Erased {source}:{record_id} from {len(result.rows_deleted)} tables ({result.total} rows).")
+    if not existed:
+        _fail(f"{source}:{record_id} is not blocked by an erasure")
+    console.print(f"{source}:{record_id} may be staged again from the next extract that carries it.")
 
 
 @app.command()

@@ -328,6 +328,56 @@ def ensure_demo_model(settings: Settings, con=None) -> str:
     return version
 
 
+@dataclass
+class ErasureSummary:
+    source: str
+    record_id: str
+    rows_deleted: dict[str, int]
+    published: str | None = None
+    purged: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows_deleted.values())
+
+
+def run_erasure(settings: Settings, source: str, record_id: str, *, actor: str, reason: str) -> ErasureSummary:
+    """Erase one record everywhere, republish without it, purge every snapshot export that may hold it (older
+    snapshots and orphans of failed publishes), then rewrite the warehouse file so no deleted bytes remain.
+
+    Raises ErasureError (nothing changed) when the record is not in the warehouse.
+    """
+    from sources.ingest import related_person_columns
+    from warehouse._erasure import erase_record
+    from warehouse._golden import current_snapshot, purge_snapshots, remove_orphan_exports
+    from warehouse._graph import build_graph
+
+    contracts = load_contracts(settings.contracts_dir)
+    related = related_person_columns(contracts[source]) if source in contracts else {}
+    con = open_warehouse(settings)
+    try:
+        result = erase_record(con, source, record_id, actor=actor, reason=reason, related_columns=related)
+        summary = ErasureSummary(source, record_id, result.rows_deleted)
+        with warehouse.audited_run(con, "erase", {"source": source, "record_id": record_id}) as run_id:
+            if current_snapshot(con):
+                as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] \
+                    or dt.date.today()
+                model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] \
+                    or "unknown"
+                build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
+                published = run_publish(settings, run_id, model, con=con)
+                summary.published = published.snapshot_id
+                stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
+                summary.purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}),
+                                                 reason=f"erasure: {reason}", snapshots_dir=settings.snapshots)
+            summary.purged += remove_orphan_exports(con, settings.snapshots)
+    finally:
+        con.close()
+    # deleted rows stay readable in the file's free blocks until the file is rewritten
+    warehouse.compact(settings.warehouse, memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
+    return summary
+
+
 def run_synth(settings: Settings, *, people: int, seed: int):
     from sources.synthetic import CityConfig, generate_city
 

@@ -87,7 +87,7 @@ def ingest_source(
     sha = file_sha256(path)
     display = _display_name(path, landing)
     with _WRITE_LOCK:
-        if _load.file_already_loaded(con, sha):
+        if _load.file_already_loaded(con, contract.source, sha):
             _load.record_manifest(con, run_id=run_id, source=contract.source, file_name=display, status="unchanged",
                                   file_sha256=sha, message="same checksum as an extract already loaded")
             return SourceLoad(contract.source, "unchanged", display, sha, message="already loaded")
@@ -98,6 +98,7 @@ def ingest_source(
     except ExtractError as exc:
         return _reject(con, run_id, contract.source, display, sha, path, str(exc))
 
+    frame = _blank_erased_related(con, contract, frame)
     extract_date = contract.extract_date_for(path, frame)
     raw = _raw_rows(frame, contract)
     if previous is not None and previous[2] is not None and extract_date is not None and extract_date < previous[2]:
@@ -177,6 +178,35 @@ def ingest_source(
 
 
 ERASED = "erased on request"
+
+
+def related_person_columns(contract: SourceContract) -> dict[str, list[str]]:
+    """Record id suffix -> the source columns that hold only that related person (a pupil's parent's name
+    and phone; not the address they share with the subject). Erasure blanks these in the subject's row."""
+    own = {c for spec in contract.person.fields().values() for c in spec.source_columns()}
+    return {
+        related.record_id_suffix: sorted({c for spec in related.person.fields().values() for c in spec.source_columns()}
+                                         - own)
+        for related in contract.related_persons
+    }
+
+
+def _blank_erased_related(con, contract: SourceContract, frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows naming a related person who was erased on request: their columns are blanked before anything is
+    kept or mapped, so the person is neither staged again nor stored in raw."""
+    if not contract.related_persons:
+        return frame
+    with _WRITE_LOCK:
+        erased = [r[0] for r in con.execute(
+            "select erased_record_id from audit.erased_record where erased_source = ?", [contract.source]).fetchall()]
+    if not erased:
+        return frame
+    key = pl.col(contract.record_key).cast(pl.String).str.strip_chars()
+    for suffix, columns in related_person_columns(contract).items():
+        hit = (key + suffix).is_in(erased)
+        frame = frame.with_columns([pl.when(hit).then(pl.lit("")).otherwise(pl.col(c)).alias(c)
+                                    for c in columns if c in frame.columns])
+    return frame
 
 
 def _suppress_erased(con, source: str, subjects: pl.DataFrame, bad_rows: pl.DataFrame, raw: pl.DataFrame):

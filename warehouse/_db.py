@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -52,6 +54,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(_create_table_sql(f"history.{name}", history))
 
 
+# "6GB", "512MiB", "80%": DuckDB's own forms, and nothing else reaches a SET statement
+MEMORY_LIMIT = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGT]i?B|%)$", re.IGNORECASE)
+
+
+def _limits(con: duckdb.DuckDBPyConnection, memory_limit: str, threads: int) -> None:
+    if not MEMORY_LIMIT.fullmatch(str(memory_limit)):
+        raise ValueError("duckdb memory limit must look like 6GB, 512MiB or 80% (setting duckdb_memory_limit)")
+    con.execute("set memory_limit = ?", [str(memory_limit)])
+    con.execute("set threads = ?", [int(threads)])
+
+
 def connect(path: Path | str, *, memory_limit: str = "6GB", threads: int = 2, read_only: bool = False,
             ensure: bool = True) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse file with the project's resource limits.
@@ -61,11 +74,38 @@ def connect(path: Path | str, *, memory_limit: str = "6GB", threads: int = 2, re
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
-    con.execute(f"set memory_limit = '{memory_limit}'")
-    con.execute(f"set threads = {int(threads)}")
+    _limits(con, memory_limit, threads)
     if ensure and not read_only:
         ensure_schema(con)
     return con
+
+
+def compact(path: Path | str, *, memory_limit: str = "6GB", threads: int = 2) -> None:
+    """Rewrite the warehouse file so that no deleted value survives in its free blocks.
+
+    DuckDB reuses freed blocks but does not overwrite them, so an erased value stays readable in the file's
+    bytes after DELETE, CHECKPOINT and VACUUM. Copying every schema, table, view and macro into a fresh
+    file and atomically replacing the old one leaves no copy. Every connection to the file must be closed.
+    """
+    path = Path(path)
+    fresh = path.with_name(path.name + ".compacting")
+    for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        _limits(con, memory_limit, threads)
+        con.execute("attach ? as old_warehouse (read_only)", [str(path)])
+        con.execute("attach ? as new_warehouse", [str(fresh)])
+        con.execute("copy from database old_warehouse to new_warehouse")
+        con.execute("detach old_warehouse")
+        con.execute("checkpoint new_warehouse")
+        con.execute("detach new_warehouse")
+    finally:
+        con.close()
+    with open(fresh, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(fresh, path)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
 
 
 @contextmanager
