@@ -24,6 +24,8 @@ _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 class SettingsError(ValueError):
     """A settings file or environment variable is wrong; the message names which."""
 
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -8,12 +8,11 @@ concurrent ingest tasks in threads see the same file).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,8 +23,30 @@ from sources._contract import load_contracts
 from sources.ingest import SourceLoad, ingest_source
 
 
+@contextmanager
+def stage_errors(stage: str) -> Iterator[None]:
+    """Turn any error inside a stage into a StageFailure whose message holds no personal data.
+
+    The original exception is dropped, not chained: Prefect and loggers print chained exceptions, and a
+    library's message may quote a value (polars and DuckDB quote the field they failed on).
+    """
+    failure: StageFailure | None = None
+    try:
+        yield
+    except StageFailure:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        failure = StageFailure(stage, warehouse.safe_error(exc))
+    if failure is not None:
+        raise failure from None
+
+
 class StageFailure(RuntimeError):
     """A stage failed; the message names the stage and source and carries no personal data."""
+
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
 
     def __init__(self, stage: str, message: str):
         super().__init__(message)
@@ -159,23 +180,6 @@ def end_run(settings: Settings, run_id: str, status: str, stage: str | None = No
 
 
 # --------------------------------------------------------------------------------------------- ingest
-def extract_fingerprint(settings: Settings, source: str) -> str | None:
-    """Checksum of what an ingest of this source depends on: the newest extract and the contract."""
-    from sources._contract import find_extract
-
-    contract = load_contracts(settings.contracts_dir)[source]
-    path = find_extract(settings.landing, contract)
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    digest.update(str(settings.warehouse.resolve()).encode())
-    digest.update(contract.model_dump_json().encode())
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> SourceLoad:
     contract = load_contracts(settings.contracts_dir)[source]
     own = con is None
@@ -241,9 +245,8 @@ def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
     own = con is None
     con = con or open_warehouse(settings)
     try:
-        result = link_all(con, settings, run_id)
-    except Exception as exc:
-        raise StageFailure("link", f"{type(exc).__name__}: {exc}") from exc
+        with stage_errors("link"):
+            result = link_all(con, settings, run_id)
     finally:
         if own:
             con.close()
@@ -266,7 +269,7 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -
 
         apply_retention(con, {name: c.sharing.retention_days for name, c in load_contracts(settings.contracts_dir).items()})
     except PublishError as exc:
-        raise StageFailure("publish", str(exc)) from exc
+        raise StageFailure("publish", str(exc)) from None
     finally:
         if own:
             con.close()
@@ -282,9 +285,8 @@ def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
     own = con is None
     con = con or open_warehouse(settings)
     try:
-        return write_run_report(con, settings, run_id)
-    except Exception as exc:
-        raise StageFailure("report", f"{type(exc).__name__}: {exc}") from exc
+        with stage_errors("report"):
+            return write_run_report(con, settings, run_id)
     finally:
         if own:
             con.close()
@@ -406,7 +408,7 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     except StageFailure as exc:
         summary.ok, summary.failure, summary.failed_stage = False, str(exc), exc.stage
     except Exception as exc:  # unexpected: name the stage, keep the message free of data values
-        summary.ok, summary.failure, summary.failed_stage = False, f"{type(exc).__name__}: {exc}", stage
+        summary.ok, summary.failure, summary.failed_stage = False, warehouse.safe_error(exc), stage
     finally:
         con.close()
     end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage, summary.failure)

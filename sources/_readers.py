@@ -18,6 +18,10 @@ from sources._contract import SourceContract
 
 
 class ExtractError(ValueError):
+    """Names file, row and column and never a cell value, so its message may go to logs, audit and Prefect."""
+
+    message_is_safe = True
+
     def __init__(self, file: Path | str, reason: str, row: int | None = None, column: str | None = None):
         self.file, self.row, self.column, self.reason = str(file), row, column, reason
         where = ", ".join(x for x in (f"row {row}" if row else "", f"column {column}" if column else "") if x)
@@ -84,7 +88,8 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
     lines = text.splitlines(keepends=True)
     skip = contract.header_row - 1
     body = "".join(lines[skip:])
-    reader = csv.reader(io.StringIO(body, newline=""), delimiter=contract.delimiter)
+    # strict: a quote in the middle of a field (`,"M,`) is an error here, as it is for polars below
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=contract.delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -103,14 +108,16 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
                 column = header[len(record)] if len(record) < width else None
                 raise ExtractError(path, f"{what} fields ({len(record)}) than the header ({width}): ragged or "
                                    "truncated row", row=contract.header_row + reader.line_num - 1, column=column)
-    except csv.Error as exc:
-        raise ExtractError(path, f"malformed CSV ({exc})", row=contract.header_row + reader.line_num - 1) from None
+    except csv.Error:
+        # the csv module's messages describe quoting only, but say no more than that: never a value
+        raise ExtractError(path, "malformed CSV: a quote inside a field or an unterminated quoted field",
+                           row=contract.header_row + reader.line_num - 1) from None
     if rows == 0:
         raise ExtractError(path, "the extract has a header but no data rows")
     frame = pl.read_csv(
         body.encode("utf-8"), separator=contract.delimiter, infer_schema=False, has_header=True,
         truncate_ragged_lines=False,
-    )
+    )  # read_extract translates a polars error (its message quotes the offending field) into an ExtractError
     if frame.height != rows:
         raise ExtractError(path, f"read {frame.height} rows but counted {rows}: unbalanced quotes?")
     return frame
@@ -146,8 +153,26 @@ def _read_jsonl(path: Path, data: bytes, contract: SourceContract) -> pl.DataFra
 
 
 def read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
-    """The whole extract as text columns plus `_row_number`, or an ExtractError (never a partial frame)."""
-    path = Path(path)
+    """The whole extract as text columns plus `_row_number`, or an ExtractError (never a partial frame).
+
+    Any other exception a parser raises may quote cell values (polars' ComputeError quotes the field it could
+    not parse), so it is replaced by an ExtractError naming the file and the kind of error only.
+    """
+    failure = None
+    try:
+        return _read_extract(Path(path), contract)
+    except ExtractError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        failure = type(exc).__name__
+    # raised outside the except block so the original exception (and its message) is not even chained
+    raise ExtractError(path, f"the file could not be parsed as {contract.format} ({failure}); "
+                             "look for unbalanced quotes, a wrong delimiter or a damaged file")
+
+
+def _read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
     if not path.exists():
         raise ExtractError(path, "file not found")
     data = path.read_bytes()

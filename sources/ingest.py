@@ -74,6 +74,34 @@ def ingest_source(
     max_row_count_drop: float = 0.5,
     today: dt.date | None = None,
 ) -> SourceLoad:
+    """Ingest the newest extract of one source. Never raises for a bad file: an unexpected error anywhere
+    (a library's message may quote cell values) rejects the file with the error's kind only."""
+    failure = None
+    try:
+        return _ingest_source(con, contract, landing, run_id, gx_dir=gx_dir, max_row_count_drop=max_row_count_drop,
+                              today=today)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        failure = type(exc).__name__
+    # outside the except block: the original exception, and any value it quotes, goes no further
+    path = find_extract(landing, contract)
+    display = _display_name(path, landing) if path else contract.file_pattern
+    message = (f"{display}: ingest stopped by an unexpected {failure}; its details are withheld because they "
+               "may quote personal data")
+    return _reject(con, run_id, contract.source, display, file_sha256(path) if path else None, path, message)
+
+
+def _ingest_source(
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    landing: Path,
+    run_id: str,
+    *,
+    gx_dir: Path | None,
+    max_row_count_drop: float = 0.5,
+    today: dt.date | None = None,
+) -> SourceLoad:
     from expectations import check_extract, validate_records
 
     path = find_extract(landing, contract)
@@ -253,7 +281,8 @@ def _reject(con, run_id, source, display, sha, path, message, raw: pl.DataFrame 
                     "payload",
                 ))
             _load.record_manifest(cur, run_id=run_id, source=source, file_name=display, status="rejected",
-                                  message=message, file_sha256=sha, file_bytes=path.stat().st_size, rows_read=rows,
+                                  message=message, file_sha256=sha,
+                                  file_bytes=path.stat().st_size if path is not None else None, rows_read=rows,
                                   rows_staged=0 if rows is not None else None, rows_quarantined=rows)
     log.warning("source=%s file=%s rejected: %s", source, display, message)
     return SourceLoad(source, "rejected", display, sha, rows_read=rows or 0, rows_quarantined=rows or 0,

@@ -11,6 +11,15 @@ from typing import Iterator
 import duckdb
 
 
+def safe_error(exc: BaseException) -> str:
+    """An exception as it may be written to the audit trail, logs and Prefect: our own errors (classes with
+    `message_is_safe = True`, whose messages name files, rows, columns and ids) in full; any other only by
+    its kind, because a library's message may quote the value it failed on (polars, DuckDB, pydantic)."""
+    if getattr(type(exc), "message_is_safe", False):
+        return str(exc)
+    return f"{type(exc).__name__} (details withheld: they may quote personal data)"
+
+
 def new_run_id(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -41,7 +50,7 @@ def audited_run(con: duckdb.DuckDBPyConnection, flow: str, parameters: dict | No
         yield run_id
     except BaseException as exc:
         stage = getattr(exc, "stage", None)
-        finish_run(con, run_id, "failed", stage, f"{type(exc).__name__}: {exc}"[:2000])
+        finish_run(con, run_id, "failed", stage, safe_error(exc)[:2000])
         raise
     finish_run(con, run_id, "completed")
 

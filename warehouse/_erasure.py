@@ -37,6 +37,8 @@ class ErasureResult:
 class ErasureError(ValueError):
     """An erasure that cannot be done; nothing was changed (ids only in the message)."""
 
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
+
 
 def _record_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, list[str]]]:
     """(schema, table, key predicate columns) for every base table holding source records.

@@ -45,6 +45,8 @@ _RULE_ORDER = {
 class PublishError(RuntimeError):
     """A snapshot failed its checks; nothing was switched."""
 
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
+
     stage = "publish"
 
 
