@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sources._contract import SourceContract
+from sources._contract import FieldSpec, SourceContract
 
 
 class ExtractError(ValueError):
@@ -133,13 +133,66 @@ def _read_xlsx(path: Path, contract: SourceContract) -> pl.DataFrame:
     return frame.with_columns(pl.all().fill_null(""))
 
 
+def field_specs(contract: SourceContract) -> list[tuple[str, FieldSpec]]:
+    """(canonical field, spec) for every field the contract maps: persons, related persons, involvements, events."""
+    specs = list(contract.person.fields().items())
+    for related in contract.related_persons:
+        specs += list(related.person.fields().items())
+    for block in (*contract.involvements, *contract.events):
+        specs += [(name, value) for name, value in block if isinstance(value, FieldSpec)]
+    return specs
+
+
+def date_columns(contract: SourceContract) -> dict[str, list[str]]:
+    """Source column -> the date formats the contract declares for it."""
+    found: dict[str, list[str]] = {}
+    for _, spec in field_specs(contract):
+        if spec.formats and spec.column:
+            found.setdefault(spec.column, list(spec.formats))
+    return found
+
+
+# identifiers of a fixed number of digits that an integer column loses leading zeros of
+_DIGITS = {"nhs_number": 10}
+
+
+def _typed_to_text(path: Path, frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
+    """Typed columns (a Parquet Int64 NHS number, Date columns) as the text the contract's mapping expects:
+    dates written in the contract's first declared format, integers in full (an NHS number padded back to
+    ten digits). Types that cannot be turned into text without losing or inventing digits are rejected."""
+    dates = date_columns(contract)
+    digits = {spec.column: _DIGITS[name] for name, spec in field_specs(contract) if name in _DIGITS and spec.column}
+    converted = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if dtype == pl.String:
+            converted.append(column)
+        elif dtype in (pl.Date, pl.Datetime) or isinstance(dtype, pl.Datetime):
+            converted.append(column.dt.strftime((dates.get(name) or ["%Y-%m-%d"])[0]))
+        elif dtype.is_integer():
+            text = column.cast(pl.String)
+            converted.append(text.str.zfill(digits[name]) if name in digits else text)
+        elif dtype.is_float():
+            values = frame[name].drop_nulls()
+            if values.len() and not (values == values.round(0)).all():
+                raise ExtractError(path, "a floating-point column with fractions where the contract expects text, "
+                                   "a date or an identifier; send it as text", column=name)
+            converted.append(column.cast(pl.Int64).cast(pl.String))
+        elif dtype == pl.Boolean or dtype.is_decimal():
+            converted.append(column.cast(pl.String))
+        else:
+            raise ExtractError(path, f"column type {dtype.base_type()} cannot be read as text; send it as text",
+                               column=name)
+    return frame.select(converted)
+
+
 def _read_parquet(path: Path, contract: SourceContract) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:
         raise ExtractError(path, f"cannot read Parquet ({type(exc).__name__})") from None
     _check_columns(path, frame.columns, contract, 1)
-    return frame.with_columns(pl.all().cast(pl.String).fill_null(""))
+    return _typed_to_text(path, frame, contract).with_columns(pl.all().fill_null(""))
 
 
 def _read_jsonl(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame:

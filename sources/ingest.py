@@ -18,7 +18,7 @@ from sources import _load
 from warehouse._db import transaction
 from sources._contract import SourceContract, find_extract, load_contracts
 from sources._mapping import apply_contract
-from sources._readers import ExtractError, file_sha256, read_extract
+from sources._readers import ExtractError, date_columns, file_sha256, read_extract
 from sources._standardise import standardise_person_records
 
 log = logging.getLogger("familylink.ingest")
@@ -142,6 +142,7 @@ def _ingest_source(
         key_column=contract.record_key,
         max_drop_share=max_row_count_drop,
         name_columns=_name_columns(contract),
+        date_formats=date_columns(contract),
     )
     if problems:
         message = "; ".join(f"{display}: {p}" for p in problems)
