@@ -85,7 +85,10 @@ def ingest_source(
     except Exception as exc:
         failure = type(exc).__name__
     # outside the except block: the original exception, and any value it quotes, goes no further
-    path = find_extract(landing, contract)
+    try:
+        path = locate_extract(landing, contract)
+    except ExtractError:
+        path = None
     display = _display_name(path, landing) if path else contract.file_pattern
     message = (f"{display}: ingest stopped by an unexpected {failure}; its details are withheld because they "
                "may quote personal data")
@@ -104,7 +107,10 @@ def _ingest_source(
 ) -> SourceLoad:
     from expectations import check_extract, validate_records
 
-    path = find_extract(landing, contract)
+    try:
+        path = locate_extract(landing, contract)
+    except ExtractError as exc:
+        return _reject(con, run_id, contract.source, contract.file_pattern, None, None, str(exc))
     if path is None:
         message = f"no file matching {contract.file_pattern} in {landing}"
         with _WRITE_LOCK:
@@ -207,6 +213,27 @@ def _ingest_source(
 
 
 ERASED = "erased on request"
+
+
+def locate_extract(landing: Path, contract: SourceContract) -> Path | None:
+    """The newest extract for a contract, which must be a file inside the landing folder.
+
+    A pattern that is absolute or climbs out (`../`), or a newest match that is a symlink (or sits under one)
+    resolving outside the landing folder, is an ExtractError: extracts are read only from where agencies
+    deliver them.
+    """
+    pattern = Path(contract.file_pattern)
+    if pattern.is_absolute() or contract.file_pattern.startswith(("/", "\\")) or ".." in pattern.parts:
+        raise ExtractError(contract.file_pattern, f"contract {contract.source}: file_pattern must be a path inside "
+                           "the landing folder (relative, without '..')")
+    path = find_extract(landing, contract)
+    if path is None:
+        return None
+    root = Path(landing).resolve()
+    if not path.resolve().is_relative_to(root):
+        raise ExtractError(_display_name(path, landing), "the extract resolves to a file outside the landing folder "
+                           "(a symbolic link?); extracts are read only from the landing folder")
+    return path
 
 
 def related_person_columns(contract: SourceContract) -> dict[str, list[str]]:

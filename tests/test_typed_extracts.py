@@ -82,3 +82,38 @@ def test_another_sources_file_is_not_reported_unchanged(settings):
     shutil.copy(police, settings.landing / "probation" / "caseload_20261108.xlsx")
     (load,) = run_ingest(settings, only=["probation"])
     assert load.status == "rejected" and "XLSX" in load.message
+
+
+# ------------------------------------------------------------------------ the landing folder (defect 4)
+def _contracts_with(tmp_path, source: str, pattern: str):
+    from pathlib import Path
+
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    original = Path(__file__).resolve().parent.parent / "sources" / "contracts" / f"{source}.yaml"
+    text = original.read_text(encoding="utf-8")
+    old = next(line for line in text.splitlines() if line.startswith("file_pattern:"))
+    (folder / f"{source}.yaml").write_text(text.replace(old, f'file_pattern: "{pattern}"'), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("pattern", ["../outside/nominals_*.csv", "{outside}/nominals_*.csv"])
+def test_a_pattern_outside_the_landing_folder_is_refused(settings, tmp_path, pattern):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(next((settings.landing / "police").glob("*.csv")), outside / "nominals_20261108.csv")
+    # the landing folder sits in data/, so ../outside from it would not reach tmp_path/outside: put it beside
+    shutil.copytree(outside, settings.landing.parent / "outside")
+    contracts = _contracts_with(tmp_path, "police", pattern.format(outside=outside))
+    (load,) = run_ingest(settings.with_overrides(contracts_dir=contracts))
+    assert load.status == "rejected" and "inside the landing folder" in load.message
+    assert _one(settings, "select count(*) from staging.person_record") == (0,)
+
+
+def test_a_symlink_to_a_file_outside_the_landing_folder_is_refused(settings, tmp_path):
+    outside = tmp_path / "elsewhere.csv"
+    shutil.copy(next((settings.landing / "police").glob("*.csv")), outside)
+    (settings.landing / "police" / "nominals_20261108.csv").symlink_to(outside)
+    (load,) = run_ingest(settings, only=["police"])
+    assert load.status == "rejected" and "outside the landing folder" in load.message
+    assert _one(settings, "select count(*) from staging.person_record") == (0,)
