@@ -44,8 +44,9 @@ class Settings(BaseModel):
     max_row_count_drop: float = Field(default=0.5, ge=0, le=1, description="Largest share an extract may shrink by against the last good load.")
     snapshot_retention_days: int = Field(default=30, ge=0)
     pseudonymisation_key: str | None = Field(default=None, description="Secret for keyed-hash ids; never committed.")
-    duckdb_memory_limit: str = "6GB"
-    duckdb_threads: int = 2
+    duckdb_memory_limit: str = Field(default="6GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",
+                                     description="DuckDB memory limit: 6GB, 512MiB or 80%.")
+    duckdb_threads: int = Field(default=2, ge=1, le=256)
 
     @property
     def landing(self) -> Path:
