@@ -25,9 +25,14 @@ err = Console(stderr=True)
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return get_settings().with_overrides(**overrides)
+        settings = get_settings().with_overrides(**overrides)
     except SettingsError as exc:
         _fail(str(exc))
+    tightened = settings.protect_data()
+    if tightened:
+        err.print(f"familylink: {tightened} file(s) or folder(s) under {settings.data_dir} were readable by others; "
+                  "made them owner-only")
+    return settings
 
 
 def _fail(reason: str, code: int = 1) -> None:

@@ -23,8 +23,10 @@ from sources._contract import load_contracts
 
 
 def _settings(data_dir: str | None, landing: str | None = None, contracts: str | None = None) -> Settings:
-    return get_settings().with_overrides(data_dir=data_dir and Path(data_dir), landing_dir=landing and Path(landing),
-                                         contracts_dir=contracts and Path(contracts))
+    settings = get_settings().with_overrides(data_dir=data_dir and Path(data_dir), landing_dir=landing and Path(landing),
+                                             contracts_dir=contracts and Path(contracts))
+    settings.protect_data()
+    return settings
 
 
 # Results are not persisted (persist_result=False on every task and flow): a persisted result or a pickled

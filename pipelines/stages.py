@@ -159,6 +159,7 @@ def retry_on_io_error(task: Any, task_run: Any, state: Any) -> bool:
 
 # ----------------------------------------------------------------------------------------------- runs
 def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> str:
+    settings.protect_data()
     con = open_warehouse(settings)
     try:
         # DuckDB lets one process write the file at a time, so a run still marked running here was killed
@@ -195,6 +196,8 @@ def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> Source
 def run_ingest(settings: Settings, *, only: list[str] | None = None, progress: Console | None = None,
                run_id: str | None = None, con=None) -> list[SourceLoad]:
     own = con is None
+    if own:
+        settings.protect_data()
     con = con or open_warehouse(settings)
     try:
         contracts = sorted(k for k in load_contracts(settings.contracts_dir) if not only or k in only)
