@@ -31,12 +31,29 @@ def _settings(**overrides: object) -> Settings:
     tightened = settings.protect_data()
     if tightened:
         err.print(f"familylink: {tightened} file(s) or folder(s) under {settings.data_dir} were readable by others; "
-                  "made them owner-only")
+                  "made them owner-only", soft_wrap=True)
     return settings
 
 
+def _exclusive(settings: Settings, flow: str) -> None:
+    """Hold the warehouse's run lock until this command ends, or stop with one line (recorded in the audit
+    trail by the next run) when another run or process holds it."""
+    try:  # typer 0.29 runs commands under its vendored click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover
+        from click import get_current_context
+
+    from pipelines.stages import exclusive
+    from warehouse import RunRefused
+
+    try:
+        get_current_context().with_resource(exclusive(settings, flow))
+    except RunRefused as exc:
+        _fail(str(exc))
+
+
 def _fail(reason: str, code: int = 1) -> None:
-    err.print(f"[bold red]familylink: {reason}[/]")
+    err.print(f"[bold red]familylink: {reason}[/]", soft_wrap=True)  # one line, for cron mail and logs
     raise typer.Exit(code)
 
 
@@ -81,6 +98,7 @@ def ingest(data_dir: DataDir = None, landing: Landing = None, contracts: Contrac
     from pipelines.stages import run_ingest
 
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
+    _exclusive(settings, "ingest")
     loads = run_ingest(settings, only=source, progress=console)
     _print_loads(loads)
     if not all(load.ok for load in loads):
@@ -105,6 +123,7 @@ def train(data_dir: DataDir = None) -> None:
     from linkage_models.pipeline import train as train_model
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "train")
     con = open_warehouse(settings)
     try:
         with console.status("Training the person model (u by random sampling, m by EM)"):
@@ -136,6 +155,7 @@ def link(data_dir: DataDir = None) -> None:
     from pipelines.stages import StageFailure, open_warehouse, run_link
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "link")
     con = open_warehouse(settings)
     try:
         with warehouse.audited_run(con, "link") as run_id, console.status("Linking addresses, persons and households"):
@@ -157,6 +177,7 @@ def evaluate(data_dir: DataDir = None) -> None:
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "evaluate")
     con = open_warehouse(settings)
     try:
         try:
@@ -189,13 +210,21 @@ def evaluate(data_dir: DataDir = None) -> None:
 @app.command()
 def run(data_dir: DataDir = None, landing: Landing = None, contracts: Contracts = None) -> None:
     """The nightly run without Prefect: ingest → link → publish. A failure leaves the published snapshot as it was."""
-    from pipelines.stages import run_nightly
-
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
-    summary = run_nightly(settings, progress=console)
+    summary = _nightly(settings)
     _print_summary(summary)
     if not summary.ok:
         _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
+
+
+def _nightly(settings: Settings):
+    from pipelines.stages import run_nightly
+    from warehouse import RunRefused
+
+    try:
+        return run_nightly(settings, progress=console)
+    except RunRefused as exc:
+        _fail(str(exc))
 
 
 def _print_summary(summary) -> None:
@@ -214,6 +243,7 @@ def publish(data_dir: DataDir = None) -> None:
     from pipelines.stages import StageFailure, open_warehouse, run_publish
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "publish")
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -244,6 +274,7 @@ def report(
     from pipelines.stages import StageFailure, open_warehouse, run_report
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "report")
     con = open_warehouse(settings)
     try:
         run_id = run_id or (con.execute(
@@ -283,6 +314,7 @@ def review(
 
     settings = _settings(data_dir=data_dir)
     reviewer = reviewer or getpass.getuser()
+    _exclusive(settings, "review")
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
@@ -321,6 +353,7 @@ def rollback(data_dir: DataDir = None) -> None:
     import warehouse
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "rollback")
     con = open_warehouse(settings)
     try:
         left, now = rollback_snapshot(con)
@@ -343,12 +376,13 @@ def erase(
     """Erase one source record from every table, rebuild the graph, publish, purge older snapshots holding it,
     and rewrite the warehouse file so that no copy of the deleted values remains in it."""
     from pipelines.stages import run_erasure
+    from warehouse import RunRefused
     from warehouse._erasure import ErasureError
 
     settings = _settings(data_dir=data_dir)
     try:
         summary = run_erasure(settings, source, record_id, actor=actor, reason=reason)
-    except ErasureError as exc:
+    except (ErasureError, RunRefused) as exc:
         _fail(str(exc))
     if summary.published:
         console.print(f"Published {summary.published}; purged {', '.join(summary.purged) or 'no older snapshots'}.")
@@ -368,6 +402,7 @@ def lift_erasure_block(
     from warehouse._erasure import lift_erasure_block as lift
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "lift-erasure-block")
     con = open_warehouse(settings)
     try:
         existed = lift(con, source, record_id, actor=actor, reason=reason)
@@ -390,7 +425,7 @@ def demo(
     and evaluates the result against the city's ground truth.
     """
     from linkage_models.pipeline import approved_version, promote
-    from pipelines.stages import run_ingest, run_nightly
+    from pipelines.stages import run_ingest
 
     settings = _settings(data_dir=data_dir)
     synth(people=people, seed=seed, data_dir=settings.data_dir)
@@ -402,7 +437,7 @@ def demo(
         train(data_dir=settings.data_dir)
         promote(settings, sorted(p.name for p in (settings.models / "person").iterdir() if p.is_dir())[-1])
         console.print("Demo: promoted the model it just trained.")
-    summary = run_nightly(settings, progress=console)
+    summary = _nightly(settings)
     _print_summary(summary)
     if not summary.ok:
         _fail(f"stage {summary.failed_stage} failed: {summary.failure}")

@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+import warehouse
 from pipelines import stages
 from pipelines.settings import Settings, get_settings
 from sources._contract import load_contracts
@@ -47,9 +48,13 @@ def ingest(data_dir: str | None = None, landing: str | None = None, contracts: s
     """Ingest every source: one task per source, concurrently, retried on I/O errors."""
     settings = _settings(data_dir, landing, contracts)
     run_id = stages.begin_run(settings, "ingest")
-    sources = sorted(load_contracts(settings.contracts_dir))
-    loads = [f.result() for f in [ingest_source.submit(settings, source, run_id) for source in sources]]
-    stages.publish_data_docs(settings, run_id)
+    try:
+        sources = sorted(load_contracts(settings.contracts_dir))
+        loads = [f.result() for f in [ingest_source.submit(settings, source, run_id) for source in sources]]
+        stages.publish_data_docs(settings, run_id)
+    except BaseException as exc:
+        stages.end_run(settings, run_id, "failed", "ingest", warehouse.safe_error(exc))
+        raise
     failed = [l for l in loads if not l.ok]
     stages.end_run(settings, run_id, "failed" if failed else "completed", "ingest" if failed else None,
                    "; ".join(f"{l.source}: {l.status}" for l in failed) or None)
@@ -96,8 +101,8 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
                                  description="familylink nightly run failed")
         logger.error("nightly run %s failed at %s: %s", run_id, exc.stage, exc)
         raise
-    except Exception as exc:
-        stages.end_run(settings, run_id, "failed", "unknown", f"{type(exc).__name__}")
+    except BaseException as exc:
+        stages.end_run(settings, run_id, "failed", "unknown", warehouse.safe_error(exc))
         raise
     stages.end_run(settings, run_id, "completed")
     summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)

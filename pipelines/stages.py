@@ -159,25 +159,54 @@ def retry_on_io_error(task: Any, task_run: Any, state: Any) -> bool:
 
 # ----------------------------------------------------------------------------------------------- runs
 def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> str:
+    """Take the run lock (or raise RunRefused, one line, recorded) and record the run's start.
+
+    The lock is held until `end_run`; the operating system releases it if the process is killed.
+    """
     settings.protect_data()
-    con = open_warehouse(settings)
+    warehouse.acquire_run_lock(settings.warehouse, flow)
     try:
-        # DuckDB lets one process write the file at a time, so a run still marked running here was killed
+        con = open_warehouse(settings)
+    except BaseException:
+        warehouse.release_run_lock(settings.warehouse)
+        raise
+    try:
+        warehouse.import_refusals(con, warehouse.refusals_file(settings.warehouse))
+        # the run lock lets one run at a time in, so a run still marked running here was killed
         con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
                     "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
         run_id = warehouse.new_run_id()
         warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
         return run_id
+    except BaseException:
+        warehouse.release_run_lock(settings.warehouse)
+        raise
     finally:
         con.close()
 
 
 def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None) -> None:
-    con = open_warehouse(settings)
     try:
-        warehouse.finish_run(con, run_id, status, stage, error)
+        con = open_warehouse(settings)
+        try:
+            warehouse.finish_run(con, run_id, status, stage, error)
+        finally:
+            con.close()
     finally:
-        con.close()
+        warehouse.release_run_lock(settings.warehouse)
+
+
+@contextmanager
+def exclusive(settings: Settings, flow: str) -> Iterator[None]:
+    """The run lock for a command that writes the warehouse outside a nightly (link, publish, erase, …);
+    refusals before it are moved into the audit trail."""
+    with warehouse.run_lock(settings.warehouse, flow):
+        con = open_warehouse(settings)
+        try:
+            warehouse.import_refusals(con, warehouse.refusals_file(settings.warehouse))
+        finally:
+            con.close()
+        yield
 
 
 # --------------------------------------------------------------------------------------------- ingest
@@ -198,6 +227,14 @@ def run_ingest(settings: Settings, *, only: list[str] | None = None, progress: C
     own = con is None
     if own:
         settings.protect_data()
+    lock = exclusive(settings, "ingest") if own and not run_id else nullcontext()
+    with lock:
+        return _run_ingest(settings, only=only, progress=progress, run_id=run_id, con=con)
+
+
+def _run_ingest(settings: Settings, *, only: list[str] | None, progress: Console | None, run_id: str | None,
+                con) -> list[SourceLoad]:
+    own = con is None
     con = con or open_warehouse(settings)
     try:
         contracts = sorted(k for k in load_contracts(settings.contracts_dir) if not only or k in only)
@@ -357,6 +394,16 @@ def run_erasure(settings: Settings, source: str, record_id: str, *, actor: str, 
     from warehouse._golden import current_snapshot, purge_snapshots, remove_orphan_exports
     from warehouse._graph import build_graph
 
+    with exclusive(settings, "erase"):
+        return _run_erasure(settings, source, record_id, actor=actor, reason=reason)
+
+
+def _run_erasure(settings: Settings, source: str, record_id: str, *, actor: str, reason: str) -> ErasureSummary:
+    from sources.ingest import related_person_columns
+    from warehouse._erasure import erase_record
+    from warehouse._golden import current_snapshot, purge_snapshots, remove_orphan_exports
+    from warehouse._graph import build_graph
+
     contracts = load_contracts(settings.contracts_dir)
     related = related_person_columns(contracts[source]) if source in contracts else {}
     con = open_warehouse(settings)
@@ -394,9 +441,10 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     """The whole nightly run without Prefect: a failure at any stage leaves the published snapshot as it was."""
     run_id = begin_run(settings, "nightly")
     summary = NightlySummary(run_id)
-    con = open_warehouse(settings)
+    con = None
     stage = "ingest"
     try:
+        con = open_warehouse(settings)
         summary.loads = run_ingest(settings, progress=progress, run_id=run_id, con=con)
         check_loads(summary.loads)
         stage = "link"
@@ -413,7 +461,8 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     except Exception as exc:  # unexpected: name the stage, keep the message free of data values
         summary.ok, summary.failure, summary.failed_stage = False, warehouse.safe_error(exc), stage
     finally:
-        con.close()
+        if con is not None:
+            con.close()
     end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage, summary.failure)
     summary.outputs = nightly_outputs(settings, summary)
     return summary

@@ -55,6 +55,26 @@ def audited_run(con: duckdb.DuckDBPyConnection, flow: str, parameters: dict | No
     finish_run(con, run_id, "completed")
 
 
+def import_refusals(con: duckdb.DuckDBPyConnection, refusals: "Path") -> int:
+    """Move runs refused while another held the warehouse (written beside it, since they could not open it)
+    into audit.run with status 'refused'. Called by the next run to take the lock."""
+    from pathlib import Path
+
+    refusals = Path(refusals)
+    if not refusals.exists():
+        return 0
+    lines = [json.loads(line) for line in refusals.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for line in lines:
+        at = dt.datetime.fromisoformat(line["at"]).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        con.execute(
+            "insert into audit.run (run_id, flow, started_at, finished_at, status, parameters, failed_stage, error) "
+            "values (?, ?, ?, ?, 'refused', '{}', 'start', ?)",
+            [new_run_id(), line.get("flow", "unknown"), at, at, line.get("reason", "")[:2000]],
+        )
+    refusals.unlink()
+    return len(lines)
+
+
 def log_access(
     con: duckdb.DuckDBPyConnection, actor: str, action: str, object_name: str, purpose: str | None = None,
     detail: dict | None = None,
