@@ -243,4 +243,42 @@ def _read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
     if frame.height == 0:
         raise ExtractError(path, "the extract has a header but no data rows")
     first_data_row = contract.header_row + 1 if contract.format in ("csv", "xlsx") else 1
-    return frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_data_row).alias("_row_number"))
+    frame = frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_data_row).alias("_row_number"))
+    _refuse_mojibake(path, frame, contract)
+    return frame
+
+
+def _is_mojibake(text: str) -> bool:
+    """UTF-8 bytes that were decoded as cp1252 or Latin-1 ("ZoÃ«" for "Zoë"): encoding back and decoding as
+    UTF-8 gives shorter, different text. Correct text in any script fails that round trip."""
+    for single_byte in ("cp1252", "latin-1"):
+        try:
+            repaired = text.encode(single_byte).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if repaired != text:
+            return True
+    return False
+
+
+def _refuse_mojibake(path: Path, frame: pl.DataFrame, contract: SourceContract) -> None:
+    """A file whose text was written in UTF-8 but declared (or read) as a single-byte encoding would be staged
+    garbled; refuse it, naming the rows and columns, never the text."""
+    rows: set[int] = set()
+    columns: list[str] = []
+    for column in frame.columns:
+        if column.startswith("_") or frame.schema[column] != pl.String:
+            continue
+        values = frame[column]
+        odd = values.filter(values.str.contains(r"[^\x00-\x7F]").fill_null(False)).unique().to_list()
+        garbled = [v for v in odd if _is_mojibake(v)]
+        if garbled:
+            columns.append(column)
+            rows.update(frame.filter(pl.col(column).is_in(garbled))["_row_number"].to_list())
+    if rows:
+        first = sorted(rows)[:5]
+        more = "…" if len(rows) > 5 else ""
+        read_as = contract.encoding if contract.format in ("csv", "jsonl") else "a single-byte encoding"
+        raise ExtractError(path, f"text in {len(rows)} row(s) ({', '.join(map(str, first))}{more}) looks like UTF-8 "
+                           f"read as {read_as}: re-export the file in its declared encoding, or declare the encoding "
+                           "it is in", column=", ".join(columns))
