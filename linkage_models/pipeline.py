@@ -29,6 +29,8 @@ log = logging.getLogger("familylink.link")
 
 
 class ModelError(RuntimeError):
+
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
     stage = "link"
 
 
