@@ -155,7 +155,8 @@ class LoginOutcome:
 def check_password(engine: Engine, username: str, password: str, *, lockout_attempts: int,
                    lockout_minutes: int) -> int:
     """The user's id when the password is right; AuthError otherwise. Failures count towards a lockout."""
-    with engine.begin() as conn:
+    failure: AuthError | None = None
+    with engine.begin() as conn:  # the failure count is committed before the refusal is raised
         row = conn.execute(sa.select(user_table).where(user_table.c.username == username)).first()
         if row is None or not row.active or row.password_hash is None:
             _HASHER.hash("spend the same time as a real check")  # no timing hint that the user exists
@@ -168,17 +169,19 @@ def check_password(engine: Engine, username: str, password: str, *, lockout_atte
         except (VerificationError, InvalidHashError):
             failures = row.failed_logins + 1
             values: dict = {"failed_logins": failures}
+            failure = AuthError("Sign-in failed.")
             if failures >= lockout_attempts:
                 values = {"failed_logins": 0, "locked_until": now() + dt.timedelta(minutes=lockout_minutes)}
+                failure = AccountLocked("This account is locked after repeated failed sign-ins.")
             conn.execute(user_table.update().where(user_table.c.id == row.id).values(**values))
-            if failures >= lockout_attempts:
-                raise AccountLocked("This account is locked after repeated failed sign-ins.") from None
-            raise AuthError("Sign-in failed.") from None
-        values = {"failed_logins": 0, "locked_until": None}
-        if _HASHER.check_needs_rehash(row.password_hash):
-            values["password_hash"] = _HASHER.hash(password)
-        conn.execute(user_table.update().where(user_table.c.id == row.id).values(**values))
-        return row.id
+        else:
+            values = {"failed_logins": 0, "locked_until": None}
+            if _HASHER.check_needs_rehash(row.password_hash):
+                values["password_hash"] = _HASHER.hash(password)
+            conn.execute(user_table.update().where(user_table.c.id == row.id).values(**values))
+    if failure is not None:
+        raise failure
+    return row.id
 
 
 class AccountLocked(AuthError):

@@ -3,8 +3,9 @@ year), postcode, address or identifier. Ranked results show only enough to choos
 
 Candidates come from exact look-ups on indexed keys (phonetic name keys, date of birth, postcode,
 identifiers), then are scored with Jaro-Winkler; nothing scans the whole index for a name.
-Shielded persons appear only when what was searched matches them exactly, and then only as what was
-searched (ContactPoint's rule): no postcode, no agencies, no page beyond "contact is brokered".
+Shielded persons appear only when a full name and the exact date of birth, or an identifier, match them
+exactly, and then only as what was searched (ContactPoint's rule): no postcode, no agencies, no page
+beyond "contact is brokered".
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def parse(query: SearchQuery) -> ParsedQuery:
             parsed.first = words_first[0] if words_first else None
             parsed.last = "".join(words_last) or None
         else:
-            words = _clean(text)
-            if len(words) == 1:
-                parsed.last = words[0]
-            elif words:
-                parsed.first, parsed.last = words[0], words[-1]
+            tokens = text.split()  # split before cleaning: a hyphenated surname stays one surname
+            if len(tokens) == 1:
+                parsed.last = "".join(_clean(tokens[0])) or None
+            else:
+                parsed.first = (_clean(tokens[0]) or [None])[0]
+                parsed.last = "".join(_clean(tokens[-1])) or None
         if parsed.first:
             parsed.formal = pl.DataFrame({"f": [parsed.first]}).select(formal_first_name(pl.col("f")).alias("f"))["f"][0]
         parsed.fields.append("name")
@@ -105,7 +107,10 @@ def _candidates(parsed: ParsedQuery) -> tuple[str, list]:
         params += [parsed.last] * (2 * _KEY_PARAMS)
     if parsed.first:
         parts.append(f"select person_id from name_key where last_key = ({phonetic_sql('?')})")
-        params += [parsed.first] * _KEY_PARAMS
+        # a typo that changes the surname's sound is still found through the forename's key
+        parts.append(f"select person_id from name_key where first_key = ({phonetic_sql('?')})")
+        parts.append("select person_id from name_key where formal = ?")
+        params += [parsed.first] * (2 * _KEY_PARAMS) + [parsed.formal]
     if parsed.dob:
         parts.append("select person_id from name_key where date_of_birth = ?")
         params.append(parsed.dob)
@@ -131,8 +136,8 @@ def _score_sql(parsed: ParsedQuery) -> tuple[str, list]:
                 "  + jaro_winkler_similarity(k.last_std, ?),"
                 "  jaro_winkler_similarity(k.first_std, ?) + jaro_winkler_similarity(k.last_std, ?))")
         params += [parsed.first, parsed.formal, parsed.first, parsed.last, parsed.last, parsed.first]
-        exact = "(k.first_std = ? or k.formal = ?) and k.last_std = ?"
-        exact_params = [parsed.first, parsed.formal, parsed.last]
+        exact = "((k.first_std = ? or k.formal = ?) and k.last_std = ?) or (k.first_std = ? and k.last_std = ?)"
+        exact_params = [parsed.first, parsed.formal, parsed.last, parsed.last, parsed.first]
     elif parsed.last:
         name = "2 * greatest(jaro_winkler_similarity(k.last_std, ?), jaro_winkler_similarity(k.first_std, ?))"
         params += [parsed.last, parsed.last]
@@ -205,7 +210,9 @@ def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, l
     for (person_id, first, last, birth_year, district, agencies, shielded, provisional, _score, name_exact,
          identifier_exact, dob_exact) in rows:
         if shielded:
-            exact = identifier_exact or (name_exact and (parsed.dob is None or dob_exact) and parsed.last is not None)
+            # only a full name with the exact date of birth, or an exact identifier, finds a shielded person
+            exact = identifier_exact or (parsed.first is not None and parsed.last is not None and name_exact
+                                         and parsed.dob is not None and dob_exact)
             if not exact:
                 continue  # a shielded person is never revealed by a partial match
             results.append(SearchResult(person_id=person_id, name=query.name or "(as searched)",
