@@ -165,7 +165,7 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     con.register("_trust", trust)
     con.execute("create or replace table linkage.source_trust as select * from _trust")
     con.unregister("_trust")
-    from sources._gazetteer import GazetteerError, find_gazetteer, load_gazetteer_contract, read_gazetteer
+    from sources import GazetteerError, find_gazetteer, load_gazetteer_contract, read_gazetteer
 
     try:
         contract = load_gazetteer_contract(settings.gazetteer_contract)
