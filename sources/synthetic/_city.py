@@ -194,7 +194,7 @@ def _at_extract_dates(rng: np.random.Generator, base: pl.DataFrame, persons: pl.
     # the last contact (incident, sentence, referral) for agencies that hold the address given then
     reach = pl.Series(base["source"]).replace_strict(ex.CONTACT_SOURCES, default=0, return_dtype=pl.Int64).to_numpy()
     contact_days = (rng.random(n) * reach).astype(np.int64)
-    updated_since = rng.random(n) < np.array([ex._LAG.get(s, (1.0, 0, 0))[0] for s in base["source"].to_numpy()])
+    updated_since = rng.random(n) < ex.per_source(base["source"], {s: v[0] for s, v in ex._LAG.items()}, 1.0)
     lag = ex._lag_days(rng, base, config.noise)
     lag = np.where((reach > 0) & ~updated_since & config.noise.address_lag, contact_days, np.where(reach > 0, 0, lag))
     parents = persons.filter(pl.col("role").is_in(["parent1", "parent2", "single"]) & (pl.col("mobile") != "")) \

@@ -278,13 +278,17 @@ CONTACT_SOURCES = {"police": 700, "probation": 900, "social_care": 900}  # days 
 def _lag_days(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> np.ndarray:
     """Days between a move and the agency recording it (0 where the profile has no lag)."""
     n = records.height
-    src = records["source"].to_numpy()
-    fast_share = np.array([_LAG.get(s, (1.0, 0, 0))[0] for s in src])
-    fast_mean = np.array([_LAG.get(s, (1.0, 0, 0))[1] for s in src], dtype=float)
-    slow_mean = np.array([_LAG.get(s, (1.0, 0, 0))[2] for s in src], dtype=float)
+    fast_share, fast_mean, slow_mean = (per_source(records["source"], {s: v[i] for s, v in _LAG.items()},
+                                                   1.0 if i == 0 else 0.0) for i in range(3))
     fast = rng.random(n) < fast_share
     wait = np.where(fast, rng.exponential(np.maximum(fast_mean, 1.0)), rng.exponential(np.maximum(slow_mean, 1.0)))
     return (wait if noise.address_lag else np.zeros(n)).astype(np.int64)
+
+
+def per_source(source: pl.Series, values: dict, default: float) -> np.ndarray:
+    """A per-agency number for every record (vectorised lookup)."""
+    return source.replace_strict({k: float(v) for k, v in values.items()}, default=float(default),
+                                 return_dtype=pl.Float64).to_numpy()
 
 
 def _error_factor(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> np.ndarray:
@@ -294,15 +298,14 @@ def _error_factor(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseC
     prone = draw[persons] < noise.error_prone_share
     rest = (1 - noise.error_prone_share * noise.error_prone_factor) / max(1e-9, 1 - noise.error_prone_share)
     person = np.where(prone, noise.error_prone_factor, max(rest, 0.1))
-    agency = np.array([noise.source_error.get(s, 1.0) for s in records["source"].to_numpy()])
-    return person * agency
+    return person * per_source(records["source"], noise.source_error, 1.0)
 
 
 def duplicate_records(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> pl.DataFrame:
     """The same person entered twice in one system. A duplicate exists because the system's own search missed
     the first entry, so the second differs in two ways among: a surname letter, the date of birth a month out,
     an old address, a nickname. `duplicate_kind` is a bit mask of them (1, 2, 4, 8; 0: not a duplicate)."""
-    rate = np.array([noise.duplicate_by_source.get(s, 0.02) for s in records["source"].to_numpy()]) * noise.duplicate
+    rate = per_source(records["source"], noise.duplicate_by_source, 0.02) * noise.duplicate
     dup = records.filter(pl.Series(rng.random(records.height) < rate))
     first = rng.integers(0, 4, dup.height)
     second = (first + rng.integers(1, 4, dup.height)) % 4
@@ -324,11 +327,18 @@ class NoiseLog:
 
     def kinds(self) -> pl.Series:
         """Per row, the list of noise kinds applied (deduplicated, in order of application)."""
-        if not self.entries:
-            return pl.Series("noise", [[] for _ in range(self.n)], dtype=pl.List(pl.String))
-        frame = pl.DataFrame({f"m{i}": m for i, (_, _, m) in enumerate(self.entries)})
-        kinds = [pl.when(pl.col(f"m{i}")).then(pl.lit(k)) for i, (k, _, _) in enumerate(self.entries)]
-        return frame.select(pl.concat_list(kinds).list.drop_nulls().list.unique(maintain_order=True).alias("noise"))["noise"]
+        rows = [np.nonzero(m)[0] for _, _, m in self.entries]
+        long = pl.DataFrame({
+            "row": np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+            "order": np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)]) if rows else np.zeros(0, dtype=np.int64),
+        }, schema={"row": pl.Int64, "order": pl.Int64})
+        names = pl.Series([k for k, _, _ in self.entries], dtype=pl.String)
+        per_row = long.sort("row", "order").with_columns(pl.col("order").map_batches(
+            lambda s: names.gather(s), return_dtype=pl.String).alias("kind")).group_by("row", maintain_order=True).agg(
+            pl.col("kind").unique(maintain_order=True))
+        full = pl.DataFrame({"row": np.arange(self.n, dtype=np.int64)}).join(per_row, on="row", how="left",
+                                                                             maintain_order="left")
+        return full.select(pl.col("kind").fill_null(pl.lit([], pl.List(pl.String))).alias("noise"))["noise"]
 
     def frame(self, keys: pl.DataFrame) -> pl.DataFrame:
         parts = [keys.filter(pl.Series(m)).with_columns(pl.lit(f).alias("field"), pl.lit(k).alias("kind"))

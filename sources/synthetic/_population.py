@@ -93,10 +93,10 @@ def nhs_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _digits_to_str(digits: np.ndarray) -> np.ndarray:
-    return np.array(["".join(map(str, row)) for row in digits]) if len(digits) < 1000 else (
-        pl.DataFrame({f"d{i}": digits[:, i].astype(str) for i in range(digits.shape[1])})
-        .select(pl.concat_str(pl.all()).alias("v"))["v"].to_numpy()
-    )
+    """Rows of digits as zero-padded strings (up to 18 digits fit an int64)."""
+    width = digits.shape[1]
+    value = digits.astype(np.int64) @ (10 ** np.arange(width - 1, -1, -1, dtype=np.int64))
+    return pl.Series(value).cast(pl.String).str.zfill(width).to_numpy()
 
 
 def upn_check_letter(body_values: np.ndarray) -> np.ndarray:
