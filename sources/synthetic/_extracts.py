@@ -133,8 +133,17 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
     from_outside = rng.random(h) < 0.25
     previous = np.where(from_outside, -1, rng.choice(homes, h))
     move_days = rng.integers(1, 3 * 365, h)
+    # an earlier move too: private renters stay about two years a tenancy (EHS: 4 years' average residence,
+    # many far shorter), families with needs move repeatedly; others seldom
+    again = moved & (rng.random(h) < np.where(tenure == "private_rent", 0.4, 0.15))
+    if needs is not None:
+        again |= moved & flagged & (rng.random(h) < 0.5)
+    earlier_days = move_days + rng.integers(60, 900, h)
+    earlier = np.where(rng.random(h) < 0.25, -1, rng.choice(homes, h))
     hh_frame = pl.DataFrame({"household_id": households["household_id"], "uprn_current": chosen,
-                             "uprn_previous": np.where(moved, previous, 0), "moved_days_ago": np.where(moved, move_days, 0)})
+                             "uprn_previous": np.where(moved, previous, 0), "moved_days_ago": np.where(moved, move_days, 0),
+                             "uprn_previous2": np.where(again, earlier, 0),
+                             "moved_days_ago2": np.where(again, earlier_days, 0)})
     residents = persons.filter(pl.col("role") == "resident").select("person_id", "household_id", "household_type")
     code = {"care_home": "RI01", "hostel": "RI02A", "student_halls": "RI03"}
     picks = []
@@ -144,8 +153,11 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
         picks.append(subset.with_columns(pl.Series("uprn_current", rng.choice(places, subset.height)))
                      .select("household_id", "uprn_current"))
     communal_hh = pl.concat(picks).with_columns(pl.lit(0, pl.Int64).alias("uprn_previous"),
-                                                pl.lit(0, pl.Int64).alias("moved_days_ago"))
-    hh_frame = pl.concat([hh_frame.cast({"uprn_current": pl.Int64, "uprn_previous": pl.Int64, "moved_days_ago": pl.Int64}),
+                                                pl.lit(0, pl.Int64).alias("moved_days_ago"),
+                                                pl.lit(0, pl.Int64).alias("uprn_previous2"),
+                                                pl.lit(0, pl.Int64).alias("moved_days_ago2"))
+    hh_frame = pl.concat([hh_frame.cast({"uprn_current": pl.Int64, "uprn_previous": pl.Int64, "moved_days_ago": pl.Int64,
+                                         "uprn_previous2": pl.Int64, "moved_days_ago2": pl.Int64}),
                           communal_hh.cast({"uprn_current": pl.Int64})], how="vertical_relaxed")
     end = pl.lit(as_of)
     persons = persons.join(hh_frame, on="household_id", maintain_order="left")
@@ -163,8 +175,11 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
         pl.Series("uprn_term", np.where(term, rng.choice(homes, n), 0)),
         pl.when(pl.Series(alone)).then(pl.Series(own_previous)).otherwise(pl.col("uprn_previous")).alias("uprn_previous"),
         pl.when(pl.Series(alone)).then(pl.Series(own_days)).otherwise(pl.col("moved_days_ago")).alias("moved_days_ago"),
+        pl.when(pl.Series(alone)).then(0).otherwise(pl.col("uprn_previous2")).alias("uprn_previous2"),
+        pl.when(pl.Series(alone)).then(0).otherwise(pl.col("moved_days_ago2")).alias("moved_days_ago2"),
     ).with_columns(
         (end - pl.duration(days=pl.col("moved_days_ago"))).alias("moved_in"),
+        (end - pl.duration(days=pl.col("moved_days_ago2"))).alias("moved_in2"),
         # an out-of-area previous address: a made-up street in another town
         pl.Series("out_of_area", rng.integers(0, len(_OUT_OF_AREA), persons.height)),
     )
@@ -175,12 +190,19 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
         ).alias("from"),
         pl.lit(None, pl.Date).alias("to"),
     )
+    twice = pl.col("moved_days_ago2") > 0
     before = persons.filter(pl.col("moved_days_ago") > 0).select(
         "person_id", pl.when(pl.col("uprn_previous") > 0).then(pl.col("uprn_previous")).alias("uprn"),
-        pl.max_horizontal(pl.col("date_of_birth"), pl.col("moved_in") - pl.duration(days=2000)).alias("from"),
+        pl.max_horizontal(pl.col("date_of_birth"), pl.when(twice).then(pl.col("moved_in2"))
+                          .otherwise(pl.col("moved_in") - pl.duration(days=2000))).alias("from"),
         (pl.col("moved_in") - pl.duration(days=1)).alias("to"),
     )
-    residence = pl.concat([current, before]).filter(pl.col("from") <= pl.col("to").fill_null(pl.lit(as_of)))
+    earliest = persons.filter(twice).select(
+        "person_id", pl.when(pl.col("uprn_previous2") > 0).then(pl.col("uprn_previous2")).alias("uprn"),
+        pl.max_horizontal(pl.col("date_of_birth"), pl.col("moved_in2") - pl.duration(days=2000)).alias("from"),
+        (pl.col("moved_in2") - pl.duration(days=1)).alias("to"),
+    )
+    residence = pl.concat([current, before, earliest]).filter(pl.col("from") <= pl.col("to").fill_null(pl.lit(as_of)))
     return persons, residence.sort("person_id", "from")
 
 
