@@ -525,21 +525,26 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     # phones: adults their own mobile (the old number in older records), else the landline; children a
     # parent's mobile or the landline
     stale = records["address_stale"].to_numpy()
-    own = records["mobile"].to_numpy()
-    old = records["mobile_old"].to_numpy()
-    landline = records["landline"].to_numpy()
-    parent = records["parent_mobile"].fill_null("").to_numpy()
-    choose_landline = rng.random(n) < 0.2
-    adult_phone = np.where((old != "") & (stale | (rng.random(n) < 0.4)), old, own)
-    adult_phone = np.where((adult_phone == "") | (choose_landline & (landline != "")), landline, adult_phone)
-    child_phone = np.where((parent != "") & ((landline == "") | (rng.random(n) < 0.6)), parent, landline)
-    phone = np.where(age >= 16, adult_phone, np.where(own != "", own, child_phone))
-    log.add("phone_old_number", "phone", (phone == old) & (old != ""))
-    log.add("phone_of_parent", "phone", (phone == parent) & (parent != "") & (age < 16))
-    log.add("phone_household_landline", "phone", (phone == landline) & (landline != ""))
+    has_own = (records["mobile"] != "").to_numpy()
+    has_old = (records["mobile_old"] != "").to_numpy()
+    has_landline = (records["landline"] != "").to_numpy()
+    has_parent = (records["parent_mobile"].fill_null("") != "").to_numpy()
+    # which number the record holds: 0 own mobile, 1 old mobile, 2 landline, 3 a parent's mobile, 4 none
+    adult = np.where(has_old & (stale | (rng.random(n) < 0.4)), 1, np.where(has_own, 0, 4))
+    adult = np.where((adult == 4) | ((rng.random(n) < 0.2) & has_landline), np.where(has_landline, 2, 4), adult)
+    child = np.where(has_parent & (~has_landline | (rng.random(n) < 0.6)), 3, np.where(has_landline, 2, 4))
+    which = np.where(age >= 16, adult, np.where(has_own, 0, child))
     phone_missing = (missing & (what == 2)) | mask(noise.phone_missing)
-    phone = np.where(phone_missing, "", phone)
+    which = np.where(phone_missing, 4, which)
+    log.add("phone_old_number", "phone", which == 1)
+    log.add("phone_of_parent", "phone", (which == 3) & (age < 16))
+    log.add("phone_household_landline", "phone", which == 2)
     log.add("phone_missing", "phone", phone_missing)
+    phone = pl.DataFrame({"w": which, "own": records["mobile"], "old": records["mobile_old"],
+                          "landline": records["landline"], "parent": records["parent_mobile"]}).select(
+        pl.when(pl.col("w") == 0).then(pl.col("own")).when(pl.col("w") == 1).then(pl.col("old"))
+        .when(pl.col("w") == 2).then(pl.col("landline")).when(pl.col("w") == 3).then(pl.col("parent"))
+        .otherwise(pl.lit("")).fill_null("").alias("phone"))["phone"]
 
     return records.with_columns(
         first.alias("first_name"), last.alias("last_name"), dob.alias("date_of_birth"),
