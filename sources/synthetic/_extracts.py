@@ -619,11 +619,12 @@ def address_parts(rng: np.random.Generator, records: pl.DataFrame, llpg: pl.Data
     no_number = mask(noise.house_number_missing, known & ~is_flat)
     log.add("house_number_missing", "address", no_number)
     number = r["number"].cast(pl.String)
-    letter = pl.Series(np.array(list("ABCDEFGHJK"))[np.clip(np.nan_to_num(flat_no.astype(float)).astype(int) - 1, 0, 9)])
-    flat_text = pl.Series(np.where(
-        ~described, "Flat " + np.nan_to_num(flat_no.astype(float)).astype(int).astype(str),
-        np.where(style == 0, np.array(_ORDINAL)[np.clip((np.nan_to_num(flat_no.astype(float)).astype(int) + 1) // 2, 0, 8)]
-                 + " Flat", "")))
+    flat_int = np.nan_to_num(flat_no.astype(float)).astype(np.int64)
+    letter = _pick(list("ABCDEFGHJK"), np.clip(flat_int - 1, 0, 9))
+    ordinal = _pick([o + " Flat" for o in _ORDINAL], np.clip((flat_int + 1) // 2, 0, 8))
+    flat_text = pl.DataFrame({"d": described, "s": style, "o": ordinal, "f": flat_int}).select(
+        pl.when(~pl.col("d")).then("Flat " + pl.col("f").cast(pl.String))
+        .when(pl.col("s") == 0).then(pl.col("o")).otherwise(pl.lit("")).alias("v"))["v"]
     frame = pl.DataFrame({"flat": flat_text, "number": number, "letter": letter, "street": street,
                           "house_name": r["house_name"], "is_flat": is_flat, "described": described,
                           "style": style, "no_number": no_number})
@@ -654,30 +655,31 @@ def address_parts(rng: np.random.Generator, records: pl.DataFrame, llpg: pl.Data
     pc_missing = mask(noise.postcode_missing, known) & ~typo & ~wrong_unit
     postcode = _where(typo, swapped, true_pc)
     postcode = _where(wrong_unit, r["neighbour_postcode"], postcode)
-    postcode = _where(pc_missing, pl.Series([None] * n, dtype=pl.String), postcode)
+    postcode = _where(pc_missing, pl.repeat(None, n, dtype=pl.String, eager=True), postcode)
     log.add("postcode_typo", "postcode", typo)
     log.add("postcode_wrong_unit", "postcode", wrong_unit)
     log.add("postcode_missing", "postcode", pc_missing)
     locality = mask(noise.locality_for_town, known)
     log.add("locality_for_town", "address", locality)
     locality_name = r["locality"].fill_null("").str.to_titlecase()
-    town = pl.Series(np.where(locality & (locality_name != "").to_numpy(), locality_name.to_numpy(), "Ashford Vale"))
+    town = pl.DataFrame({"m": locality, "l": locality_name}).select(
+        pl.when(pl.col("m") & (pl.col("l") != "")).then(pl.col("l")).otherwise(pl.lit("Ashford Vale")).alias("v"))["v"]
     # out of area (a previous address in another town)
     outside = r["address_outside"].to_numpy()
-    area = np.array(_OUT_OF_AREA)[r["out_of_area"].to_numpy() % len(_OUT_OF_AREA)]
-    out_line = pl.Series(rng.integers(1, 120, n).astype(str)) + " " + r["last_name"].str.slice(0, 0) + pl.Series(
-        rng.choice(np.array(["High Street", "Church Lane", "Station Road", "Park Avenue", "Victoria Road"]), n))
-    out_pc = pl.Series(np.char.add(np.char.add(area[:, 0], " "), np.char.add(rng.integers(1, 9, n).astype(str),
-                                                                                 rng.choice(np.array(list("ABDEFGHJLNPQRSTUWXYZ")), n).astype("<U1"))))
-    out_pc = out_pc + pl.Series(rng.choice(np.array(list("ABDEFGHJLNPQRSTUWXYZ")), n))
+    area = r["out_of_area"].to_numpy() % len(_OUT_OF_AREA)
+    unit_letters = list("ABDEFGHJLNPQRSTUWXYZ")
+    out_line = pl.Series(rng.integers(1, 120, n)).cast(pl.String) + " " + _pick(
+        ["High Street", "Church Lane", "Station Road", "Park Avenue", "Victoria Road"], rng.integers(0, 5, n))
+    out_pc = (_pick([a for a, _ in _OUT_OF_AREA], area) + " " + pl.Series(rng.integers(1, 9, n)).cast(pl.String)
+              + _pick(unit_letters, rng.integers(0, 20, n)) + _pick(unit_letters, rng.integers(0, 20, n)))
     addr_missing = r["address_missing"].to_numpy()
-    null = pl.Series([None] * n, dtype=pl.String)
+    null = pl.repeat(None, n, dtype=pl.String, eager=True)
     line1 = _where(addr_missing, null, _where(outside, out_line, l1))
     line2 = _where(addr_missing | outside | name_only, null, lines["line2"])
     postcode = _where(addr_missing, null, _where(outside, out_pc, postcode))
     return r.with_columns(
         line1.alias("line1"), line2.alias("line2"), pl.Series("line1_name_only", name_only),
-        _where(outside, pl.Series(area[:, 1]), town).alias("town"), postcode.alias("postcode"),
+        _where(outside, _pick([t for _, t in _OUT_OF_AREA], area), town).alias("town"), postcode.alias("postcode"),
     )
 
 
@@ -712,6 +714,11 @@ def name_variant_masked(rng: np.random.Generator, values: pl.Series, rate: float
     n = len(values)
     eligible = nz.has_variant(values, kind)
     return nz.name_variant(values, (rng.random(n) < rate) & eligible, rng.integers(0, 1000, n), kind)
+
+
+def _pick(values: list[str], index: np.ndarray) -> pl.Series:
+    """values[index] for every row, built in polars (no numpy string arrays)."""
+    return pl.Series(values, dtype=pl.String).gather(pl.Series(np.asarray(index, dtype=np.int64)))
 
 
 def _where(mask: np.ndarray, new, old) -> pl.Series:
