@@ -41,34 +41,58 @@ def _ranked(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return frame["name"].to_numpy().astype(str), weights / weights.sum()
 
 
+class _Vocabulary:
+    """Every name the city can draw, so names travel as integer codes (fast numpy) until the end."""
+
+    def __init__(self) -> None:
+        first = pl.read_csv(_REF / "first_names.csv")["name"]
+        last = pl.read_csv(_REF / "surnames.csv")["name"]
+        self.names = pl.concat([pl.Series(["", "Begum", "Bibi"]), first, last]).unique(maintain_order=True)
+        self.code = {name: i for i, name in enumerate(self.names.to_list())}
+
+    def __getitem__(self, name: str) -> int:
+        return self.code[name]
+
+    def strings(self, codes: np.ndarray) -> pl.Series:
+        return self.names.gather(pl.Series(np.asarray(codes, dtype=np.int64)))
+
+
+_VOCAB: _Vocabulary | None = None
+
+
+def _vocab() -> _Vocabulary:
+    global _VOCAB
+    if _VOCAB is None:
+        _VOCAB = _Vocabulary()
+    return _VOCAB
+
+
 def _draw_first(rng: np.random.Generator, group: np.ndarray, sex: np.ndarray, birth_year: np.ndarray) -> np.ndarray:
-    """First names by ethnic group, sex and (for the largest group) birth cohort."""
+    """First names (as vocabulary codes) by ethnic group, sex and (for the largest group) birth cohort."""
     table = pl.read_csv(_REF / "first_names.csv")
+    vocab = _vocab()
     cohort = np.where(birth_year < 1965, "older", np.where(birth_year < 1995, "middle", "young"))
-    out = np.empty(len(group), dtype=object)
+    out = np.zeros(len(group), dtype=np.int64)
     for (g, s, c), frame in table.group_by(["group", "sex", "cohort"], maintain_order=True):
         rows = (group == g) & (sex == s) & ((cohort == c) if c != "all" else True)
         if rows.any():
             names, p = _ranked(frame.sort("rank"))
-            out[rows] = rng.choice(names, int(rows.sum()), p=p)
-    return out.astype(str)
+            codes = np.array([vocab[name] for name in names])
+            out[rows] = rng.choice(codes, int(rows.sum()), p=p)
+    return out
 
 
 def _draw_surnames(rng: np.random.Generator, group: np.ndarray) -> np.ndarray:
     table = pl.read_csv(_REF / "surnames.csv")
-    out = np.empty(len(group), dtype=object)
+    vocab = _vocab()
+    out = np.zeros(len(group), dtype=np.int64)
     for (g,), frame in table.group_by(["group"], maintain_order=True):
         rows = group == g
         if rows.any():
             names, p = _ranked(frame.sort("rank"))
-            out[rows] = rng.choice(names, int(rows.sum()), p=p)
-    return out.astype(str)
-
-
-def _polish_form(surnames: np.ndarray, sex: np.ndarray) -> np.ndarray:
-    """Polish surnames agree with sex: Kowalski (m) / Kowalska (f)."""
-    female = pl.Series(surnames).str.replace(r"ski$", "ska").str.replace(r"cki$", "cka").str.replace(r"dzki$", "dzka")
-    return np.where(sex == "F", female.to_numpy(), surnames)
+            codes = np.array([vocab[name] for name in names])
+            out[rows] = rng.choice(codes, int(rows.sum()), p=p)
+    return out
 
 
 def _title(values: np.ndarray) -> np.ndarray:
@@ -255,10 +279,12 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
     hh_group = rng.choice(groups, n_households, p=shares / shares.sum())
     own_group = rng.choice(groups, n, p=shares / shares.sum())
     group = np.where((role == "sharer") | ((role == "parent2") & (rng.random(n) < 0.1)), own_group, hh_group[hh])
+    vocab = _vocab()
+    empty = vocab[""]
     first = _draw_first(rng, group, sex, birth_year)
     middle = np.where(rng.random(n) < np.where(np.isin(group, ["british", "irish", "caribbean"]), 0.6, 0.3),
-                      _draw_first(rng, group, sex, birth_year), "")
-    middle = np.where(middle == first, "", middle)
+                      _draw_first(rng, group, sex, birth_year), empty)
+    middle = np.where(middle == first, empty, middle)
     family_surname = _draw_surnames(rng, hh_group)
     own_surname = _draw_surnames(rng, group)
     # parent2 keeps a different surname in 30% of couples; sharers and grandparents have their own
@@ -269,30 +295,28 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
     p2_index = np.minimum(np.cumsum(size) - size + 1, n - 1)
     # double-barrelled: in 15% of couple-with-children households whose parents' surnames differ
     double = (htype[hh] == 2) & (role == "child") & different_partner[hh] & (rng.random(n_households)[hh] < 0.5)
-    last = np.where(double, np.char.add(np.char.add(family_surname[hh], "-"), own_surname[p2_index][hh]), last)
+    second_half = own_surname[p2_index][hh]  # joined to the family surname once names become strings
     # Jr/Sr: in 2% of couple-with-children households the eldest son has his father's full name
     father_first = np.where(p1_sex == "M", first[np.cumsum(size) - size], first[p2_index])
     junior = (htype[hh] == 2) & (role == "child") & (child_rank == 0) & (sex == "M") & (rng.random(n_households)[hh] < 0.02)
     first = np.where(junior, father_first[hh], first)
-    last = np.where(group == "polish", _polish_form(last, sex), last)
     # the maiden name of married women (used by older records)
-    maiden = np.where((role == "parent2") & (sex == "F") & ~different_partner[hh], own_surname, "")
+    maiden = np.where((role == "parent2") & (sex == "F") & ~different_partner[hh], own_surname, empty)
     maiden = np.where((role == "parent1") & (sex == "F") & (htype[hh] == 2) & (rng.random(n) < 0.4), own_surname, maiden)
-    maiden = np.where(group == "polish", _polish_form(maiden, sex), maiden)
     # the other parent's surname for children of couples with different surnames (the two-surname hard case)
     other_parent_surname = np.where((role == "child") & different_partner[hh] & (htype[hh] == 2) & ~double,
-                                    own_surname[p2_index][hh], "")
+                                    own_surname[p2_index][hh], empty)
     # a child whose surname changed (a parent's new partnership): the old surname stays in older records
-    previous_surname = np.where((role == "child") & (rng.random(n) < 0.05) & (age >= 2), _draw_surnames(rng, group), "")
-    previous_surname = np.where(previous_surname == last, "", previous_surname)
+    previous_surname = np.where((role == "child") & (rng.random(n) < 0.05) & (age >= 2), _draw_surnames(rng, group), empty)
+    previous_surname = np.where((previous_surname == last) & ~double, empty, previous_surname)
 
     # surname conventions that differ between systems: many Bangladeshi and Pakistani women are recorded as
     # Begum or Bibi in some systems and under their husband's or father's name in others; Somali names are
     # patronymic (given name, father's, grandfather's), so systems disagree on which part is the surname
     convention = np.where((group == "muslim_south_asian") & (sex == "F") & (rng.random(n) < 0.5),
-                          np.where(rng.random(n) < 0.7, "Begum", "Bibi"), "")
+                          np.where(rng.random(n) < 0.7, vocab["Begum"], vocab["Bibi"]), empty)
     convention = np.where((group == "somali") & (rng.random(n) < 0.6), _draw_surnames(rng, group), convention)
-    convention = np.where(convention == last, "", convention)
+    convention = np.where((convention == last) & ~double, empty, convention)
 
     # people who arrived with no documented date of birth are given 1 January of the believed year by the
     # Home Office; systems fed from their documents (benefits, GP registration, housing) carry that date while
@@ -313,13 +337,14 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
             "tenure": tenure[hh],
             "role": role,
             "ethnic_group": group,
-            "first_name": first,
-            "middle_name": middle,
-            "last_name": last,
-            "maiden_name": maiden,
-            "other_parent_surname": other_parent_surname,
-            "previous_surname": previous_surname,
-            "alternate_surname": convention,
+            "first_name": vocab.strings(first),
+            "middle_name": vocab.strings(middle),
+            "last_name": pl.select(pl.when(pl.Series(double)).then(
+                vocab.strings(last) + "-" + vocab.strings(second_half)).otherwise(vocab.strings(last))).to_series(),
+            "maiden_name": vocab.strings(maiden),
+            "other_parent_surname": vocab.strings(other_parent_surname),
+            "previous_surname": vocab.strings(previous_surname),
+            "alternate_surname": vocab.strings(convention),
             "documented_jan1": documented_jan1,
             "sex": sex,
             "date_of_birth": dob.astype("datetime64[D]"),
@@ -344,9 +369,9 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
             "tenure": "communal",
             "role": "resident",
             "ethnic_group": c_group,
-            "first_name": _draw_first(rng, c_group, c_sex, c_year),
+            "first_name": vocab.strings(_draw_first(rng, c_group, c_sex, c_year)),
             "middle_name": "",
-            "last_name": _polish_form(_draw_surnames(rng, c_group), c_sex),
+            "last_name": vocab.strings(_draw_surnames(rng, c_group)),
             "maiden_name": "",
             "other_parent_surname": "",
             "previous_surname": "",
@@ -360,6 +385,12 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
         }
     )
     persons = pl.concat([persons, communal])
+    # Polish surnames agree with sex
+    polish_female = (pl.col("ethnic_group") == "polish") & (pl.col("sex") == "F")
+    persons = persons.with_columns(
+        pl.when(polish_female).then(pl.col(c).str.replace(r"ski$", "ska").str.replace(r"cki$", "cka")
+                                    .str.replace(r"dzki$", "dzka")).otherwise(pl.col(c)).alias(c)
+        for c in ("last_name", "maiden_name"))
     m = persons.height
     persons = persons.with_columns(
         pl.Series("nhs_number", nhs_numbers(rng, m)),
