@@ -31,7 +31,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from practitioner._index import PractitionerIndex, model_input_sql, name_key_sql
+from practitioner._index import IDENTIFIER_SQL, PractitionerIndex, model_input_sql, name_key_sql
 from practitioner._store import now, referral
 from sources import SourceContract, apply_contract, load_contracts, standardise_person_records
 
@@ -73,8 +73,30 @@ def _model_columns(settings: dict) -> set[str]:
     return columns
 
 
+_EQUALITY = re.compile(r'^\(?\s*l\."?([a-z_][a-z0-9_]*)"?\s*=\s*r\."?([a-z_][a-z0-9_]*)"?\s*\)?$', re.I)
+
+
+def equality_columns(rule: str) -> list[str] | None:
+    """The columns of a blocking rule that is a conjunction of `l.x = r.x`; None for any other rule."""
+    columns = []
+    for part in re.split(r"\s+and\s+", rule.strip(), flags=re.I):
+        match = _EQUALITY.match(part.strip())
+        if match is None or match.group(1) != match.group(2):
+            return None
+        columns.append(match.group(1))
+    return columns
+
+
 class RealTimeLinker:
-    """The approved model, bound to one index's records (built once per snapshot, used under its lock)."""
+    """The approved model, bound to one index's records (built once per snapshot, used under its lock).
+
+    Scoring of blocked candidates: each of the model's own blocking rules becomes a key column of
+    `blocking_key` (indexed), so the records a new referral can be compared with are found by look-ups;
+    Splink's `predict_between` then scores the new record against exactly those, with term frequencies
+    computed once from every record of the snapshot. The pairs are the ones `predict_between` would form
+    against the whole snapshot, at a fraction of the cost. A rule that is not a plain equality falls back to
+    scoring against every record.
+    """
 
     def __init__(self, index: PractitionerIndex, model_path: Path):
         from splink import DuckDBAPI, Linker
@@ -92,14 +114,49 @@ class RealTimeLinker:
                       for level in comparison["comparison_levels"] if level.get("tf_adjustment_column")}
         for column in sorted(tf_columns):
             self.linker.table_management.compute_tf_table(column)
+        rules = [equality_columns(r["blocking_rule"] if isinstance(r, dict) else str(r))
+                 for r in settings.get("blocking_rules_to_generate_predictions", [])]
+        self.rules = rules if rules and all(r is not None for r in rules) else None
+        if self.rules is not None:
+            index.con.execute("create table blocking_key (unique_id varchar, key varchar)")
+            self.add_keys(index, "model_input")
+            index.con.execute("create index blocking_key_idx on blocking_key (key)")
+            index.con.execute("create index model_input_id_idx on model_input (unique_id)")
+            index.linker_keys = True
+
+    def _key_sql(self, relation: str) -> str:
+        selects = []
+        for number, columns in enumerate(self.rules):
+            present = " and ".join(f"{c} is not null" for c in columns)
+            key = " || '|' || ".join([f"'{number}'"] + [f"cast({c} as varchar)" for c in columns])
+            selects.append(f"select unique_id, {key} as key from {relation} where {present}")
+        return " union all ".join(selects)
+
+    def add_keys(self, index: PractitionerIndex, relation: str) -> None:
+        if self.rules is not None:
+            index.con.execute(f"insert into blocking_key {self._key_sql(relation)}")
 
     def score(self, index: PractitionerIndex, new_table: str) -> list[tuple[str, float]]:
-        """(person_id, best match probability) for the new record against every existing record."""
+        """(person_id, best match probability) for the new record against the existing records."""
+        con = index.con
+        existing = self.existing
+        candidates = None
+        if self.rules is not None:
+            keys = [r[0] for r in con.execute(f"select key from ({self._key_sql(new_table)})").fetchall()]
+            ids = [r[0] for r in con.execute(
+                f"select distinct unique_id from blocking_key where key in ({', '.join('?' for _ in keys)})", keys
+            ).fetchall()] if keys else []
+            if not ids:
+                return []
+            con.execute(f"create or replace table referral_candidates as select * from model_input "
+                        f"where unique_id in ({', '.join('?' for _ in ids)})", ids)
+            candidates = self.db_api.register("referral_candidates")
+            existing = candidates
         new_sdf = self.db_api.register(new_table)
-        pairs = self.linker.inference.predict_between(self.existing, new_sdf, threshold_match_probability=0.01,
+        pairs = self.linker.inference.predict_between(existing, new_sdf, threshold_match_probability=0.01,
                                                       warning_mode="never")
         try:
-            rows = index.con.execute(
+            rows = con.execute(
                 f"""
                 select m.person_id, max(p.match_probability) as probability
                 from {pairs.physical_name} as p
@@ -112,6 +169,8 @@ class RealTimeLinker:
             ).fetchall()
         finally:
             pairs.drop_table_from_database_and_remove_from_cache()
+            if candidates is not None:
+                con.execute("drop table if exists referral_candidates")
         return [(r[0], float(r[1])) for r in rows]
 
 
@@ -169,6 +228,11 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
                     "nhs_number, ni_number, upn, pnc_id, crn, phone, confidential from _referral_record")
         con.execute(f"insert into name_key {name_key_sql('_referral_record')}")
         con.execute(f"insert into model_input {model_input_sql('_referral_record')}")
+        if index.linker is not None:
+            con.execute(f"create or replace temp table _referral_keys as {model_input_sql('_referral_record')}")
+            index.linker.add_keys(index, "_referral_keys")
+            con.execute("drop table _referral_keys")
+        con.execute(IDENTIFIER_SQL.format(input="_referral_record"))
         if provisional:
             con.execute("insert into person by name select person_id, trim(first_name) as first_name, "
                         "trim(middle_names) as middle_names, trim(last_name) as last_name, date_of_birth, sex, "
