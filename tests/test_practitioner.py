@@ -317,6 +317,9 @@ def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitione
         outcomes = dict(conn.execute(sa.text("select record_id, outcome from referral")).all())
         nightly_new = conn.execute(sa.text("select nightly_person_id from referral where record_id = 'REF-NEW-1'")).scalar()
     assert outcomes == {"REF-KNOWN-1": "kept", "REF-NEW-1": "confirmed"}
+    with ctx.engine.connect() as conn:  # once reconciled, the store keeps ids only
+        assert [json.loads(r) if isinstance(r, str) else r
+                for (r,) in conn.execute(sa.text("select record from referral")).all()] == [{}, {}]
     assert _one(ctx, "select person_id from record where record_id = 'REF-KNOWN-1'")[0][0] == known_person
     assert resolve_person_id(ctx.engine, second.person_id) == nightly_new
     _, found = search(ctx.index.current, SearchQuery(name="Oluwaseun Brightwater-Okafor", date_of_birth="14/03/2019"))

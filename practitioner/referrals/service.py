@@ -351,9 +351,11 @@ def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIn
             outcome = "confirmed"
         counts[outcome] = counts.get(outcome, 0) + 1
         with engine.begin() as conn:
+            # the published snapshot now holds the record: the store keeps ids only (erasure in the warehouse
+            # then leaves no copy here)
             conn.execute(referral.update().where(referral.c.id == r["id"]).values(
                 status="reconciled", nightly_person_id=target, outcome=outcome, reconciled_snapshot=new.snapshot_id,
-                reconciled_at=stamp))
+                reconciled_at=stamp, record={}))
     if pending:
         log.info("referrals reconciled against %s: %s", new.snapshot_id, json.dumps(counts, sort_keys=True))
     return counts
