@@ -151,11 +151,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--models", type=Path, default=None, help="folder holding person/approved.json")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="keep a snapshot already written in --workdir")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-practitioner-"))
     data = work / "data"
-    shutil.rmtree(data / "snapshots", ignore_errors=True)
-    write_snapshot(data / "snapshots", args.persons)
+    if not (args.reuse and (data / "snapshots" / "current.json").exists()):
+        shutil.rmtree(data / "snapshots", ignore_errors=True)
+        write_snapshot(data / "snapshots", args.persons)
     models = args.models or approved_models(work)
     env = {**os.environ, "FAMILYLINK_DATA_DIR": str(data), "FAMILYLINK_MODELS_DIR": str(models),
            "FAMILYLINK_PRACTITIONER_RATE_LIMIT_PER_MINUTE": "1000000", "FAMILYLINK_PSEUDONYMISATION_KEY": "bench",
@@ -231,8 +233,8 @@ def main() -> None:
                     with lock:
                         timings[kind].append(elapsed)
 
-        # warm up: one user loads the index and the model before the clock starts
-        stop_at[0] = time.perf_counter() + 1
+        # warm up: one user's requests of every kind before the clock starts
+        stop_at[0] = time.perf_counter() + 3
         t = time.perf_counter()
         user(0)
         print(f"first requests (index load + model) {time.perf_counter() - t:.1f} s")

@@ -107,6 +107,7 @@ class RealTimeLinker:
         if missing:
             raise ReferralError(f"the approved model uses column(s) the published snapshot lacks: {missing}")
         self.model_path = Path(model_path)
+        self._replay: list[str] | None = None
         self.db_api = DuckDBAPI(connection=index.con)
         self.existing = self.db_api.register("model_input")
         self.linker = Linker(self.existing, settings, log_level=logging.WARNING)
@@ -123,6 +124,36 @@ class RealTimeLinker:
             index.con.execute("create index blocking_key_idx on blocking_key (key)")
             index.con.execute("create index model_input_id_idx on model_input (unique_id)")
             index.linker_keys = True
+
+    _CREATE = re.compile(r"^\s*create\s+table\s+(\S+)\s+as", re.I)
+
+    def _predict(self, con, existing, new_table: str) -> tuple[str, list[str]]:
+        """Run Splink's predict_between once, keeping the SQL it executes; later calls run that SQL again.
+
+        The statements name their inputs (`referral_candidates` or `model_input`, and `referral_new`) and the
+        term-frequency tables, never their contents, so the same SQL scores every referral — without
+        re-generating it through Splink's Python for each one (most of a link's time, and held under the GIL).
+        """
+        if self._replay is None:
+            executed: list[str] = []
+            run = self.db_api._execute_sql_against_backend
+            self.db_api._execute_sql_against_backend = lambda sql: (executed.append(sql), run(sql))[1]
+            try:
+                new_sdf = self.db_api.register(new_table)
+                pairs = self.linker.inference.predict_between(existing, new_sdf, threshold_match_probability=0.01,
+                                                              warning_mode="never")
+            finally:
+                self.db_api._execute_sql_against_backend = run
+            statements = [q for q in executed if self._CREATE.match(q)]
+            self._replay = statements
+            return pairs.physical_name, [self._CREATE.match(q).group(1) for q in statements]
+        created = []
+        for statement in self._replay:
+            table = self._CREATE.match(statement).group(1)
+            con.execute(f"drop table if exists {table}")
+            con.execute(statement)
+            created.append(table)
+        return created[-1], created
 
     def _key_sql(self, relation: str) -> str:
         selects = []
@@ -150,25 +181,23 @@ class RealTimeLinker:
                 return []
             con.execute(f"create or replace table referral_candidates as select * from model_input "
                         f"where unique_id in ({', '.join('?' for _ in ids)})", ids)
-            candidates = self.db_api.register("referral_candidates")
-            existing = candidates
-        new_sdf = self.db_api.register(new_table)
-        pairs = self.linker.inference.predict_between(existing, new_sdf, threshold_match_probability=0.01,
-                                                      warning_mode="never")
+            candidates = "referral_candidates"
+            if self._replay is None:  # Splink only needs the table registered for the first, recorded, run
+                existing = self.db_api.register("referral_candidates")
         try:
+            predict_table, created = self._predict(con, existing, new_table)
             rows = con.execute(
                 f"""
                 select m.person_id, max(p.match_probability) as probability
-                from {pairs.physical_name} as p
-                inner join model_input as m
-                    on m.unique_id = p.unique_id_l or m.unique_id = p.unique_id_r
-                where m.unique_id not in (select unique_id from {new_table})
+                from {predict_table} as p
+                inner join {candidates or "model_input"} as m on m.unique_id = p.unique_id_l
                 group by m.person_id
                 order by probability desc, m.person_id
                 """
             ).fetchall()
+            for table in created:
+                con.execute(f"drop table if exists {table}")
         finally:
-            pairs.drop_table_from_database_and_remove_from_cache()
             if candidates is not None:
                 con.execute("drop table if exists referral_candidates")
         return [(r[0], float(r[1])) for r in rows]
