@@ -255,7 +255,11 @@ def main() -> None:
               + (f" e.g. {errors[:3]}" if errors else ""))
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # requests still queued at the end of the run
+            server.kill()
+            server.wait(10)
 
 
 if __name__ == "__main__":
