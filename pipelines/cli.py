@@ -25,13 +25,35 @@ err = Console(stderr=True)
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return get_settings().with_overrides(**overrides)
+        settings = get_settings().with_overrides(**overrides)
     except SettingsError as exc:
+        _fail(str(exc))
+    tightened = settings.protect_data()
+    if tightened:
+        err.print(f"familylink: {tightened} file(s) or folder(s) under {settings.data_dir} were readable by others; "
+                  "made them owner-only", soft_wrap=True)
+    return settings
+
+
+def _exclusive(settings: Settings, flow: str) -> None:
+    """Hold the warehouse's run lock until this command ends, or stop with one line (recorded in the audit
+    trail by the next run) when another run or process holds it."""
+    try:  # typer 0.29 runs commands under its vendored click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover
+        from click import get_current_context
+
+    from pipelines.stages import exclusive
+    from warehouse import RunRefused
+
+    try:
+        get_current_context().with_resource(exclusive(settings, flow))
+    except RunRefused as exc:
         _fail(str(exc))
 
 
 def _fail(reason: str, code: int = 1) -> None:
-    err.print(f"[bold red]familylink: {reason}[/]")
+    err.print(f"[bold red]familylink: {reason}[/]", soft_wrap=True)  # one line, for cron mail and logs
     raise typer.Exit(code)
 
 
@@ -49,14 +71,19 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 def synth(
     people: Annotated[int, typer.Option(help="Number of residents in the synthetic city.")] = 20000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 42,
+    profile: Annotated[str, typer.Option(help="realistic (default: errors as real extracts have them, "
+                                              "docs/synthetic-city.md) or easy (light noise, five agencies).")] = "realistic",
     data_dir: DataDir = None,
 ) -> None:
     """Build the synthetic city: gazetteer, agency extracts and (separately) ground truth."""
     from sources.synthetic import CityConfig, generate_city
 
+    if profile not in ("realistic", "easy"):
+        raise typer.BadParameter("profile must be realistic or easy", param_hint="--profile")
     settings = _settings(data_dir=data_dir)
-    with console.status(f"Generating a city of {people:,} people"):
-        manifest = generate_city(settings.data_dir, CityConfig(people=people, seed=seed))
+    config = CityConfig(people=people, seed=seed) if profile == "realistic" else CityConfig.easy(people=people, seed=seed)
+    with console.status(f"Generating a {profile} city of {people:,} people"):
+        manifest = generate_city(settings.data_dir, config)
     _print_city(manifest)
 
 
@@ -76,6 +103,7 @@ def ingest(data_dir: DataDir = None, landing: Landing = None, contracts: Contrac
     from pipelines.stages import run_ingest
 
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
+    _exclusive(settings, "ingest")
     loads = run_ingest(settings, only=source, progress=console)
     _print_loads(loads)
     if not all(load.ok for load in loads):
@@ -94,16 +122,22 @@ def _print_loads(loads) -> None:
 
 
 @app.command()
-def train(data_dir: DataDir = None) -> None:
+def train(data_dir: DataDir = None, contracts: Contracts = None,
+          settings_file: Annotated[Optional[Path], typer.Option(
+              "--settings", help="A reviewed model settings.json to train with instead of generating one.")] = None,
+          ) -> None:
     """Train a new person model version on the staged records (it is not used until promoted)."""
     from pipelines.stages import open_warehouse
-    from linkage_models.pipeline import train as train_model
+    from linkage_models.pipeline import ModelError, train as train_model
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "train")
     con = open_warehouse(settings)
     try:
         with console.status("Training the person model (u by random sampling, m by EM)"):
-            version = train_model(con, settings)
+            version = train_model(con, settings, settings_file)
+    except ModelError as exc:
+        _fail(f"train: {exc}")
     finally:
         con.close()
     console.print(f"Trained person model [bold]{version}[/] in {settings.models / 'person' / version}")
@@ -124,13 +158,14 @@ def promote_model(version: str, data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def link(data_dir: DataDir = None) -> None:
+def link(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """The link stage: addresses → UPRNs, records → persons with the approved model (ids stay stable across
     runs), then the household graph. Publishing is a separate step (`familylink publish`)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_link
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "link")
     con = open_warehouse(settings)
     try:
         with warehouse.audited_run(con, "link") as run_id, console.status("Linking addresses, persons and households"):
@@ -148,15 +183,18 @@ def link(data_dir: DataDir = None) -> None:
 @app.command()
 def evaluate(data_dir: DataDir = None) -> None:
     """Person-link quality against the synthetic city's ground truth (evaluation only)."""
-    from linkage_models.pipeline import ModelError, evaluate_persons, evaluate_persons_by_source_pair
+    from linkage_models.pipeline import (ModelError, evaluate_link_errors, evaluate_persons,
+                                         evaluate_persons_by_source_pair)
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "evaluate")
     con = open_warehouse(settings)
     try:
         try:
             quality = evaluate_persons(con, settings.truth)
             by_pair = evaluate_persons_by_source_pair(con, settings.truth)
+            errors = evaluate_link_errors(con, settings.truth)
         except ModelError as exc:
             _fail(str(exc))
         if con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -179,18 +217,32 @@ def evaluate(data_dir: DataDir = None) -> None:
         pairs.add_row(f"{row['source_a']} × {row['source_b']}", f"{row['true_pairs']:,}", f"{row['linked_pairs']:,}",
                       f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}")
     console.print(pairs)
+    causes = Table(title="Largest classes of missed and false links, by cause (noise on either record)")
+    for column in ("kind", "cause", "sources", "pairs"):
+        causes.add_column(column, justify="right" if column == "pairs" else "left")
+    for row in errors.iter_rows(named=True):
+        causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
+    console.print(causes)
 
 
 @app.command()
 def run(data_dir: DataDir = None, landing: Landing = None, contracts: Contracts = None) -> None:
     """The nightly run without Prefect: ingest → link → publish. A failure leaves the published snapshot as it was."""
-    from pipelines.stages import run_nightly
-
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
-    summary = run_nightly(settings, progress=console)
+    summary = _nightly(settings)
     _print_summary(summary)
     if not summary.ok:
         _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
+
+
+def _nightly(settings: Settings):
+    from pipelines.stages import run_nightly
+    from warehouse import RunRefused
+
+    try:
+        return run_nightly(settings, progress=console)
+    except RunRefused as exc:
+        _fail(str(exc))
 
 
 def _print_summary(summary) -> None:
@@ -203,12 +255,13 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
-def publish(data_dir: DataDir = None) -> None:
+def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """Publish a new golden snapshot from the current household graph (checks, Parquet export, atomic switch)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_publish
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "publish")
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -233,12 +286,14 @@ def publish(data_dir: DataDir = None) -> None:
 @app.command()
 def report(
     data_dir: DataDir = None,
+    contracts: Contracts = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run to report on (default: the latest completed run).")] = None,
 ) -> None:
     """Write the match-quality and data-quality report (one offline HTML file) for a run."""
     from pipelines.stages import StageFailure, open_warehouse, run_report
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "report")
     con = open_warehouse(settings)
     try:
         run_id = run_id or (con.execute(
@@ -278,6 +333,7 @@ def review(
 
     settings = _settings(data_dir=data_dir)
     reviewer = reviewer or getpass.getuser()
+    _exclusive(settings, "review")
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
@@ -316,6 +372,7 @@ def rollback(data_dir: DataDir = None) -> None:
     import warehouse
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "rollback")
     con = open_warehouse(settings)
     try:
         left, now = rollback_snapshot(con)
@@ -335,34 +392,44 @@ def erase(
     actor: Annotated[str, typer.Option(help="Who asked for it.")] = "data-protection-lead",
     data_dir: DataDir = None,
 ) -> None:
-    """Erase one source record from every table, rebuild the graph, publish, and purge older snapshots holding it."""
-    import datetime as dt
-
-    from pipelines.stages import open_warehouse, run_publish
-    from warehouse._erasure import erase_record
-    from warehouse._golden import current_snapshot, purge_snapshots
-    from warehouse._graph import build_graph
-    import warehouse
+    """Erase one source record from every table, rebuild the graph, publish, purge older snapshots holding it,
+    and rewrite the warehouse file so that no copy of the deleted values remains in it."""
+    from pipelines.stages import run_erasure
+    from warehouse import RunRefused
+    from warehouse._erasure import ErasureError
 
     settings = _settings(data_dir=data_dir)
+    try:
+        summary = run_erasure(settings, source, record_id, actor=actor, reason=reason)
+    except (ErasureError, RunRefused) as exc:
+        _fail(str(exc))
+    if summary.published:
+        console.print(f"Published {summary.published}; purged {', '.join(summary.purged) or 'no older snapshots'}.")
+    console.print(f"Erased {source}:{record_id} from {len(summary.rows_deleted)} tables ({summary.total} rows).")
+
+
+@app.command("lift-erasure-block")
+def lift_erasure_block(
+    source: Annotated[str, typer.Option(help="Source of the record.")],
+    record_id: Annotated[str, typer.Option(help="The source's record id.")],
+    reason: Annotated[str, typer.Option(help="Why the erasure was a mistake; kept in the audit log.")],
+    actor: Annotated[str, typer.Option(help="Who asked for it.")] = "data-protection-lead",
+    data_dir: DataDir = None,
+) -> None:
+    """Correct a mistaken erasure: the next extract that carries the record stages it again."""
+    from pipelines.stages import open_warehouse
+    from warehouse._erasure import lift_erasure_block as lift
+
+    settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "lift-erasure-block")
     con = open_warehouse(settings)
     try:
-        result = erase_record(con, source, record_id, actor=actor, reason=reason)
-        if not result.total:
-            _fail(f"no record {source}:{record_id} in the warehouse")
-        with warehouse.audited_run(con, "erase", {"source": source, "record_id": record_id}) as run_id:
-            if current_snapshot(con):
-                as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
-                model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] or "unknown"
-                build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
-                published = run_publish(settings, run_id, model, con=con)
-                stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
-                purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}), reason=f"erasure: {reason}",
-                                         snapshots_dir=settings.snapshots)
-                console.print(f"Published {published.snapshot_id}; purged {', '.join(purged) or 'no older snapshots'}.")
+        existed = lift(con, source, record_id, actor=actor, reason=reason)
     finally:
         con.close()
-    console.print(f"Erased {source}:{record_id} from {len(result.rows_deleted)} tables ({result.total} rows).")
+    if not existed:
+        _fail(f"{source}:{record_id} is not blocked by an erasure")
+    console.print(f"{source}:{record_id} may be staged again from the next extract that carries it.")
 
 
 @app.command()
@@ -377,7 +444,7 @@ def demo(
     and evaluates the result against the city's ground truth.
     """
     from linkage_models.pipeline import approved_version, promote
-    from pipelines.stages import run_ingest, run_nightly
+    from pipelines.stages import run_ingest
 
     settings = _settings(data_dir=data_dir)
     synth(people=people, seed=seed, data_dir=settings.data_dir)
@@ -389,7 +456,7 @@ def demo(
         train(data_dir=settings.data_dir)
         promote(settings, sorted(p.name for p in (settings.models / "person").iterdir() if p.is_dir())[-1])
         console.print("Demo: promoted the model it just trained.")
-    summary = run_nightly(settings, progress=console)
+    summary = _nightly(settings)
     _print_summary(summary)
     if not summary.ok:
         _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
