@@ -59,8 +59,31 @@ def name_key_sql(input_relation: str) -> str:
             .replace("{phonetic_first}", phonetic_sql("first_std")).replace("{phonetic_last}", phonetic_sql("last_std")))
 
 
-def model_input_sql(input_relation: str) -> str:
-    return (_SQL / "model_input.sql").read_text(encoding="utf-8").replace("{input}", input_relation)
+# Identifier columns every staged record has, and whether a value is unique nationally or only inside the agency
+# that issued it (the model builder's input reads them the same way); other schemes come from `identifiers`.
+FIXED_IDENTIFIERS = {"nhs_number": "national", "ni_number": "national", "upn": "national", "pnc_id": "national",
+                     "crn": "national", "tenancy_ref": "local", "local_id": "local"}
+
+
+def model_input_sql(input_relation: str, schemes: dict[str, str] | None = None) -> str:
+    def value(expr: str, scope: str) -> str:
+        return f"source || '/' || {expr}" if scope == "local" else expr
+
+    columns = []
+    for scheme, scope in sorted((schemes or FIXED_IDENTIFIERS).items()):
+        if scheme in FIXED_IDENTIFIERS:
+            columns.append(f"{value(scheme, scope)} as id_{scheme}")
+        else:
+            declared = f"list_filter(identifiers, x -> x.scheme = '{scheme}')[1].value"
+            columns.append(f"{value(declared, scope)} as id_{scheme}")
+    return ((_SQL / "model_input.sql").read_text(encoding="utf-8").replace("{input}", input_relation)
+            .replace("{id_columns}", "".join(f",\n    {c}" for c in columns)))
+
+
+def identifier_schemes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    declared = con.execute("select distinct x.scheme, x.scope from (select unnest(identifiers) as x from record "
+                           "where identifiers is not null) order by 1").fetchall()
+    return {**FIXED_IDENTIFIERS, **{scheme: scope for scheme, scope in declared}}
 
 
 @dataclass
@@ -71,6 +94,7 @@ class PractitionerIndex:
     overlay_lock: threading.Lock = field(default_factory=threading.Lock)
     linker: object | None = None  # practitioner.referrals.service.RealTimeLinker, built on first use
     linker_keys: bool = False
+    schemes: dict[str, str] = field(default_factory=dict)  # identifier scheme → scope, for model_input
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
@@ -115,7 +139,8 @@ def load_index(snapshots_dir: Path, snapshot_id: str, *, memory_limit: str = "4G
     con.execute("set enable_progress_bar = false")
     con.execute((_SQL / "index.sql").read_text(encoding="utf-8").replace("{dir}", str(directory).replace("'", "''")))
     con.execute(f"create table name_key as {name_key_sql('record')} order by last_key")
-    con.execute(f"create table model_input as {model_input_sql('record')}")
+    schemes = identifier_schemes(con)
+    con.execute(f"create table model_input as {model_input_sql('record', schemes)}")
     con.execute(IDENTIFIER_SQL.format(input="record"))
     # point look-ups (a person page, a search key) go through ART indexes, not scans
     for statement in ("create index person_id_idx on person (person_id)",
@@ -133,7 +158,7 @@ def load_index(snapshots_dir: Path, snapshot_id: str, *, memory_limit: str = "4G
         con.execute(statement)
     persons = con.execute("select count(*) from person").fetchall()[0][0]
     log.info("practitioner index %s loaded: %d persons in %.1f s", snapshot_id, persons, time.perf_counter() - started)
-    return PractitionerIndex(snapshot_id, con, time.time())
+    return PractitionerIndex(snapshot_id, con, time.time(), schemes=schemes)
 
 
 class IndexHolder:

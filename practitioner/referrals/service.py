@@ -237,6 +237,10 @@ def standardise_referral(contract: SourceContract, row: dict[str, object], today
     subject = people.filter(pl.col("record_role") == "subject")
     if subject.height != 1:
         raise ReferralError("the referral row did not give exactly one subject record")
+    declared = mapped.person_identifier.filter(pl.col("record_id") == subject["record_id"][0])
+    identifiers = [{"scheme": r["scheme"], "scope": r["scope"], "value": r["value"]} for r in declared.iter_rows(named=True)]
+    subject = subject.with_columns(pl.Series("identifiers", [identifiers or None], dtype=pl.List(
+        pl.Struct({"scheme": pl.String, "scope": pl.String, "value": pl.String}))))
     return subject, mapped.involvement
 
 
@@ -250,15 +254,19 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
     con = index.con
     record = subject.with_columns(pl.lit(person_id).alias("person_id"),
                                   pl.col("confidential").fill_null(False))
+    if "identifiers" not in record.columns:  # a pending referral re-added from the store after a switch
+        record = record.with_columns(pl.lit(None, pl.List(pl.Struct(
+            {"scheme": pl.String, "scope": pl.String, "value": pl.String}))).alias("identifiers"))
     con.register("_referral_record", record)
     try:
         con.execute("insert into record by name select person_id, source, record_id, record_role, first_name_std, "
                     "first_name_formal, middle_names_std, last_name_std, sex, date_of_birth, postcode, uprn, "
-                    "nhs_number, ni_number, upn, pnc_id, crn, phone, confidential from _referral_record")
+                    "nhs_number, ni_number, upn, pnc_id, crn, phone, email, address_std, address_tokens, tenancy_ref, "
+                    "local_id, identifiers, confidential from _referral_record")
         con.execute(f"insert into name_key {name_key_sql('_referral_record')}")
-        con.execute(f"insert into model_input {model_input_sql('_referral_record')}")
+        con.execute(f"insert into model_input {model_input_sql('_referral_record', index.schemes)}")
         if index.linker is not None:
-            con.execute(f"create or replace temp table _referral_keys as {model_input_sql('_referral_record')}")
+            con.execute(f"create or replace temp table _referral_keys as {model_input_sql('_referral_record', index.schemes)}")
             index.linker.add_keys(index, "_referral_keys")
             con.execute("drop table _referral_keys")
         con.execute(IDENTIFIER_SQL.format(input="_referral_record"))
@@ -304,7 +312,7 @@ def link_referral(engine: Engine, index: PractitionerIndex, *, contracts_dir: Pa
         linker: RealTimeLinker = index.linker
         new_input = subject.with_columns(pl.lit(None, pl.String).alias("person_id"))
         index.con.register("_referral_source", new_input)
-        index.con.execute(f"create or replace table referral_new as {model_input_sql('_referral_source')}")
+        index.con.execute(f"create or replace table referral_new as {model_input_sql('_referral_source', index.schemes)}")
         index.con.unregister("_referral_source")
         scores = linker.score(index, "referral_new")
         index.con.execute("drop table if exists referral_new")

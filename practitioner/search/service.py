@@ -28,6 +28,7 @@ _KEY_PARAMS = phonetic_sql("?").count("?")
 @dataclass
 class ParsedQuery:
     first: str | None = None
+    first_whole: str | None = None  # the whole first token ("Rai-Kaur Sangeeta": a surname given first)
     formal: str | None = None
     last: str | None = None
     dob: dt.date | None = None
@@ -59,6 +60,7 @@ def parse(query: SearchQuery) -> ParsedQuery:
                 parsed.last = "".join(_clean(tokens[0])) or None
             else:
                 parsed.first = (_clean(tokens[0]) or [None])[0]
+                parsed.first_whole = "".join(_clean(tokens[0])) or None
                 parsed.last = "".join(_clean(tokens[-1])) or None
         if parsed.first:
             parsed.formal = pl.DataFrame({"f": [parsed.first]}).select(formal_first_name(pl.col("f")).alias("f"))["f"][0]
@@ -111,8 +113,9 @@ def _marks(values: list) -> str:
 
 def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str, list]:
     """name_key rows worth scoring, each found through an index (never a scan of every name)."""
-    last_key, first_key, formal_key = _keys(index, parsed.last, parsed.first,
-                                            parsed.formal if parsed.formal != parsed.first else None)
+    last_key, first_key, formal_key, whole_key = _keys(
+        index, parsed.last, parsed.first, parsed.formal if parsed.formal != parsed.first else None,
+        parsed.first_whole if parsed.first_whole != parsed.first else None)
     year = str(parsed.year) if parsed.year else None
     parts, params = [], []
 
@@ -124,7 +127,8 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
 
     if last_key and first_key:
         forenames = [first_key, formal_key]
-        ask("last_first_key", [f"{last_key}|{f}" for f in forenames if f] + [f"{first_key}|{last_key}"])  # + swapped
+        ask("last_first_key", [f"{last_key}|{f}" for f in forenames if f]
+            + [f"{k}|{last_key}" for k in (first_key, whole_key) if k])  # + swapped
         if year:  # a typo that changes one name's sound is still found through the other name and the year
             ask("last_year_key", [f"{last_key}|{year}", f"{first_key}|{year}"])
             ask("first_year_key", [f"{f}|{year}" for f in forenames if f] + [f"{last_key}|{year}"])
@@ -163,9 +167,10 @@ def _name_score(parsed: ParsedQuery) -> tuple[str, list, str, list]:
                 "  (case when c.first_std = ? or c.formal = ? then 1.0 else jaro_winkler_similarity(c.first_std, ?) end)"
                 "  + jaro_winkler_similarity(c.last_std, ?),"
                 "  jaro_winkler_similarity(c.first_std, ?) + jaro_winkler_similarity(c.last_std, ?))")
-        params = [parsed.first, parsed.formal, parsed.first, parsed.last, parsed.last, parsed.first]
+        whole = parsed.first_whole or parsed.first
+        params = [parsed.first, parsed.formal, parsed.first, parsed.last, parsed.last, whole]
         exact = "((c.first_std = ? or c.formal = ?) and c.last_std = ?) or (c.first_std = ? and c.last_std = ?)"
-        exact_params = [parsed.first, parsed.formal, parsed.last, parsed.last, parsed.first]
+        exact_params = [parsed.first, parsed.formal, parsed.last, parsed.last, whole]
     elif parsed.last:
         name = "2 * greatest(jaro_winkler_similarity(c.last_std, ?), jaro_winkler_similarity(c.first_std, ?))"
         params = [parsed.last, parsed.last]
