@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 DEMO_PEOPLE ?= 20000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test test-fast serve lock bench clean-data
+.PHONY: install system-deps demo test test-fast serve serve-practitioner lock bench clean-data
 
 ## install: Python 3.11 venv from the committed lock (uv is installed with pip if missing)
 install: $(VENV)/.installed
@@ -40,6 +40,10 @@ test-fast: install
 ## serve: local Prefect server + process worker on 127.0.0.1, deployments from prefect.yaml registered (Ctrl-C stops)
 serve: install
 	$(PY) -m pipelines.local_prefect
+
+## serve-practitioner: the practitioner index on http://127.0.0.1:8400 over the demo's published snapshot, with demo accounts
+serve-practitioner: install
+	$(VENV)/bin/familylink serve --demo-account
 
 ## lock: re-resolve requirements.lock (name==version lines, no download addresses)
 lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from practitioner.audit.service import AuditWriter
 from practitioner.auth.dependencies import SESSION_COOKIE, RedirectTo
 from practitioner.auth.service import seed_roles
 
+log = logging.getLogger("familylink.practitioner")
 _HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 
@@ -40,12 +42,23 @@ def rules_from_settings(settings) -> ServiceRules:
 
 def build_context(settings) -> ServiceContext:
     """Everything the service needs, from Settings (also used by the CLI and tests without HTTP)."""
-    from practitioner.referrals.service import reconcile
+    from practitioner.referrals.service import RealTimeLinker, ReferralError, approved_model_path, reconcile
 
     engine = open_store(settings.practitioner_store_url)
     seed_roles(engine)
+    models_dir = Path(settings.models)
+
+    def on_switch(old, new) -> None:
+        # before the new index serves: build the real-time linker (term frequencies, blocking keys) so no
+        # practitioner's referral waits for it, then settle referrals against the new snapshot
+        try:
+            new.linker = RealTimeLinker(new, approved_model_path(models_dir))
+        except ReferralError as exc:
+            log.warning("real-time linking unavailable until a model is approved: %s", exc.__class__.__name__)
+        reconcile(engine, old, new)
+
     holder = IndexHolder(settings.snapshots, memory_limit=settings.duckdb_memory_limit,
-                         threads=settings.duckdb_threads, on_switch=lambda old, new: reconcile(engine, old, new))
+                         threads=settings.duckdb_threads, on_switch=on_switch)
     return ServiceContext(engine=engine, index=holder, audit=AuditWriter(engine), rules=rules_from_settings(settings),
                           contracts_dir=Path(settings.contracts_dir), models_dir=Path(settings.models))
 

@@ -43,13 +43,47 @@ def phonetic_sql(column: str) -> str:
     return f"case when {column} is null or {column} = '' then null else substr({column}, 1, 1) || substr({coded}, 1, 3) end"
 
 
+# every identifier a record carries, one row each, so an identifier search is one index look-up
+IDENTIFIER_SQL = """
+create table if not exists identifier (person_id varchar, value varchar);
+insert into identifier
+select person_id, value from (
+    unpivot (select person_id, nhs_number, upn, pnc_id, ni_number, crn from {input})
+    on nhs_number, upn, pnc_id, ni_number, crn into name kind value value
+) where value is not null
+"""
+
+
 def name_key_sql(input_relation: str) -> str:
     return ((_SQL / "name_key.sql").read_text(encoding="utf-8").replace("{input}", input_relation)
             .replace("{phonetic_first}", phonetic_sql("first_std")).replace("{phonetic_last}", phonetic_sql("last_std")))
 
 
-def model_input_sql(input_relation: str) -> str:
-    return (_SQL / "model_input.sql").read_text(encoding="utf-8").replace("{input}", input_relation)
+# Identifier columns every staged record has, and whether a value is unique nationally or only inside the agency
+# that issued it (the model builder's input reads them the same way); other schemes come from `identifiers`.
+FIXED_IDENTIFIERS = {"nhs_number": "national", "ni_number": "national", "upn": "national", "pnc_id": "national",
+                     "crn": "national", "tenancy_ref": "local", "local_id": "local"}
+
+
+def model_input_sql(input_relation: str, schemes: dict[str, str] | None = None) -> str:
+    def value(expr: str, scope: str) -> str:
+        return f"source || '/' || {expr}" if scope == "local" else expr
+
+    columns = []
+    for scheme, scope in sorted((schemes or FIXED_IDENTIFIERS).items()):
+        if scheme in FIXED_IDENTIFIERS:
+            columns.append(f"{value(scheme, scope)} as id_{scheme}")
+        else:
+            declared = f"list_filter(identifiers, x -> x.scheme = '{scheme}')[1].value"
+            columns.append(f"{value(declared, scope)} as id_{scheme}")
+    return ((_SQL / "model_input.sql").read_text(encoding="utf-8").replace("{input}", input_relation)
+            .replace("{id_columns}", "".join(f",\n    {c}" for c in columns)))
+
+
+def identifier_schemes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    declared = con.execute("select distinct x.scheme, x.scope from (select unnest(identifiers) as x from record "
+                           "where identifiers is not null) order by 1").fetchall()
+    return {**FIXED_IDENTIFIERS, **{scheme: scope for scheme, scope in declared}}
 
 
 @dataclass
@@ -59,6 +93,8 @@ class PractitionerIndex:
     loaded_at: float
     overlay_lock: threading.Lock = field(default_factory=threading.Lock)
     linker: object | None = None  # practitioner.referrals.service.RealTimeLinker, built on first use
+    linker_keys: bool = False
+    schemes: dict[str, str] = field(default_factory=dict)  # identifier scheme → scope, for model_input
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
@@ -100,9 +136,12 @@ def load_index(snapshots_dir: Path, snapshot_id: str, *, memory_limit: str = "4G
     con = duckdb.connect(":memory:")
     con.execute(f"set memory_limit = '{memory_limit}'")
     con.execute(f"set threads = {int(threads)}")
+    con.execute("set enable_progress_bar = false")
     con.execute((_SQL / "index.sql").read_text(encoding="utf-8").replace("{dir}", str(directory).replace("'", "''")))
     con.execute(f"create table name_key as {name_key_sql('record')} order by last_key")
-    con.execute(f"create table model_input as {model_input_sql('record')}")
+    schemes = identifier_schemes(con)
+    con.execute(f"create table model_input as {model_input_sql('record', schemes)}")
+    con.execute(IDENTIFIER_SQL.format(input="record"))
     # point look-ups (a person page, a search key) go through ART indexes, not scans
     for statement in ("create index person_id_idx on person (person_id)",
                       "create index involvement_person_idx on involvement (person_id)",
@@ -111,11 +150,15 @@ def load_index(snapshots_dir: Path, snapshot_id: str, *, memory_limit: str = "4G
                       "create index name_last_idx on name_key (last_key)",
                       "create index name_first_idx on name_key (first_key)",
                       "create index name_dob_idx on name_key (date_of_birth)",
-                      "create index name_postcode_idx on name_key (postcode)"):
+                      "create index name_postcode_idx on name_key (postcode)",
+                      "create index name_last_first_idx on name_key (last_first_key)",
+                      "create index name_last_year_idx on name_key (last_year_key)",
+                      "create index name_first_year_idx on name_key (first_year_key)",
+                      "create index identifier_idx on identifier (value)"):
         con.execute(statement)
     persons = con.execute("select count(*) from person").fetchall()[0][0]
     log.info("practitioner index %s loaded: %d persons in %.1f s", snapshot_id, persons, time.perf_counter() - started)
-    return PractitionerIndex(snapshot_id, con, time.time())
+    return PractitionerIndex(snapshot_id, con, time.time(), schemes=schemes)
 
 
 class IndexHolder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from practitioner.audit.dependencies import Audit
 from practitioner.auth.dependencies import CsrfChecked
@@ -35,13 +36,13 @@ async def post_referral(request: Request, principal: Referrer, _csrf: CsrfChecke
     source = str(form.get("source", ""))
     row = {key.removeprefix("col__"): str(value) for key, value in form.items() if key.startswith("col__")}
     ctx = request.app.state.context
-    try:
-        outcome = service.link_referral(ctx.engine, index, contracts_dir=ctx.contracts_dir, models_dir=ctx.models_dir,
-                                        source=source, row=row, received_by=principal.username,
-                                        threshold=ctx.rules.match_threshold)
+    try:  # linking is blocking work: off the event loop, so other users' requests keep flowing
+        outcome = await run_in_threadpool(
+            service.link_referral, ctx.engine, index, contracts_dir=ctx.contracts_dir, models_dir=ctx.models_dir,
+            source=source, row=row, received_by=principal.username, threshold=ctx.rules.match_threshold)
     except service.ReferralError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
-    audit("referral", person_ids=[outcome.person_id],
+    await run_in_threadpool(audit, "referral", person_ids=[outcome.person_id],
           detail=f"source={outcome.source} record_id={outcome.record_id} provisional={outcome.provisional} "
                  f"already_known={outcome.already_known} seconds={outcome.seconds:.3f}")
     return request.app.state.templates.TemplateResponse(request, "referral.html", {

@@ -31,7 +31,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from practitioner._index import PractitionerIndex, model_input_sql, name_key_sql
+from practitioner._index import IDENTIFIER_SQL, PractitionerIndex, model_input_sql, name_key_sql
 from practitioner._store import now, referral
 from sources import SourceContract, apply_contract, load_contracts, standardise_person_records
 
@@ -73,8 +73,30 @@ def _model_columns(settings: dict) -> set[str]:
     return columns
 
 
+_EQUALITY = re.compile(r'^\(?\s*l\."?([a-z_][a-z0-9_]*)"?\s*=\s*r\."?([a-z_][a-z0-9_]*)"?\s*\)?$', re.I)
+
+
+def equality_columns(rule: str) -> list[str] | None:
+    """The columns of a blocking rule that is a conjunction of `l.x = r.x`; None for any other rule."""
+    columns = []
+    for part in re.split(r"\s+and\s+", rule.strip(), flags=re.I):
+        match = _EQUALITY.match(part.strip())
+        if match is None or match.group(1) != match.group(2):
+            return None
+        columns.append(match.group(1))
+    return columns
+
+
 class RealTimeLinker:
-    """The approved model, bound to one index's records (built once per snapshot, used under its lock)."""
+    """The approved model, bound to one index's records (built once per snapshot, used under its lock).
+
+    Scoring of blocked candidates: each of the model's own blocking rules becomes a key column of
+    `blocking_key` (indexed), so the records a new referral can be compared with are found by look-ups;
+    Splink's `predict_between` then scores the new record against exactly those, with term frequencies
+    computed once from every record of the snapshot. The pairs are the ones `predict_between` would form
+    against the whole snapshot, at a fraction of the cost. A rule that is not a plain equality falls back to
+    scoring against every record.
+    """
 
     def __init__(self, index: PractitionerIndex, model_path: Path):
         from splink import DuckDBAPI, Linker
@@ -85,6 +107,7 @@ class RealTimeLinker:
         if missing:
             raise ReferralError(f"the approved model uses column(s) the published snapshot lacks: {missing}")
         self.model_path = Path(model_path)
+        self._replay: list[str] | None = None
         self.db_api = DuckDBAPI(connection=index.con)
         self.existing = self.db_api.register("model_input")
         self.linker = Linker(self.existing, settings, log_level=logging.WARNING)
@@ -92,26 +115,91 @@ class RealTimeLinker:
                       for level in comparison["comparison_levels"] if level.get("tf_adjustment_column")}
         for column in sorted(tf_columns):
             self.linker.table_management.compute_tf_table(column)
+        rules = [equality_columns(r["blocking_rule"] if isinstance(r, dict) else str(r))
+                 for r in settings.get("blocking_rules_to_generate_predictions", [])]
+        self.rules = rules if rules and all(r is not None for r in rules) else None
+        if self.rules is not None:
+            index.con.execute("create table blocking_key (unique_id varchar, key varchar)")
+            self.add_keys(index, "model_input")
+            index.con.execute("create index blocking_key_idx on blocking_key (key)")
+            index.con.execute("create index model_input_id_idx on model_input (unique_id)")
+            index.linker_keys = True
+
+    _CREATE = re.compile(r"^\s*create\s+table\s+(\S+)\s+as", re.I)
+
+    def _predict(self, con, existing, new_table: str) -> tuple[str, list[str]]:
+        """Run Splink's predict_between once, keeping the SQL it executes; later calls run that SQL again.
+
+        The statements name their inputs (`referral_candidates` or `model_input`, and `referral_new`) and the
+        term-frequency tables, never their contents, so the same SQL scores every referral — without
+        re-generating it through Splink's Python for each one (most of a link's time, and held under the GIL).
+        """
+        if self._replay is None:
+            executed: list[str] = []
+            run = self.db_api._execute_sql_against_backend
+            self.db_api._execute_sql_against_backend = lambda sql: (executed.append(sql), run(sql))[1]
+            try:
+                new_sdf = self.db_api.register(new_table)
+                pairs = self.linker.inference.predict_between(existing, new_sdf, threshold_match_probability=0.01,
+                                                              warning_mode="never")
+            finally:
+                self.db_api._execute_sql_against_backend = run
+            statements = [q for q in executed if self._CREATE.match(q)]
+            self._replay = statements
+            return pairs.physical_name, [self._CREATE.match(q).group(1) for q in statements]
+        created = []
+        for statement in self._replay:
+            table = self._CREATE.match(statement).group(1)
+            con.execute(f"drop table if exists {table}")
+            con.execute(statement)
+            created.append(table)
+        return created[-1], created
+
+    def _key_sql(self, relation: str) -> str:
+        selects = []
+        for number, columns in enumerate(self.rules):
+            present = " and ".join(f"{c} is not null" for c in columns)
+            key = " || '|' || ".join([f"'{number}'"] + [f"cast({c} as varchar)" for c in columns])
+            selects.append(f"select unique_id, {key} as key from {relation} where {present}")
+        return " union all ".join(selects)
+
+    def add_keys(self, index: PractitionerIndex, relation: str) -> None:
+        if self.rules is not None:
+            index.con.execute(f"insert into blocking_key {self._key_sql(relation)}")
 
     def score(self, index: PractitionerIndex, new_table: str) -> list[tuple[str, float]]:
-        """(person_id, best match probability) for the new record against every existing record."""
-        new_sdf = self.db_api.register(new_table)
-        pairs = self.linker.inference.predict_between(self.existing, new_sdf, threshold_match_probability=0.01,
-                                                      warning_mode="never")
+        """(person_id, best match probability) for the new record against the existing records."""
+        con = index.con
+        existing = self.existing
+        candidates = None
+        if self.rules is not None:
+            keys = [r[0] for r in con.execute(f"select key from ({self._key_sql(new_table)})").fetchall()]
+            ids = [r[0] for r in con.execute(
+                f"select distinct unique_id from blocking_key where key in ({', '.join('?' for _ in keys)})", keys
+            ).fetchall()] if keys else []
+            if not ids:
+                return []
+            con.execute(f"create or replace table referral_candidates as select * from model_input "
+                        f"where unique_id in ({', '.join('?' for _ in ids)})", ids)
+            candidates = "referral_candidates"
+            if self._replay is None:  # Splink only needs the table registered for the first, recorded, run
+                existing = self.db_api.register("referral_candidates")
         try:
-            rows = index.con.execute(
+            predict_table, created = self._predict(con, existing, new_table)
+            rows = con.execute(
                 f"""
                 select m.person_id, max(p.match_probability) as probability
-                from {pairs.physical_name} as p
-                inner join model_input as m
-                    on m.unique_id = p.unique_id_l or m.unique_id = p.unique_id_r
-                where m.unique_id not in (select unique_id from {new_table})
+                from {predict_table} as p
+                inner join {candidates or "model_input"} as m on m.unique_id = p.unique_id_l
                 group by m.person_id
                 order by probability desc, m.person_id
                 """
             ).fetchall()
+            for table in created:
+                con.execute(f"drop table if exists {table}")
         finally:
-            pairs.drop_table_from_database_and_remove_from_cache()
+            if candidates is not None:
+                con.execute("drop table if exists referral_candidates")
         return [(r[0], float(r[1])) for r in rows]
 
 
@@ -149,6 +237,10 @@ def standardise_referral(contract: SourceContract, row: dict[str, object], today
     subject = people.filter(pl.col("record_role") == "subject")
     if subject.height != 1:
         raise ReferralError("the referral row did not give exactly one subject record")
+    declared = mapped.person_identifier.filter(pl.col("record_id") == subject["record_id"][0])
+    identifiers = [{"scheme": r["scheme"], "scope": r["scope"], "value": r["value"]} for r in declared.iter_rows(named=True)]
+    subject = subject.with_columns(pl.Series("identifiers", [identifiers or None], dtype=pl.List(
+        pl.Struct({"scheme": pl.String, "scope": pl.String, "value": pl.String}))))
     return subject, mapped.involvement
 
 
@@ -162,13 +254,22 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
     con = index.con
     record = subject.with_columns(pl.lit(person_id).alias("person_id"),
                                   pl.col("confidential").fill_null(False))
+    if "identifiers" not in record.columns:  # a pending referral re-added from the store after a switch
+        record = record.with_columns(pl.lit(None, pl.List(pl.Struct(
+            {"scheme": pl.String, "scope": pl.String, "value": pl.String}))).alias("identifiers"))
     con.register("_referral_record", record)
     try:
         con.execute("insert into record by name select person_id, source, record_id, record_role, first_name_std, "
                     "first_name_formal, middle_names_std, last_name_std, sex, date_of_birth, postcode, uprn, "
-                    "nhs_number, ni_number, upn, pnc_id, crn, phone, confidential from _referral_record")
+                    "nhs_number, ni_number, upn, pnc_id, crn, phone, email, address_std, address_tokens, tenancy_ref, "
+                    "local_id, identifiers, confidential from _referral_record")
         con.execute(f"insert into name_key {name_key_sql('_referral_record')}")
-        con.execute(f"insert into model_input {model_input_sql('_referral_record')}")
+        con.execute(f"insert into model_input {model_input_sql('_referral_record', index.schemes)}")
+        if index.linker is not None:
+            con.execute(f"create or replace temp table _referral_keys as {model_input_sql('_referral_record', index.schemes)}")
+            index.linker.add_keys(index, "_referral_keys")
+            con.execute("drop table _referral_keys")
+        con.execute(IDENTIFIER_SQL.format(input="_referral_record"))
         if provisional:
             con.execute("insert into person by name select person_id, trim(first_name) as first_name, "
                         "trim(middle_names) as middle_names, trim(last_name) as last_name, date_of_birth, sex, "
@@ -211,7 +312,7 @@ def link_referral(engine: Engine, index: PractitionerIndex, *, contracts_dir: Pa
         linker: RealTimeLinker = index.linker
         new_input = subject.with_columns(pl.lit(None, pl.String).alias("person_id"))
         index.con.register("_referral_source", new_input)
-        index.con.execute(f"create or replace table referral_new as {model_input_sql('_referral_source')}")
+        index.con.execute(f"create or replace table referral_new as {model_input_sql('_referral_source', index.schemes)}")
         index.con.unregister("_referral_source")
         scores = linker.score(index, "referral_new")
         index.con.execute("drop table if exists referral_new")
@@ -287,9 +388,11 @@ def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIn
             outcome = "confirmed"
         counts[outcome] = counts.get(outcome, 0) + 1
         with engine.begin() as conn:
+            # the published snapshot now holds the record: the store keeps ids only (erasure in the warehouse
+            # then leaves no copy here)
             conn.execute(referral.update().where(referral.c.id == r["id"]).values(
                 status="reconciled", nightly_person_id=target, outcome=outcome, reconciled_snapshot=new.snapshot_id,
-                reconciled_at=stamp))
+                reconciled_at=stamp, record={}))
     if pending:
         log.info("referrals reconciled against %s: %s", new.snapshot_id, json.dumps(counts, sort_keys=True))
     return counts

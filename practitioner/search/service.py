@@ -28,6 +28,7 @@ _KEY_PARAMS = phonetic_sql("?").count("?")
 @dataclass
 class ParsedQuery:
     first: str | None = None
+    first_whole: str | None = None  # the whole first token ("Rai-Kaur Sangeeta": a surname given first)
     formal: str | None = None
     last: str | None = None
     dob: dt.date | None = None
@@ -59,6 +60,7 @@ def parse(query: SearchQuery) -> ParsedQuery:
                 parsed.last = "".join(_clean(tokens[0])) or None
             else:
                 parsed.first = (_clean(tokens[0]) or [None])[0]
+                parsed.first_whole = "".join(_clean(tokens[0])) or None
                 parsed.last = "".join(_clean(tokens[-1])) or None
         if parsed.first:
             parsed.formal = pl.DataFrame({"f": [parsed.first]}).select(formal_first_name(pl.col("f")).alias("f"))["f"][0]
@@ -98,121 +100,146 @@ def parse(query: SearchQuery) -> ParsedQuery:
     return parsed
 
 
-def _candidates(parsed: ParsedQuery) -> tuple[str, list]:
+def _keys(index: PractitionerIndex, *names: str | None) -> list[str | None]:
+    """Phonetic keys of the query's names, by the same SQL that keyed the index."""
+    with index.cursor() as cur:
+        return [cur.execute(f"select {phonetic_sql('?')}", [n] * _KEY_PARAMS).fetchall()[0][0] if n else None
+                for n in names]
+
+
+def _marks(values: list) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str, list]:
+    """name_key rows worth scoring, each found through an index (never a scan of every name)."""
+    last_key, first_key, formal_key, whole_key = _keys(
+        index, parsed.last, parsed.first, parsed.formal if parsed.formal != parsed.first else None,
+        parsed.first_whole if parsed.first_whole != parsed.first else None)
+    year = str(parsed.year) if parsed.year else None
     parts, params = [], []
-    if parsed.last:
-        key = f"({phonetic_sql('?')})"
-        parts.append(f"select person_id from name_key where last_key = {key}")
-        parts.append(f"select person_id from name_key where first_key = {key}")  # swapped names
-        params += [parsed.last] * (2 * _KEY_PARAMS)
-    if parsed.first:
-        parts.append(f"select person_id from name_key where last_key = ({phonetic_sql('?')})")
-        # a typo that changes the surname's sound is still found through the forename's key
-        parts.append(f"select person_id from name_key where first_key = ({phonetic_sql('?')})")
-        parts.append("select person_id from name_key where formal = ?")
-        params += [parsed.first] * (2 * _KEY_PARAMS) + [parsed.formal]
+
+    def ask(column: str, values: list[str]) -> None:
+        values = sorted({v for v in values if v})
+        if values:
+            parts.append(f"select * from name_key where {column} in ({_marks(values)})")
+            params.extend(values)
+
+    if last_key and first_key:
+        forenames = [first_key, formal_key]
+        ask("last_first_key", [f"{last_key}|{f}" for f in forenames if f]
+            + [f"{k}|{last_key}" for k in (first_key, whole_key) if k])  # + swapped
+        if year:  # a typo that changes one name's sound is still found through the other name and the year
+            ask("last_year_key", [f"{last_key}|{year}", f"{first_key}|{year}"])
+            ask("first_year_key", [f"{f}|{year}" for f in forenames if f] + [f"{last_key}|{year}"])
+    elif last_key:
+        if year:
+            ask("last_year_key", [f"{last_key}|{year}"])
+            ask("first_year_key", [f"{last_key}|{year}"])  # a forename given as a surname
+        else:
+            ask("last_key", [last_key])
+            ask("first_key", [last_key])
     if parsed.dob:
-        parts.append("select person_id from name_key where date_of_birth = ?")
+        parts.append("select * from name_key where date_of_birth = ?")
         params.append(parsed.dob)
     if parsed.postcode:
-        parts.append("select person_id from name_key where postcode = ?")
+        parts.append("select * from name_key where postcode = ?")
         params.append(parsed.postcode)
-    if parsed.identifier:
-        for column in ("nhs_number", "upn", "pnc_id", "ni_number", "crn"):
-            parts.append(f"select person_id from record where {column} = ?")
-            params.append(parsed.identifier)
-    if parsed.address and not parts:
-        parts.append("select person_id from person where upper(address) like ?")
-        params.append(f"%{parsed.address}%")
+    ids: list[str] = []
+    with index.cursor() as cur:
+        if parsed.identifier:
+            ids += [r[0] for r in cur.execute("select person_id from identifier where value = ?",
+                                              [parsed.identifier]).fetchall()]
+        if parsed.address and not parts and not ids:
+            ids += [r[0] for r in cur.execute("select person_id from person where upper(address) like ? limit 1000",
+                                              [f"%{parsed.address}%"]).fetchall()]
+    if ids:
+        parts.append(f"select * from name_key where person_id in ({_marks(ids)})")
+        params += ids
+    if not parts:
+        return "select * from name_key where false", []
     return " union ".join(parts), params
 
 
-def _score_sql(parsed: ParsedQuery) -> tuple[str, list]:
-    """Per candidate: the best name score over every name it is known by, and the other agreements."""
-    params: list = []
+def _name_score(parsed: ParsedQuery) -> tuple[str, list, str, list]:
     if parsed.last and parsed.first:
         name = ("greatest("
-                "  (case when k.first_std = ? or k.formal = ? then 1.0 else jaro_winkler_similarity(k.first_std, ?) end)"
-                "  + jaro_winkler_similarity(k.last_std, ?),"
-                "  jaro_winkler_similarity(k.first_std, ?) + jaro_winkler_similarity(k.last_std, ?))")
-        params += [parsed.first, parsed.formal, parsed.first, parsed.last, parsed.last, parsed.first]
-        exact = "((k.first_std = ? or k.formal = ?) and k.last_std = ?) or (k.first_std = ? and k.last_std = ?)"
-        exact_params = [parsed.first, parsed.formal, parsed.last, parsed.last, parsed.first]
+                "  (case when c.first_std = ? or c.formal = ? then 1.0 else jaro_winkler_similarity(c.first_std, ?) end)"
+                "  + jaro_winkler_similarity(c.last_std, ?),"
+                "  jaro_winkler_similarity(c.first_std, ?) + jaro_winkler_similarity(c.last_std, ?))")
+        whole = parsed.first_whole or parsed.first
+        params = [parsed.first, parsed.formal, parsed.first, parsed.last, parsed.last, whole]
+        exact = "((c.first_std = ? or c.formal = ?) and c.last_std = ?) or (c.first_std = ? and c.last_std = ?)"
+        exact_params = [parsed.first, parsed.formal, parsed.last, parsed.last, whole]
     elif parsed.last:
-        name = "2 * greatest(jaro_winkler_similarity(k.last_std, ?), jaro_winkler_similarity(k.first_std, ?))"
-        params += [parsed.last, parsed.last]
-        exact = "(k.last_std = ? or k.first_std = ?)"
+        name = "2 * greatest(jaro_winkler_similarity(c.last_std, ?), jaro_winkler_similarity(c.first_std, ?))"
+        params = [parsed.last, parsed.last]
+        exact = "(c.last_std = ? or c.first_std = ?)"
         exact_params = [parsed.last, parsed.last]
     else:
-        name, exact, exact_params = "0.0", "true", []
-    sql = f"""
-        select k.person_id,
-               max(coalesce({name}, 0)) as name_score,
-               bool_or({exact}) as name_exact
-        from name_key as k
-        where k.person_id in (select person_id from candidates)
-        group by k.person_id
-    """
-    return sql, params + exact_params
+        return "0.0", [], "false", []
+    return name, params, exact, exact_params
 
 
 def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, list[SearchResult]]:
     parsed = parse(query)
-    candidates, cand_params = _candidates(parsed)
-    names, name_params = _score_sql(parsed)
-    filters, filter_params = [], []
+    candidates, cand_params = _candidate_rows(index, parsed)
+    name, name_params, exact, exact_params = _name_score(parsed)
+    having, having_params = [], []
     if parsed.first or parsed.last:
-        filters.append("n.name_score >= ?")
-        filter_params.append(1.7 if parsed.first else 1.8)
+        having.append("max(coalesce(" + name + ", 0)) >= ?")
+        having_params += name_params + [1.7 if parsed.first else 1.8]
     if parsed.dob:
-        filters.append("(p.date_of_birth = ? or (p.date_of_birth is null and n.name_score >= 1.9))")
-        filter_params.append(parsed.dob)
+        having.append("bool_or(c.date_of_birth = ?)")
+        having_params.append(parsed.dob)
     elif parsed.year:
-        filters.append("year(p.date_of_birth) = ?")
-        filter_params.append(parsed.year)
+        having.append("bool_or(year(c.date_of_birth) = ?)")
+        having_params.append(parsed.year)
     if parsed.district:
-        filters.append("split_part(p.postcode, ' ', 1) = ?")
-        filter_params.append(parsed.district)
-    if parsed.address:
-        filters.append("upper(p.address) like ?")
-        filter_params.append(f"%{parsed.address}%")
-    identifier_hit = "false"
-    id_params: list = []
-    if parsed.identifier:
-        identifier_hit = ("exists (select 1 from record r where r.person_id = p.person_id and ? in "
-                          "(r.nhs_number, r.upn, r.pnc_id, r.ni_number, r.crn))")
-        id_params = [parsed.identifier]
-        filters = [f"({' and '.join(filters) or 'true'}) and {identifier_hit}"]
-        filter_params = filter_params + id_params
-    where = " and ".join(filters) or "true"
+        having.append("bool_or(split_part(c.postcode, ' ', 1) = ?)")
+        having_params.append(parsed.district)
     sql = f"""
-        with candidates as ({candidates}),
-        names as ({names})
-        select p.person_id, p.first_name, p.last_name, year(p.date_of_birth) as birth_year,
-               split_part(p.postcode, ' ', 1) as district, p.agency_count, p.shielded, p.provisional,
-               n.name_score, n.name_exact,
-               {identifier_hit} as identifier_exact,
-               coalesce(p.date_of_birth = ?, false) as dob_exact
-        from person as p
-        inner join names as n using (person_id)
-        where {where}
-        order by n.name_score
-            + case when p.date_of_birth = ? then 1 when year(p.date_of_birth) = ? then 0.5 else 0 end
-            + case when p.postcode = ? then 1 else 0 end desc,
-            p.person_id
-        limit {MAX_RESULTS * 2}
+        with c as ({candidates})
+        select c.person_id,
+               max(coalesce({name}, 0)) as name_score,
+               bool_or({exact}) as name_exact,
+               bool_or(coalesce(c.date_of_birth = ?, false)) as dob_exact,
+               bool_or(coalesce(c.postcode = ?, false)) as postcode_exact
+        from c
+        group by c.person_id
+        having {' and '.join(having) or 'true'}
+        order by name_score + case when dob_exact then 1 else 0 end + case when postcode_exact then 1 else 0 end desc,
+                 c.person_id
+        limit {MAX_RESULTS * 3}
     """
-    params = (cand_params + name_params + id_params + [parsed.dob] + filter_params
-              + [parsed.dob, parsed.year, parsed.postcode])
+    params = cand_params + name_params + exact_params + [parsed.dob, parsed.postcode] + having_params
     with index.cursor() as cur:
-        rows = cur.execute(sql, params).fetchall()
+        scored = cur.execute(sql, params).fetchall()
+        if not scored:
+            return parsed, []
+        ids = [r[0] for r in scored]
+        persons = {r[0]: r for r in cur.execute(
+            "select person_id, first_name, last_name, year(date_of_birth), split_part(postcode, ' ', 1), agency_count, "
+            f"shielded, provisional, upper(coalesce(address, '')) from person where person_id in ({_marks(ids)})",
+            ids).fetchall()}
+        by_identifier = set()
+        if parsed.identifier:
+            by_identifier = {r[0] for r in cur.execute("select person_id from identifier where value = ?",
+                                                       [parsed.identifier]).fetchall()}
     results = []
-    for (person_id, first, last, birth_year, district, agencies, shielded, provisional, _score, name_exact,
-         identifier_exact, dob_exact) in rows:
+    for person_id, _score, name_exact, dob_exact, _postcode in scored:
+        row = persons.get(person_id)
+        if row is None:
+            continue
+        _, first, last, birth_year, district, agencies, shielded, provisional, address = row
+        if parsed.identifier and person_id not in by_identifier:
+            continue
+        if parsed.address and parsed.address not in address:
+            continue
         if shielded:
             # only a full name with the exact date of birth, or an exact identifier, finds a shielded person
-            exact = identifier_exact or (parsed.first is not None and parsed.last is not None and name_exact
-                                         and parsed.dob is not None and dob_exact)
+            exact = person_id in by_identifier or (parsed.first is not None and parsed.last is not None
+                                                   and name_exact and parsed.dob is not None and dob_exact)
             if not exact:
                 continue  # a shielded person is never revealed by a partial match
             results.append(SearchResult(person_id=person_id, name=query.name or "(as searched)",

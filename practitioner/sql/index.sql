@@ -25,6 +25,12 @@ final as (
         pnc_id,
         crn,
         phone,
+        email,
+        address_std,
+        address_tokens,
+        tenancy_ref,
+        local_id,
+        identifiers,
         confidential
     from records
 )

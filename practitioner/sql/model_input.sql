@@ -1,6 +1,8 @@
 -- The approved Splink model's input columns for the records in {input}: the same matching forms the nightly
 -- link step derives from staging.person_record (first forename, formal forename, surname without spaces).
 -- practitioner/referrals/service.py checks every column the saved model uses is here before linking.
+-- Then one id_<scheme> column per identifier scheme (a local scheme's value prefixed with its source,
+-- so it only agrees within that agency), as the model builder's input has them.
 select
     source || ':' || record_id as unique_id,
     person_id,
@@ -13,8 +15,10 @@ select
     sex,
     postcode,
     uprn,
+    address_std,
+    address_tokens,
+    nullif(array_to_string(regexp_extract_all(address_std, '[0-9]+'), ' '), '') as address_numbers,
+    phone,
     nhs_number,
-    upn,
-    pnc_id,
-    phone
+    email{id_columns}
 from {input}

@@ -1,5 +1,8 @@
 -- name_key rows for the records in {input}: one row per name a person is known by (every source's matching
 -- form), with phonetic keys for candidate search (typos that keep the sound, transliterations, doubled letters).
+-- The paired keys (surname+forename, surname+birth year, forename+birth year) are single columns because
+-- DuckDB's index look-up takes one column: each search asks a few of them, so a typo in either name is
+-- still found while a common name never means reading thousands of rows.
 with names as (
     select
         person_id,
@@ -10,7 +13,7 @@ with names as (
         postcode
     from {input}
 ),
-final as (
+keyed as (
     select distinct
         person_id,
         first_std,
@@ -22,5 +25,13 @@ final as (
         postcode
     from names
     where last_std is not null or first_std is not null
+),
+final as (
+    select
+        *,
+        last_key || '|' || first_key as last_first_key,
+        last_key || '|' || cast(year(date_of_birth) as varchar) as last_year_key,
+        first_key || '|' || cast(year(date_of_birth) as varchar) as first_year_key
+    from keyed
 )
 select * from final

@@ -8,6 +8,11 @@ with records as (
 links as (
     select source, record_id, person_id from graph.record_link
 ),
+declared as (
+    select source, record_id, list(struct_pack(scheme := scheme, scope := scope, value := value)) as identifiers
+    from staging.person_identifier
+    group by source, record_id
+),
 final as (
     select
         links.person_id,
@@ -29,8 +34,15 @@ final as (
         records.pnc_id,
         records.crn,
         records.phone,
+        records.email,
+        records.address_std,
+        records.address_tokens,
+        records.tenancy_ref,
+        records.local_id,
+        declared.identifiers,
         coalesce(records.confidential, false) as confidential
     from records
     inner join links using (source, record_id)
+    left join declared using (source, record_id)
 )
 select * from final;
