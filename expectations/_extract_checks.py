@@ -27,6 +27,7 @@ class ExtractProblem:
     """One reason to stop a source's load; the message names file, column and counts, never values."""
 
     check: str  # required_column_missing | row_count_dropped | key_mostly_empty | names_mostly_empty | duplicate_keys
+    #              | dates_unparseable
     column: str | None
     message: str
     row_numbers: tuple[int, ...] = field(default=())  # rows involved (duplicate keys: the first few)
@@ -52,6 +53,8 @@ def check_extract(
     name_columns: Sequence[str] = (),
     file_name: str | None = None,
     context_dir: Path | None = None,
+    date_formats: dict[str, list[str]] | None = None,
+    max_unparsed_date_share: float = 0.5,
 ) -> list[ExtractProblem]:
     """Problems with the extract as a whole (an empty list means load it).
 
@@ -59,7 +62,10 @@ def check_extract(
     - the row count fell by more than `max_drop_share` against the last good load (`previous_row_count`);
     - fewer than `key_min_filled_share` of rows have a record key, or (when `name_columns` are given)
       a name in at least one of them;
-    - record keys are duplicated (how many rows, and the first few row numbers).
+    - record keys are duplicated (how many rows, and the first few row numbers);
+    - more than `max_unparsed_date_share` of the filled values of a date column (`date_formats`: column ->
+      the contract's formats) match none of its formats: the contract and the file disagree, and loading
+      would silently drop every date.
     Row numbers come from the reader's `_row_number` column (1-based data rows when it is absent).
     """
     prefix = f"{file_name}: " if file_name else ""
@@ -132,4 +138,24 @@ def check_extract(
                 check, column,
                 f"{prefix}column {column}: {len(positions):,} rows share a record key with another row "
                 f"(rows {', '.join(map(str, numbers))}{more})", numbers))
+    problems += _unparsed_dates(frame, date_formats or {}, max_unparsed_date_share, prefix)
+    return problems
+
+
+def _unparsed_dates(frame: pl.DataFrame, date_formats: dict[str, list[str]], max_share: float,
+                    prefix: str) -> list[ExtractProblem]:
+    problems = []
+    for column, formats in sorted(date_formats.items()):
+        if column not in frame.columns:
+            continue
+        text = _blank_to_null(column)
+        parsed = pl.coalesce([text.str.strptime(pl.Date, f, strict=False, exact=True) for f in formats])
+        filled, unparsed = frame.select(text.is_not_null().sum().alias("filled"),
+                                        (text.is_not_null() & parsed.is_null()).sum().alias("unparsed")
+                                        ).row(0)
+        if filled and unparsed / filled > max_share:
+            problems.append(ExtractProblem(
+                "dates_unparseable", column,
+                f"{prefix}column {column}: {unparsed:,} of {filled:,} filled values ({unparsed / filled:.0%}) match "
+                f"none of the contract's date formats {', '.join(formats)}: is the file in another date format?"))
     return problems

@@ -26,13 +26,18 @@ GAZETTEER_COLUMNS = ("uprn", "usrn", "sao_text", "pao_start_number", "pao_text",
                      "town_name", "postcode", "ward_code", "ward_name", "classification_code", "is_communal")
 
 
-def load_gazetteer(con: duckdb.DuckDBPyConnection, csv_path: Path | None) -> int:
-    """Load the LLPG extract; with None (no gazetteer) an empty one, so addresses stay unmatched and
-    households are formed from the normalised address and postcode instead (docs/adr/0005-households.md)."""
-    if csv_path is None:
+def load_gazetteer(con: duckdb.DuckDBPyConnection, gazetteer: Path | pl.DataFrame | None) -> int:
+    """Load the gazetteer into the warehouse: a frame read through the gazetteer contract
+    (sources._gazetteer.read_gazetteer) or a flat CSV with the gazetteer columns (tests, simple exports). With
+    None (no gazetteer) an empty one, so addresses stay unmatched and households are formed from the normalised
+    address and postcode instead (docs/adr/0005-households.md)."""
+    if gazetteer is None:
         llpg = pl.DataFrame(schema=dict.fromkeys(GAZETTEER_COLUMNS, pl.String))
+    elif isinstance(gazetteer, pl.DataFrame):
+        llpg = gazetteer.with_columns(pl.col("uprn").cast(pl.String), pl.col("usrn").cast(pl.String),
+                                      pl.col("is_communal").cast(pl.String))
     else:
-        llpg = pl.read_csv(csv_path, infer_schema=False)
+        llpg = pl.read_csv(gazetteer, infer_schema=False)
     text = pl.concat_str(
         [pl.col("sao_text"), pl.col("pao_text"),
          pl.col("pao_start_number") + pl.lit(" ") + pl.col("street_description")],

@@ -29,6 +29,8 @@ log = logging.getLogger("familylink.link")
 
 
 class ModelError(RuntimeError):
+
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
     stage = "link"
 
 
@@ -163,16 +165,23 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     con.register("_trust", trust)
     con.execute("create or replace table linkage.source_trust as select * from _trust")
     con.unregister("_trust")
-    gazetteer = settings.reference / "llpg.csv"
+    from sources import GazetteerError, find_gazetteer, load_gazetteer_contract, read_gazetteer
+
+    try:
+        contract = load_gazetteer_contract(settings.gazetteer_contract)
+        gazetteer = read_gazetteer(settings.reference, contract)
+    except GazetteerError as error:
+        raise ModelError(f"gazetteer: {error}") from None
+    where = find_gazetteer(settings.reference, contract) or settings.reference / contract.file_pattern
     with _timed("addresses"):
         # the gazetteer is optional: without it (or with an empty one) no address gets a UPRN and households
         # are formed from the normalised address and postcode; the run summary says so
-        properties = load_gazetteer(con, gazetteer if gazetteer.exists() else None)
+        properties = load_gazetteer(con, gazetteer)
         methods = match_addresses(con)
-    if not gazetteer.exists():
-        gazetteer_note = f"no gazetteer at {gazetteer}: households formed from normalised address and postcode"
+    if gazetteer is None:
+        gazetteer_note = f"no gazetteer at {where}: households formed from normalised address and postcode"
     elif properties == 0:
-        gazetteer_note = f"the gazetteer at {gazetteer} is empty: households formed from normalised address and postcode"
+        gazetteer_note = f"the gazetteer at {where} is empty: households formed from normalised address and postcode"
     else:
         gazetteer_note = None
     if gazetteer_note:

@@ -25,13 +25,35 @@ err = Console(stderr=True)
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return get_settings().with_overrides(**overrides)
+        settings = get_settings().with_overrides(**overrides)
     except SettingsError as exc:
+        _fail(str(exc))
+    tightened = settings.protect_data()
+    if tightened:
+        err.print(f"familylink: {tightened} file(s) or folder(s) under {settings.data_dir} were readable by others; "
+                  "made them owner-only", soft_wrap=True)
+    return settings
+
+
+def _exclusive(settings: Settings, flow: str) -> None:
+    """Hold the warehouse's run lock until this command ends, or stop with one line (recorded in the audit
+    trail by the next run) when another run or process holds it."""
+    try:  # typer 0.29 runs commands under its vendored click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover
+        from click import get_current_context
+
+    from pipelines.stages import exclusive
+    from warehouse import RunRefused
+
+    try:
+        get_current_context().with_resource(exclusive(settings, flow))
+    except RunRefused as exc:
         _fail(str(exc))
 
 
 def _fail(reason: str, code: int = 1) -> None:
-    err.print(f"[bold red]familylink: {reason}[/]")
+    err.print(f"[bold red]familylink: {reason}[/]", soft_wrap=True)  # one line, for cron mail and logs
     raise typer.Exit(code)
 
 
@@ -76,6 +98,7 @@ def ingest(data_dir: DataDir = None, landing: Landing = None, contracts: Contrac
     from pipelines.stages import run_ingest
 
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
+    _exclusive(settings, "ingest")
     loads = run_ingest(settings, only=source, progress=console)
     _print_loads(loads)
     if not all(load.ok for load in loads):
@@ -103,6 +126,7 @@ def train(data_dir: DataDir = None, contracts: Contracts = None,
     from linkage_models.pipeline import ModelError, train as train_model
 
     settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "train")
     con = open_warehouse(settings)
     try:
         with console.status("Training the person model (u by random sampling, m by EM)"):
@@ -136,6 +160,7 @@ def link(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     from pipelines.stages import StageFailure, open_warehouse, run_link
 
     settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "link")
     con = open_warehouse(settings)
     try:
         with warehouse.audited_run(con, "link") as run_id, console.status("Linking addresses, persons and households"):
@@ -158,6 +183,7 @@ def evaluate(data_dir: DataDir = None) -> None:
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "evaluate")
     con = open_warehouse(settings)
     try:
         try:
@@ -197,13 +223,21 @@ def evaluate(data_dir: DataDir = None) -> None:
 @app.command()
 def run(data_dir: DataDir = None, landing: Landing = None, contracts: Contracts = None) -> None:
     """The nightly run without Prefect: ingest → link → publish. A failure leaves the published snapshot as it was."""
-    from pipelines.stages import run_nightly
-
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
-    summary = run_nightly(settings, progress=console)
+    summary = _nightly(settings)
     _print_summary(summary)
     if not summary.ok:
         _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
+
+
+def _nightly(settings: Settings):
+    from pipelines.stages import run_nightly
+    from warehouse import RunRefused
+
+    try:
+        return run_nightly(settings, progress=console)
+    except RunRefused as exc:
+        _fail(str(exc))
 
 
 def _print_summary(summary) -> None:
@@ -222,6 +256,7 @@ def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     from pipelines.stages import StageFailure, open_warehouse, run_publish
 
     settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "publish")
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -253,6 +288,7 @@ def report(
     from pipelines.stages import StageFailure, open_warehouse, run_report
 
     settings = _settings(data_dir=data_dir, contracts_dir=contracts)
+    _exclusive(settings, "report")
     con = open_warehouse(settings)
     try:
         run_id = run_id or (con.execute(
@@ -292,6 +328,7 @@ def review(
 
     settings = _settings(data_dir=data_dir)
     reviewer = reviewer or getpass.getuser()
+    _exclusive(settings, "review")
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
@@ -330,6 +367,7 @@ def rollback(data_dir: DataDir = None) -> None:
     import warehouse
 
     settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "rollback")
     con = open_warehouse(settings)
     try:
         left, now = rollback_snapshot(con)
@@ -349,34 +387,44 @@ def erase(
     actor: Annotated[str, typer.Option(help="Who asked for it.")] = "data-protection-lead",
     data_dir: DataDir = None,
 ) -> None:
-    """Erase one source record from every table, rebuild the graph, publish, and purge older snapshots holding it."""
-    import datetime as dt
-
-    from pipelines.stages import open_warehouse, run_publish
-    from warehouse._erasure import erase_record
-    from warehouse._golden import current_snapshot, purge_snapshots
-    from warehouse._graph import build_graph
-    import warehouse
+    """Erase one source record from every table, rebuild the graph, publish, purge older snapshots holding it,
+    and rewrite the warehouse file so that no copy of the deleted values remains in it."""
+    from pipelines.stages import run_erasure
+    from warehouse import RunRefused
+    from warehouse._erasure import ErasureError
 
     settings = _settings(data_dir=data_dir)
+    try:
+        summary = run_erasure(settings, source, record_id, actor=actor, reason=reason)
+    except (ErasureError, RunRefused) as exc:
+        _fail(str(exc))
+    if summary.published:
+        console.print(f"Published {summary.published}; purged {', '.join(summary.purged) or 'no older snapshots'}.")
+    console.print(f"Erased {source}:{record_id} from {len(summary.rows_deleted)} tables ({summary.total} rows).")
+
+
+@app.command("lift-erasure-block")
+def lift_erasure_block(
+    source: Annotated[str, typer.Option(help="Source of the record.")],
+    record_id: Annotated[str, typer.Option(help="The source's record id.")],
+    reason: Annotated[str, typer.Option(help="Why the erasure was a mistake; kept in the audit log.")],
+    actor: Annotated[str, typer.Option(help="Who asked for it.")] = "data-protection-lead",
+    data_dir: DataDir = None,
+) -> None:
+    """Correct a mistaken erasure: the next extract that carries the record stages it again."""
+    from pipelines.stages import open_warehouse
+    from warehouse._erasure import lift_erasure_block as lift
+
+    settings = _settings(data_dir=data_dir)
+    _exclusive(settings, "lift-erasure-block")
     con = open_warehouse(settings)
     try:
-        result = erase_record(con, source, record_id, actor=actor, reason=reason)
-        if not result.total:
-            _fail(f"no record {source}:{record_id} in the warehouse")
-        with warehouse.audited_run(con, "erase", {"source": source, "record_id": record_id}) as run_id:
-            if current_snapshot(con):
-                as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
-                model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] or "unknown"
-                build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
-                published = run_publish(settings, run_id, model, con=con)
-                stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
-                purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}), reason=f"erasure: {reason}",
-                                         snapshots_dir=settings.snapshots)
-                console.print(f"Published {published.snapshot_id}; purged {', '.join(purged) or 'no older snapshots'}.")
+        existed = lift(con, source, record_id, actor=actor, reason=reason)
     finally:
         con.close()
-    console.print(f"Erased {source}:{record_id} from {len(result.rows_deleted)} tables ({result.total} rows).")
+    if not existed:
+        _fail(f"{source}:{record_id} is not blocked by an erasure")
+    console.print(f"{source}:{record_id} may be staged again from the next extract that carries it.")
 
 
 @app.command()
@@ -391,7 +439,7 @@ def demo(
     and evaluates the result against the city's ground truth.
     """
     from linkage_models.pipeline import approved_version, promote
-    from pipelines.stages import run_ingest, run_nightly
+    from pipelines.stages import run_ingest
 
     settings = _settings(data_dir=data_dir)
     synth(people=people, seed=seed, data_dir=settings.data_dir)
@@ -403,11 +451,161 @@ def demo(
         train(data_dir=settings.data_dir)
         promote(settings, sorted(p.name for p in (settings.models / "person").iterdir() if p.is_dir())[-1])
         console.print("Demo: promoted the model it just trained.")
-    summary = run_nightly(settings, progress=console)
+    summary = _nightly(settings)
     _print_summary(summary)
     if not summary.ok:
         _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
     evaluate(data_dir=settings.data_dir)
+
+
+# --- practitioner service: `familylink serve` and `familylink users ...` (practitioner/) ---
+users_app = typer.Typer(help="Accounts and roles of the practitioner service.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+DEMO_PASSWORD = "familylink-demo"  # only ever set by --demo-account, which binds to loopback only
+DEMO_USERS = (("demo-health", "Demo health visitor", "Health", "practitioner", "Health visiting"),
+              ("demo-mash", "Demo MASH officer", "Children's Services", "multi_agency", None),
+              ("demo-ig", "Demo IG officer", "Information Governance", "ig_officer", None))
+
+
+def _store(settings: Settings):
+    from practitioner import build_context
+
+    return build_context(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to bind (default practitioner_host, 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default practitioner_port, 8400).")] = None,
+    demo_account: Annotated[bool, typer.Option("--demo-account", help="Create demo users (loopback only).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the practitioner index service ("who else is involved?") over the published snapshot."""
+    from practitioner import add_user, list_users, serve as run_service
+
+    settings = _settings(data_dir=data_dir)
+    bind = host or settings.practitioner_host
+    if demo_account:
+        if bind not in ("127.0.0.1", "localhost", "::1"):
+            _fail("--demo-account is for a local demo only: bind to 127.0.0.1")
+        ctx = _store(settings)
+        existing = {u["username"] for u in list_users(ctx.engine)}
+        for username, name, agency, role, team in DEMO_USERS:
+            if username not in existing:
+                add_user(ctx.engine, username, display_name=name, agency=agency, role=role, team=team,
+                         password=DEMO_PASSWORD)
+        console.print(f"Demo accounts (password {DEMO_PASSWORD}): " + ", ".join(u[0] for u in DEMO_USERS))
+    console.print(f"Practitioner service on http://{bind}:{port or settings.practitioner_port}/ (Ctrl-C stops)")
+    run_service(settings, host=bind, port=port)
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    agency: Annotated[str, typer.Option(help="The user's agency, as involvements name it (e.g. Health).")],
+    role: Annotated[str, typer.Option(help="Role (see `familylink users roles`).")] = "practitioner",
+    team: Annotated[Optional[str], typer.Option(help="Team or service, for legitimate relationships.")] = None,
+    oidc_subject: Annotated[Optional[str], typer.Option(help="OIDC subject, for single sign-on users.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Register a user. Local users get a password (prompted, or from stdin); OIDC users a subject."""
+    from practitioner import add_user
+
+    password = None
+    if oidc_subject is None:
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+            "Password", hide_input=True, confirmation_prompt=True)
+    try:
+        add_user(_store(_settings(data_dir=data_dir)).engine, username, display_name=name, agency=agency, role=role,
+                 team=team, password=password, oidc_subject=oidc_subject)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    console.print(f"Added {username} ({agency}, role {role}).")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None) -> None:
+    """Every user with agency, team, role and state (never password hashes)."""
+    from practitioner import list_users
+
+    table = Table("user", "name", "agency", "team", "role", "active", "locked until", "sso")
+    for u in list_users(_store(_settings(data_dir=data_dir)).engine):
+        table.add_row(u["username"], u["display_name"], u["agency"], u["team"] or "", u["role"],
+                      "yes" if u["active"] else "no", str(u["locked_until"] or ""), "yes" if u["oidc_subject"] else "")
+    console.print(table)
+
+
+@users_app.command("set")
+def users_set(
+    username: str,
+    role: Annotated[Optional[str], typer.Option()] = None,
+    agency: Annotated[Optional[str], typer.Option()] = None,
+    team: Annotated[Optional[str], typer.Option()] = None,
+    active: Annotated[Optional[bool], typer.Option("--enable/--disable")] = None,
+    unlock: Annotated[bool, typer.Option("--unlock", help="Clear a lockout.")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Set a new password from stdin.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Change a user's role, agency, team or state; a changed role or disabling ends their sessions."""
+    from practitioner import update_user
+
+    changes: dict = {k: v for k, v in {"role": role, "agency": agency, "team": team, "active": active}.items()
+                     if v is not None}
+    if unlock:
+        changes.update(locked_until=None, failed_logins=0)
+    if password_stdin:
+        changes["password"] = sys.stdin.readline().rstrip("\n")
+    if not changes:
+        _fail("nothing to change")
+    try:
+        update_user(_store(_settings(data_dir=data_dir)).engine, username, **changes)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    console.print(f"Updated {username}: {', '.join(sorted(changes))}.")
+
+
+@users_app.command("roles")
+def users_roles(data_dir: DataDir = None) -> None:
+    """Roles and the agencies each one's sharing agreements cover."""
+    from practitioner import list_roles
+
+    table = Table("role", "agencies (own agency always)", "household", "break-glass", "IG", "referrals", "description")
+    for r in list_roles(_store(_settings(data_dir=data_dir)).engine):
+        table.add_row(r.name, ", ".join(r.agencies) or "own only", *("yes" if f else "" for f in (
+            r.household, r.break_glass, r.ig_officer, r.referrals)), r.description)
+    console.print(table)
+
+
+@users_app.command("role")
+def users_role(
+    name: str,
+    agency: Annotated[Optional[list[str]], typer.Option("--agency", help="An agency this role may see; repeat; * = all.")] = None,
+    household: Annotated[bool, typer.Option("--household", help="May see household members.")] = False,
+    break_glass: Annotated[bool, typer.Option("--break-glass/--no-break-glass")] = True,
+    ig_officer: Annotated[bool, typer.Option("--ig-officer")] = False,
+    referrals: Annotated[bool, typer.Option("--referrals", help="May post referrals.")] = False,
+    description: Annotated[str, typer.Option()] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create or replace a role: which agencies' involvements it may see under the sharing agreements."""
+    from practitioner import set_role
+
+    role = set_role(_store(_settings(data_dir=data_dir)).engine, name, agencies=list(agency or []), household=household,
+                    break_glass=break_glass, ig_officer=ig_officer, referrals=referrals, description=description)
+    console.print(f"Role {role.name}: agencies {', '.join(role.agencies) or 'own only'}.")
+
+
+@users_app.command("audit-check")
+def users_audit_check(data_dir: DataDir = None) -> None:
+    """Re-compute the audit hash chain; exit 1 when any row was altered or removed."""
+    from practitioner.audit.service import verify_chain
+
+    check = verify_chain(_store(_settings(data_dir=data_dir)).engine)
+    if not check.ok:
+        _fail(f"audit chain broken at row {check.first_bad_seq} ({check.rows} rows read)")
+    console.print(f"Audit chain intact: {check.rows} rows.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,7 @@
 """Prefect flows: thin wrappers that call the plain stage functions in pipelines/stages.py.
 
-- `nightly`: ingest (one task per source, concurrently, retried on I/O errors, cached on the extract's
-  checksum) → link → publish → report, with a markdown summary and tables as artifacts. A failed stage
+- `nightly`: ingest (one task per source, concurrently, retried on I/O errors; an unchanged extract is
+  recognised by its checksum and recorded as such) → link → publish → report, with a markdown summary and tables as artifacts. A failed stage
   fails the run, names the stage and source, and leaves the published snapshot untouched.
 - `train_person_model`: trains and saves a new person model version (never promoted automatically).
 - `demo`: builds the synthetic city, trains and promotes a model, then runs `nightly`.
@@ -11,49 +11,50 @@ Artifacts and logs carry counts, source names and ids only — never personal da
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+import warehouse
 from pipelines import stages
 from pipelines.settings import Settings, get_settings
 from sources._contract import load_contracts
 
 
 def _settings(data_dir: str | None, landing: str | None = None, contracts: str | None = None) -> Settings:
-    return get_settings().with_overrides(data_dir=data_dir and Path(data_dir), landing_dir=landing and Path(landing),
-                                         contracts_dir=contracts and Path(contracts))
+    settings = get_settings().with_overrides(data_dir=data_dir and Path(data_dir), landing_dir=landing and Path(landing),
+                                             contracts_dir=contracts and Path(contracts))
+    settings.protect_data()
+    return settings
 
 
-def _extract_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
-    """An unchanged extract (same bytes, same contract, already current in this warehouse) is not reprocessed."""
-    settings: Settings = parameters["settings"]
-    source: str = parameters["source"]
-    try:
-        digest = stages.extract_fingerprint(settings, source)
-    except FileNotFoundError:
-        return None
-    return f"ingest-{source}-{digest}" if digest else None
-
-
-@task(retries=2, retry_delay_seconds=10, retry_condition_fn=stages.retry_on_io_error, cache_key_fn=_extract_cache_key,
-      cache_expiration=dt.timedelta(days=7), persist_result=True, task_run_name="ingest-{source}")
+# Results are not persisted (persist_result=False on every task and flow): a persisted result or a pickled
+# exception is a file outside the warehouse that erasure and retention do not reach. Tasks return counts and
+# ids only, and any error leaves a task as a StageFailure whose message holds no personal data.
+# Ingest is not cached by Prefect either: the ingest itself recognises an unchanged extract by its checksum
+# (within its source) and records it in the manifest, while a Prefect cache would skip that audit row and keep
+# serving a result that depends on settings, contracts, suites and erasures it cannot see (issue 13, item 9).
+@task(retries=2, retry_delay_seconds=10, retry_condition_fn=stages.retry_on_io_error, persist_result=False,
+      task_run_name="ingest-{source}")
 def ingest_source(settings: Settings, source: str, run_id: str) -> stages.SourceLoad:
-    return stages.ingest_one(settings, source, run_id)
+    with stages.stage_errors("ingest"):
+        return stages.ingest_one(settings, source, run_id)
 
 
-@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)
 def ingest(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> list[dict]:
     """Ingest every source: one task per source, concurrently, retried on I/O errors."""
     settings = _settings(data_dir, landing, contracts)
     run_id = stages.begin_run(settings, "ingest")
-    sources = sorted(load_contracts(settings.contracts_dir))
-    loads = [f.result() for f in [ingest_source.submit(settings, source, run_id) for source in sources]]
-    stages.publish_data_docs(settings, run_id)
+    try:
+        sources = sorted(load_contracts(settings.contracts_dir))
+        loads = [f.result() for f in [ingest_source.submit(settings, source, run_id) for source in sources]]
+        stages.publish_data_docs(settings, run_id)
+    except BaseException as exc:
+        stages.end_run(settings, run_id, "failed", "ingest", warehouse.safe_error(exc))
+        raise
     failed = [l for l in loads if not l.ok]
     stages.end_run(settings, run_id, "failed" if failed else "completed", "ingest" if failed else None,
                    "; ".join(f"{l.source}: {l.status}" for l in failed) or None)
@@ -64,22 +65,23 @@ def ingest(data_dir: str | None = None, landing: str | None = None, contracts: s
     return table
 
 
-@task(task_run_name="link")
+@task(task_run_name="link", persist_result=False)
 def link(settings: Settings, run_id: str) -> stages.LinkSummary:
     return stages.run_link(settings, run_id)
 
 
-@task(task_run_name="publish")
+@task(task_run_name="publish", persist_result=False)
 def publish(settings: Settings, run_id: str, model_version: str) -> stages.PublishSummary:
-    return stages.run_publish(settings, run_id, model_version)
+    with stages.stage_errors("publish"):
+        return stages.run_publish(settings, run_id, model_version)
 
 
-@task(task_run_name="report")
+@task(task_run_name="report", persist_result=False)
 def report(settings: Settings, run_id: str) -> Path:
     return stages.run_report(settings, run_id)
 
 
-@flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
+@flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False, persist_result=False)
 def nightly(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> dict:
     """The nightly run: ingest → link → publish → report."""
     logger = get_run_logger()
@@ -99,8 +101,8 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
                                  description="familylink nightly run failed")
         logger.error("nightly run %s failed at %s: %s", run_id, exc.stage, exc)
         raise
-    except Exception as exc:
-        stages.end_run(settings, run_id, "failed", "unknown", f"{type(exc).__name__}")
+    except BaseException as exc:
+        stages.end_run(settings, run_id, "failed", "unknown", warehouse.safe_error(exc))
         raise
     stages.end_run(settings, run_id, "completed")
     summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)
@@ -112,7 +114,7 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
     return summary.as_dict()
 
 
-@flow(name="train-person-model")
+@flow(name="train-person-model", persist_result=False)
 def train_person_model(data_dir: str | None = None) -> str:
     """Train a new person model version on the current staging data; promotion is a separate, explicit step."""
     settings = _settings(data_dir)
@@ -121,7 +123,7 @@ def train_person_model(data_dir: str | None = None) -> str:
     return version
 
 
-@flow(name="demo")
+@flow(name="demo", persist_result=False)
 def demo(data_dir: str | None = None, people: int = 20000, seed: int = 42) -> dict:
     """Synthetic city → train → promote → nightly, for trying familylink end to end."""
     settings = _settings(data_dir)

@@ -137,6 +137,7 @@ class LocalPrefect:
 
 def main() -> None:  # `make serve`
     port = int(os.environ.get("PREFECT_PORT", "4200"))
+    os.umask(0o077)  # prefect.db holds run states and logs: owner-only, like everything under data/
     local = LocalPrefect(home=REPO / "data" / "prefect", port=port)
     print(f"Starting Prefect server on {local.api_url} ...")
     with local:

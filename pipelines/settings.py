@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SettingsError(ValueError):
     """A settings file or environment variable is wrong; the message names which."""
+
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
 
 
 class Settings(BaseModel):
@@ -32,6 +34,8 @@ class Settings(BaseModel):
     landing_dir: Path | None = Field(default=None, description="Agency extracts; default data/landing.")
     reference_dir: Path | None = Field(default=None, description="Gazetteer (LLPG); default data/reference.")
     contracts_dir: Path = Field(default=_PACKAGE_ROOT / "sources" / "contracts")
+    gazetteer_contract: Path = Field(default=_PACKAGE_ROOT / "sources" / "gazetteer" / "nlpg_dtf.yaml",
+                                     description="How the council exports its LLPG (NLPG DTF or a flat CSV).")
     expectations_dir: Path = Field(default=_PACKAGE_ROOT / "expectations" / "suites")
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; default data/warehouse/familylink.duckdb.")
     reports_dir: Path | None = Field(default=None, description="Reports; default data/reports.")
@@ -42,8 +46,48 @@ class Settings(BaseModel):
     max_row_count_drop: float = Field(default=0.5, ge=0, le=1, description="Largest share an extract may shrink by against the last good load.")
     snapshot_retention_days: int = Field(default=30, ge=0)
     pseudonymisation_key: str | None = Field(default=None, description="Secret for keyed-hash ids; never committed.")
-    duckdb_memory_limit: str = "6GB"
-    duckdb_threads: int = 2
+    duckdb_memory_limit: str = Field(default="6GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",
+                                     description="DuckDB memory limit: 6GB, 512MiB or 80%.")
+    duckdb_threads: int = Field(default=2, ge=1, le=256)
+    shared_group: str | None = Field(default=None, description="A group that may read and write the data folder; "
+                                     "by default everything familylink writes is readable by its owner only.")
+
+    # --- practitioner service (practitioner/, `familylink serve`) ---
+    practitioner_database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the service's own store; default SQLite data/practitioner/store.sqlite3. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.")
+    practitioner_host: str = "127.0.0.1"
+    practitioner_port: int = 8400
+    practitioner_session_minutes: int = Field(default=30, ge=1, description="Idle minutes before a session expires.")
+    practitioner_session_max_hours: int = Field(default=10, ge=1, description="Absolute session lifetime.")
+    practitioner_secure_cookies: bool = Field(default=False, description="Set true behind HTTPS.")
+    practitioner_lockout_attempts: int = Field(default=5, ge=1)
+    practitioner_lockout_minutes: int = Field(default=15, ge=1)
+    practitioner_rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per user (or address) per minute.")
+    practitioner_unusual_views_per_day: int = Field(default=50, ge=1, description="Views per user per day the IG page flags.")
+    practitioner_sensitive_services: list[str] = Field(
+        default=["sexual health", "mental health", "camhs", "substance misuse", "drug and alcohol"],
+        description="Services (matched case-insensitively as substrings) hidden unless consent is recorded.")
+    practitioner_purposes: list[str] = Field(
+        default=["Safeguarding enquiry", "Referral or assessment", "Planning support with other agencies",
+                 "Emergency contact"], description="Purposes of access offered at the start of a session.")
+    practitioner_alert_webhook: str | None = Field(default=None, description="URL receiving a JSON POST per alert.")
+    practitioner_alert_email: str | None = Field(default=None, description="Privacy officer's address for alerts.")
+    practitioner_smtp_host: str | None = None
+    practitioner_smtp_port: int = 25
+    practitioner_oidc_issuer: str | None = Field(default=None, description="OIDC issuer URL; enables single sign-on.")
+    practitioner_oidc_client_id: str | None = None
+    practitioner_oidc_client_secret: str | None = None
+    practitioner_snapshot_poll_seconds: float = Field(default=5.0, gt=0, description="How often to look for a newer snapshot.")
+
+    @field_validator("practitioner_sensitive_services", "practitioner_purposes", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @property
+    def practitioner_store_url(self) -> str:
+        return self.practitioner_database_url or f"sqlite:///{self.data_dir / 'practitioner' / 'store.sqlite3'}"
 
     @property
     def landing(self) -> Path:
@@ -88,6 +132,40 @@ class Settings(BaseModel):
             path.write_text(secrets.token_hex(32), encoding="ascii")
             path.chmod(0o600)
         return path.read_text(encoding="ascii").strip().encode("ascii")
+
+    def protect_data(self) -> int:
+        """Owner-only (or owner and `shared_group`) permissions for everything that holds personal data.
+
+        Sets the process umask (0o077, or 0o007 with a shared group) so every file and folder familylink, its
+        libraries and its child processes (a Prefect server started from here) create is private, then checks
+        the data folder and the configured folders outside it and removes any wider permission found.
+        Returns how many paths were tightened. Called at start-up by the CLI, the flows and every run.
+        """
+        import grp
+
+        gid = grp.getgrnam(self.shared_group).gr_gid if self.shared_group else None
+        os.umask(0o007 if gid is not None else 0o077)
+        too_wide = 0o007 if gid is not None else 0o077
+        roots = {self.data_dir, self.landing, self.reference, self.warehouse.parent, self.reports, self.models,
+                 self.snapshots}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tightened = 0
+        seen: set[Path] = set()
+        for root in sorted(roots):
+            if not root.exists():
+                continue
+            for folder, dirs, files in os.walk(root):
+                for path in [Path(folder), *(Path(folder) / f for f in files)]:
+                    if path in seen or path.is_symlink():
+                        continue
+                    seen.add(path)
+                    mode = path.stat().st_mode & 0o777
+                    if gid is not None and path.stat().st_gid != gid:
+                        os.chown(path, -1, gid)
+                    if mode & too_wide:
+                        path.chmod(mode & ~too_wide)
+                        tightened += 1
+        return tightened
 
     def with_overrides(self, **changes: object) -> "Settings":
         clean = {k: v for k, v in changes.items() if v is not None}

@@ -8,12 +8,11 @@ concurrent ingest tasks in threads see the same file).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,8 +23,30 @@ from sources._contract import load_contracts
 from sources.ingest import SourceLoad, ingest_source
 
 
+@contextmanager
+def stage_errors(stage: str) -> Iterator[None]:
+    """Turn any error inside a stage into a StageFailure whose message holds no personal data.
+
+    The original exception is dropped, not chained: Prefect and loggers print chained exceptions, and a
+    library's message may quote a value (polars and DuckDB quote the field they failed on).
+    """
+    failure: StageFailure | None = None
+    try:
+        yield
+    except StageFailure:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        failure = StageFailure(stage, warehouse.safe_error(exc))
+    if failure is not None:
+        raise failure from None
+
+
 class StageFailure(RuntimeError):
     """A stage failed; the message names the stage and source and carries no personal data."""
+
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
 
     def __init__(self, stage: str, message: str):
         super().__init__(message)
@@ -140,44 +161,57 @@ def retry_on_io_error(task: Any, task_run: Any, state: Any) -> bool:
 
 # ----------------------------------------------------------------------------------------------- runs
 def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> str:
-    con = open_warehouse(settings)
+    """Take the run lock (or raise RunRefused, one line, recorded) and record the run's start.
+
+    The lock is held until `end_run`; the operating system releases it if the process is killed.
+    """
+    settings.protect_data()
+    warehouse.acquire_run_lock(settings.warehouse, flow)
     try:
-        # DuckDB lets one process write the file at a time, so a run still marked running here was killed
+        con = open_warehouse(settings)
+    except BaseException:
+        warehouse.release_run_lock(settings.warehouse)
+        raise
+    try:
+        warehouse.import_refusals(con, warehouse.refusals_file(settings.warehouse))
+        # the run lock lets one run at a time in, so a run still marked running here was killed
         con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
                     "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
         run_id = warehouse.new_run_id()
         warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
         return run_id
+    except BaseException:
+        warehouse.release_run_lock(settings.warehouse)
+        raise
     finally:
         con.close()
 
 
 def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None) -> None:
-    con = open_warehouse(settings)
     try:
-        warehouse.finish_run(con, run_id, status, stage, error)
+        con = open_warehouse(settings)
+        try:
+            warehouse.finish_run(con, run_id, status, stage, error)
+        finally:
+            con.close()
     finally:
-        con.close()
+        warehouse.release_run_lock(settings.warehouse)
+
+
+@contextmanager
+def exclusive(settings: Settings, flow: str) -> Iterator[None]:
+    """The run lock for a command that writes the warehouse outside a nightly (link, publish, erase, …);
+    refusals before it are moved into the audit trail."""
+    with warehouse.run_lock(settings.warehouse, flow):
+        con = open_warehouse(settings)
+        try:
+            warehouse.import_refusals(con, warehouse.refusals_file(settings.warehouse))
+        finally:
+            con.close()
+        yield
 
 
 # --------------------------------------------------------------------------------------------- ingest
-def extract_fingerprint(settings: Settings, source: str) -> str | None:
-    """Checksum of what an ingest of this source depends on: the newest extract and the contract."""
-    from sources._contract import find_extract
-
-    contract = load_contracts(settings.contracts_dir)[source]
-    path = find_extract(settings.landing, contract)
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    digest.update(str(settings.warehouse.resolve()).encode())
-    digest.update(contract.model_dump_json().encode())
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> SourceLoad:
     contract = load_contracts(settings.contracts_dir)[source]
     own = con is None
@@ -192,6 +226,16 @@ def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> Source
 
 def run_ingest(settings: Settings, *, only: list[str] | None = None, progress: Console | None = None,
                run_id: str | None = None, con=None) -> list[SourceLoad]:
+    own = con is None
+    if own:
+        settings.protect_data()
+    lock = exclusive(settings, "ingest") if own and not run_id else nullcontext()
+    with lock:
+        return _run_ingest(settings, only=only, progress=progress, run_id=run_id, con=con)
+
+
+def _run_ingest(settings: Settings, *, only: list[str] | None, progress: Console | None, run_id: str | None,
+                con) -> list[SourceLoad]:
     own = con is None
     con = con or open_warehouse(settings)
     try:
@@ -243,9 +287,8 @@ def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
     own = con is None
     con = con or open_warehouse(settings)
     try:
-        result = link_all(con, settings, run_id)
-    except Exception as exc:
-        raise StageFailure("link", f"{type(exc).__name__}: {exc}") from exc
+        with stage_errors("link"):
+            result = link_all(con, settings, run_id)
     finally:
         if own:
             con.close()
@@ -274,7 +317,7 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -
 
         apply_retention(con, {name: c.sharing.retention_days for name, c in load_contracts(settings.contracts_dir).items()})
     except PublishError as exc:
-        raise StageFailure("publish", str(exc)) from exc
+        raise StageFailure("publish", str(exc)) from None
     finally:
         if own:
             con.close()
@@ -290,9 +333,8 @@ def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
     own = con is None
     con = con or open_warehouse(settings)
     try:
-        return write_run_report(con, settings, run_id)
-    except Exception as exc:
-        raise StageFailure("report", f"{type(exc).__name__}: {exc}") from exc
+        with stage_errors("report"):
+            return write_run_report(con, settings, run_id)
     finally:
         if own:
             con.close()
@@ -336,6 +378,66 @@ def ensure_demo_model(settings: Settings, con=None) -> str:
     return version
 
 
+@dataclass
+class ErasureSummary:
+    source: str
+    record_id: str
+    rows_deleted: dict[str, int]
+    published: str | None = None
+    purged: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows_deleted.values())
+
+
+def run_erasure(settings: Settings, source: str, record_id: str, *, actor: str, reason: str) -> ErasureSummary:
+    """Erase one record everywhere, republish without it, purge every snapshot export that may hold it (older
+    snapshots and orphans of failed publishes), then rewrite the warehouse file so no deleted bytes remain.
+
+    Raises ErasureError (nothing changed) when the record is not in the warehouse.
+    """
+    from sources.ingest import related_person_columns
+    from warehouse._erasure import erase_record
+    from warehouse._golden import current_snapshot, purge_snapshots, remove_orphan_exports
+    from warehouse._graph import build_graph
+
+    with exclusive(settings, "erase"):
+        return _run_erasure(settings, source, record_id, actor=actor, reason=reason)
+
+
+def _run_erasure(settings: Settings, source: str, record_id: str, *, actor: str, reason: str) -> ErasureSummary:
+    from sources.ingest import related_person_columns
+    from warehouse._erasure import erase_record
+    from warehouse._golden import current_snapshot, purge_snapshots, remove_orphan_exports
+    from warehouse._graph import build_graph
+
+    contracts = load_contracts(settings.contracts_dir)
+    related = related_person_columns(contracts[source]) if source in contracts else {}
+    con = open_warehouse(settings)
+    try:
+        result = erase_record(con, source, record_id, actor=actor, reason=reason, related_columns=related)
+        summary = ErasureSummary(source, record_id, result.rows_deleted)
+        with warehouse.audited_run(con, "erase", {"source": source, "record_id": record_id}) as run_id:
+            if current_snapshot(con):
+                as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] \
+                    or dt.date.today()
+                model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] \
+                    or "unknown"
+                build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
+                published = run_publish(settings, run_id, model, con=con)
+                summary.published = published.snapshot_id
+                stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
+                summary.purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}),
+                                                 reason=f"erasure: {reason}", snapshots_dir=settings.snapshots)
+            summary.purged += remove_orphan_exports(con, settings.snapshots)
+    finally:
+        con.close()
+    # deleted rows stay readable in the file's free blocks until the file is rewritten
+    warehouse.compact(settings.warehouse, memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads)
+    return summary
+
+
 def run_synth(settings: Settings, *, people: int, seed: int):
     from sources.synthetic import CityConfig, generate_city
 
@@ -347,9 +449,10 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     """The whole nightly run without Prefect: a failure at any stage leaves the published snapshot as it was."""
     run_id = begin_run(settings, "nightly")
     summary = NightlySummary(run_id)
-    con = open_warehouse(settings)
+    con = None
     stage = "ingest"
     try:
+        con = open_warehouse(settings)
         summary.loads = run_ingest(settings, progress=progress, run_id=run_id, con=con)
         check_loads(summary.loads)
         stage = "link"
@@ -364,9 +467,10 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     except StageFailure as exc:
         summary.ok, summary.failure, summary.failed_stage = False, str(exc), exc.stage
     except Exception as exc:  # unexpected: name the stage, keep the message free of data values
-        summary.ok, summary.failure, summary.failed_stage = False, f"{type(exc).__name__}: {exc}", stage
+        summary.ok, summary.failure, summary.failed_stage = False, warehouse.safe_error(exc), stage
     finally:
-        con.close()
+        if con is not None:
+            con.close()
     end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage, summary.failure)
     summary.outputs = nightly_outputs(settings, summary)
     return summary

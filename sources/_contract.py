@@ -22,6 +22,8 @@ from sources import canonical
 class ContractError(ValueError):
     """A contract is wrong; the message names the file and the key."""
 
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

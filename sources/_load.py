@@ -59,12 +59,14 @@ def current_extract(con: duckdb.DuckDBPyConnection, source: str) -> tuple[str, i
     return row[0] if row else None
 
 
-def file_already_loaded(con: duckdb.DuckDBPyConnection, file_sha256: str) -> bool:
-    """True when this exact file (by checksum) was staged before; rejected files are tried again."""
+def file_already_loaded(con: duckdb.DuckDBPyConnection, source: str, file_sha256: str) -> bool:
+    """True when this exact file (by checksum) was staged before *for this source*; rejected files are tried
+    again. Another source's file saved under this source's name is not "unchanged": it is read (and rejected)."""
     return bool(
         con.execute(
-            "select count(*) from audit.file_manifest where file_sha256 = ? and status in ('loaded', 'superseded')",
-            [file_sha256],
+            "select count(*) from audit.file_manifest where source = ? and file_sha256 = ? "
+            "and status in ('loaded', 'superseded')",
+            [source, file_sha256],
         ).fetchall()[0][0]
     )
 

@@ -101,7 +101,7 @@ def _person_columns(mapping: PersonMapping) -> tuple[list[pl.Expr], list[pl.Expr
             raw = value_expr(spec)
             nfa = raw.str.strip_chars().str.to_uppercase().is_in([v.upper() for v in spec.no_fixed_abode_values])
             exprs += [pl.when(nfa).then(None).otherwise(raw).alias("address_text"), nfa.alias("no_fixed_abode")]
-        elif name == "no_fixed_abode":
+        elif name in ("no_fixed_abode", "confidential"):
             exprs.append((value_expr(spec).str.to_uppercase().is_in(["Y", "YES", "TRUE", "1"])).alias(name))
         elif name == "uprn":
             exprs.append(value_expr(spec).str.strip_chars().cast(pl.Int64, strict=False).alias("uprn"))

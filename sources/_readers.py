@@ -14,10 +14,14 @@ from pathlib import Path
 
 import polars as pl
 
-from sources._contract import SourceContract
+from sources._contract import FieldSpec, SourceContract
 
 
 class ExtractError(ValueError):
+    """Names file, row and column and never a cell value, so its message may go to logs, audit and Prefect."""
+
+    message_is_safe = True
+
     def __init__(self, file: Path | str, reason: str, row: int | None = None, column: str | None = None):
         self.file, self.row, self.column, self.reason = str(file), row, column, reason
         where = ", ".join(x for x in (f"row {row}" if row else "", f"column {column}" if column else "") if x)
@@ -84,7 +88,8 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
     lines = text.splitlines(keepends=True)
     skip = contract.header_row - 1
     body = "".join(lines[skip:])
-    reader = csv.reader(io.StringIO(body, newline=""), delimiter=contract.delimiter)
+    # strict: a quote in the middle of a field (`,"M,`) is an error here, as it is for polars below
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=contract.delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -103,14 +108,16 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
                 column = header[len(record)] if len(record) < width else None
                 raise ExtractError(path, f"{what} fields ({len(record)}) than the header ({width}): ragged or "
                                    "truncated row", row=contract.header_row + reader.line_num - 1, column=column)
-    except csv.Error as exc:
-        raise ExtractError(path, f"malformed CSV ({exc})", row=contract.header_row + reader.line_num - 1) from None
+    except csv.Error:
+        # the csv module's messages describe quoting only, but say no more than that: never a value
+        raise ExtractError(path, "malformed CSV: a quote inside a field or an unterminated quoted field",
+                           row=contract.header_row + reader.line_num - 1) from None
     if rows == 0:
         raise ExtractError(path, "the extract has a header but no data rows")
     frame = pl.read_csv(
         body.encode("utf-8"), separator=contract.delimiter, infer_schema=False, has_header=True,
         truncate_ragged_lines=False,
-    )
+    )  # read_extract translates a polars error (its message quotes the offending field) into an ExtractError
     if frame.height != rows:
         raise ExtractError(path, f"read {frame.height} rows but counted {rows}: unbalanced quotes?")
     return frame
@@ -126,13 +133,66 @@ def _read_xlsx(path: Path, contract: SourceContract) -> pl.DataFrame:
     return frame.with_columns(pl.all().fill_null(""))
 
 
+def field_specs(contract: SourceContract) -> list[tuple[str, FieldSpec]]:
+    """(canonical field, spec) for every field the contract maps: persons, related persons, involvements, events."""
+    specs = list(contract.person.fields().items())
+    for related in contract.related_persons:
+        specs += list(related.person.fields().items())
+    for block in (*contract.involvements, *contract.events):
+        specs += [(name, value) for name, value in block if isinstance(value, FieldSpec)]
+    return specs
+
+
+def date_columns(contract: SourceContract) -> dict[str, list[str]]:
+    """Source column -> the date formats the contract declares for it."""
+    found: dict[str, list[str]] = {}
+    for _, spec in field_specs(contract):
+        if spec.formats and spec.column:
+            found.setdefault(spec.column, list(spec.formats))
+    return found
+
+
+# identifiers of a fixed number of digits that an integer column loses leading zeros of
+_DIGITS = {"nhs_number": 10}
+
+
+def _typed_to_text(path: Path, frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
+    """Typed columns (a Parquet Int64 NHS number, Date columns) as the text the contract's mapping expects:
+    dates written in the contract's first declared format, integers in full (an NHS number padded back to
+    ten digits). Types that cannot be turned into text without losing or inventing digits are rejected."""
+    dates = date_columns(contract)
+    digits = {spec.column: _DIGITS[name] for name, spec in field_specs(contract) if name in _DIGITS and spec.column}
+    converted = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if dtype == pl.String:
+            converted.append(column)
+        elif dtype in (pl.Date, pl.Datetime) or isinstance(dtype, pl.Datetime):
+            converted.append(column.dt.strftime((dates.get(name) or ["%Y-%m-%d"])[0]))
+        elif dtype.is_integer():
+            text = column.cast(pl.String)
+            converted.append(text.str.zfill(digits[name]) if name in digits else text)
+        elif dtype.is_float():
+            values = frame[name].drop_nulls()
+            if values.len() and not (values == values.round(0)).all():
+                raise ExtractError(path, "a floating-point column with fractions where the contract expects text, "
+                                   "a date or an identifier; send it as text", column=name)
+            converted.append(column.cast(pl.Int64).cast(pl.String))
+        elif dtype == pl.Boolean or dtype.is_decimal():
+            converted.append(column.cast(pl.String))
+        else:
+            raise ExtractError(path, f"column type {dtype.base_type()} cannot be read as text; send it as text",
+                               column=name)
+    return frame.select(converted)
+
+
 def _read_parquet(path: Path, contract: SourceContract) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:
         raise ExtractError(path, f"cannot read Parquet ({type(exc).__name__})") from None
     _check_columns(path, frame.columns, contract, 1)
-    return frame.with_columns(pl.all().cast(pl.String).fill_null(""))
+    return _typed_to_text(path, frame, contract).with_columns(pl.all().fill_null(""))
 
 
 def _read_jsonl(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame:
@@ -146,8 +206,26 @@ def _read_jsonl(path: Path, data: bytes, contract: SourceContract) -> pl.DataFra
 
 
 def read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
-    """The whole extract as text columns plus `_row_number`, or an ExtractError (never a partial frame)."""
-    path = Path(path)
+    """The whole extract as text columns plus `_row_number`, or an ExtractError (never a partial frame).
+
+    Any other exception a parser raises may quote cell values (polars' ComputeError quotes the field it could
+    not parse), so it is replaced by an ExtractError naming the file and the kind of error only.
+    """
+    failure = None
+    try:
+        return _read_extract(Path(path), contract)
+    except ExtractError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        failure = type(exc).__name__
+    # raised outside the except block so the original exception (and its message) is not even chained
+    raise ExtractError(path, f"the file could not be parsed as {contract.format} ({failure}); "
+                             "look for unbalanced quotes, a wrong delimiter or a damaged file")
+
+
+def _read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
     if not path.exists():
         raise ExtractError(path, "file not found")
     data = path.read_bytes()
@@ -165,4 +243,42 @@ def read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
     if frame.height == 0:
         raise ExtractError(path, "the extract has a header but no data rows")
     first_data_row = contract.header_row + 1 if contract.format in ("csv", "xlsx") else 1
-    return frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_data_row).alias("_row_number"))
+    frame = frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_data_row).alias("_row_number"))
+    _refuse_mojibake(path, frame, contract)
+    return frame
+
+
+def _is_mojibake(text: str) -> bool:
+    """UTF-8 bytes that were decoded as cp1252 or Latin-1 ("ZoÃ«" for "Zoë"): encoding back and decoding as
+    UTF-8 gives shorter, different text. Correct text in any script fails that round trip."""
+    for single_byte in ("cp1252", "latin-1"):
+        try:
+            repaired = text.encode(single_byte).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if repaired != text:
+            return True
+    return False
+
+
+def _refuse_mojibake(path: Path, frame: pl.DataFrame, contract: SourceContract) -> None:
+    """A file whose text was written in UTF-8 but declared (or read) as a single-byte encoding would be staged
+    garbled; refuse it, naming the rows and columns, never the text."""
+    rows: set[int] = set()
+    columns: list[str] = []
+    for column in frame.columns:
+        if column.startswith("_") or frame.schema[column] != pl.String:
+            continue
+        values = frame[column]
+        odd = values.filter(values.str.contains(r"[^\x00-\x7F]").fill_null(False)).unique().to_list()
+        garbled = [v for v in odd if _is_mojibake(v)]
+        if garbled:
+            columns.append(column)
+            rows.update(frame.filter(pl.col(column).is_in(garbled))["_row_number"].to_list())
+    if rows:
+        first = sorted(rows)[:5]
+        more = "…" if len(rows) > 5 else ""
+        read_as = contract.encoding if contract.format in ("csv", "jsonl") else "a single-byte encoding"
+        raise ExtractError(path, f"text in {len(rows)} row(s) ({', '.join(map(str, first))}{more}) looks like UTF-8 "
+                           f"read as {read_as}: re-export the file in its declared encoding, or declare the encoding "
+                           "it is in", column=", ".join(columns))

@@ -35,10 +35,27 @@ def _nickname_map() -> dict[str, str]:
     return dict(zip(frame["nickname"].to_list(), frame["formal"].to_list()))
 
 
+def _transliterate(values: pl.Series) -> pl.Series:
+    """Names in other scripts in Latin letters (Łukasz → Lukasz, Дмитрий → Dmitriy, Μαρία → Maria, 王伟 →
+    WangWei), by anyascii. Only the distinct non-ASCII values are looked up, so a million ASCII names cost one
+    regex pass."""
+    from anyascii import anyascii
+
+    odd = values.filter(values.str.contains(r"[^\x00-\x7F]").fill_null(False)).unique()
+    if odd.len() == 0:
+        return values
+    return values.replace({value: anyascii(value) for value in odd.to_list()})
+
+
+def transliterate(expr: pl.Expr) -> pl.Expr:
+    return expr.map_batches(_transliterate, return_dtype=pl.String)
+
+
 def clean_name(expr: pl.Expr) -> pl.Expr:
-    """lower case, accents dropped, titles and punctuation removed (hyphens become spaces), spaces collapsed."""
+    """lower case, transliterated to Latin letters (the original stays in first_name/last_name), accents
+    dropped, titles and punctuation removed (hyphens become spaces), spaces collapsed."""
     text = (
-        expr.str.to_lowercase()
+        transliterate(expr).str.to_lowercase()
         .str.normalize("NFKD").str.replace_all(r"\p{M}", "")
         .str.replace_all(r"[’'`.]", "")
         .str.replace_all(r"[^a-z\s-]", " ")

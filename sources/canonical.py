@@ -58,6 +58,10 @@ PERSON_RECORD: dict[str, pl.DataType] = {
     "email": pl.String(),
     # data-quality flags raised by standardisation (e.g. "nhs_number_invalid")
     "quality_flags": pl.List(pl.String()),
+    # shielding: the source marks the record confidential (e.g. a child at risk); the practitioner service
+    # reveals such a person only through the fields searched
+    # (last, so warehouses created before it only need the column appended)
+    "confidential": pl.Boolean(),
 }
 
 # Identifiers of any name, one row per (record, scheme), beside the fixed identifier columns above: a contract

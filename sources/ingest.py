@@ -18,7 +18,7 @@ from sources import _load
 from warehouse._db import transaction
 from sources._contract import SourceContract, find_extract, load_contracts
 from sources._mapping import apply_contract
-from sources._readers import ExtractError, file_sha256, read_extract
+from sources._readers import ExtractError, date_columns, file_sha256, read_extract
 from sources._standardise import standardise_person_records
 
 log = logging.getLogger("familylink.ingest")
@@ -74,9 +74,43 @@ def ingest_source(
     max_row_count_drop: float = 0.5,
     today: dt.date | None = None,
 ) -> SourceLoad:
+    """Ingest the newest extract of one source. Never raises for a bad file: an unexpected error anywhere
+    (a library's message may quote cell values) rejects the file with the error's kind only."""
+    failure = None
+    try:
+        return _ingest_source(con, contract, landing, run_id, gx_dir=gx_dir, max_row_count_drop=max_row_count_drop,
+                              today=today)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        failure = type(exc).__name__
+    # outside the except block: the original exception, and any value it quotes, goes no further
+    try:
+        path = locate_extract(landing, contract)
+    except ExtractError:
+        path = None
+    display = _display_name(path, landing) if path else contract.file_pattern
+    message = (f"{display}: ingest stopped by an unexpected {failure}; its details are withheld because they "
+               "may quote personal data")
+    return _reject(con, run_id, contract.source, display, file_sha256(path) if path else None, path, message)
+
+
+def _ingest_source(
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    landing: Path,
+    run_id: str,
+    *,
+    gx_dir: Path | None,
+    max_row_count_drop: float = 0.5,
+    today: dt.date | None = None,
+) -> SourceLoad:
     from expectations import check_extract, validate_records
 
-    path = find_extract(landing, contract)
+    try:
+        path = locate_extract(landing, contract)
+    except ExtractError as exc:
+        return _reject(con, run_id, contract.source, contract.file_pattern, None, None, str(exc))
     if path is None:
         message = f"no file matching {contract.file_pattern} in {landing}"
         with _WRITE_LOCK:
@@ -87,7 +121,7 @@ def ingest_source(
     sha = file_sha256(path)
     display = _display_name(path, landing)
     with _WRITE_LOCK:
-        if _load.file_already_loaded(con, sha):
+        if _load.file_already_loaded(con, contract.source, sha):
             _load.record_manifest(con, run_id=run_id, source=contract.source, file_name=display, status="unchanged",
                                   file_sha256=sha, message="same checksum as an extract already loaded")
             return SourceLoad(contract.source, "unchanged", display, sha, message="already loaded")
@@ -98,6 +132,7 @@ def ingest_source(
     except ExtractError as exc:
         return _reject(con, run_id, contract.source, display, sha, path, str(exc))
 
+    frame = _blank_erased_related(con, contract, frame)
     extract_date = contract.extract_date_for(path, frame)
     raw = _raw_rows(frame, contract)
     if previous is not None and previous[2] is not None and extract_date is not None and extract_date < previous[2]:
@@ -113,6 +148,7 @@ def ingest_source(
         key_column=contract.record_key,
         max_drop_share=max_row_count_drop,
         name_columns=_name_columns(contract),
+        date_formats=date_columns(contract),
     )
     if problems:
         message = "; ".join(f"{display}: {p}" for p in problems)
@@ -195,6 +231,56 @@ def ingest_source(
 ERASED = "erased on request"
 
 
+def locate_extract(landing: Path, contract: SourceContract) -> Path | None:
+    """The newest extract for a contract, which must be a file inside the landing folder.
+
+    A pattern that is absolute or climbs out (`../`), or a newest match that is a symlink (or sits under one)
+    resolving outside the landing folder, is an ExtractError: extracts are read only from where agencies
+    deliver them.
+    """
+    pattern = Path(contract.file_pattern)
+    if pattern.is_absolute() or contract.file_pattern.startswith(("/", "\\")) or ".." in pattern.parts:
+        raise ExtractError(contract.file_pattern, f"contract {contract.source}: file_pattern must be a path inside "
+                           "the landing folder (relative, without '..')")
+    path = find_extract(landing, contract)
+    if path is None:
+        return None
+    root = Path(landing).resolve()
+    if not path.resolve().is_relative_to(root):
+        raise ExtractError(_display_name(path, landing), "the extract resolves to a file outside the landing folder "
+                           "(a symbolic link?); extracts are read only from the landing folder")
+    return path
+
+
+def related_person_columns(contract: SourceContract) -> dict[str, list[str]]:
+    """Record id suffix -> the source columns that hold only that related person (a pupil's parent's name
+    and phone; not the address they share with the subject). Erasure blanks these in the subject's row."""
+    own = {c for spec in contract.person.fields().values() for c in spec.source_columns()}
+    return {
+        related.record_id_suffix: sorted({c for spec in related.person.fields().values() for c in spec.source_columns()}
+                                         - own)
+        for related in contract.related_persons
+    }
+
+
+def _blank_erased_related(con, contract: SourceContract, frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows naming a related person who was erased on request: their columns are blanked before anything is
+    kept or mapped, so the person is neither staged again nor stored in raw."""
+    if not contract.related_persons:
+        return frame
+    with _WRITE_LOCK:
+        erased = [r[0] for r in con.execute(
+            "select erased_record_id from audit.erased_record where erased_source = ?", [contract.source]).fetchall()]
+    if not erased:
+        return frame
+    key = pl.col(contract.record_key).cast(pl.String).str.strip_chars()
+    for suffix, columns in related_person_columns(contract).items():
+        hit = (key + suffix).is_in(erased)
+        frame = frame.with_columns([pl.when(hit).then(pl.lit("")).otherwise(pl.col(c)).alias(c)
+                                    for c in columns if c in frame.columns])
+    return frame
+
+
 def _suppress_erased(con, source: str, subjects: pl.DataFrame, bad_rows: pl.DataFrame, raw: pl.DataFrame):
     """Rows of records erased on request are quarantined with that reason and none of their content."""
     with _WRITE_LOCK:
@@ -239,7 +325,8 @@ def _reject(con, run_id, source, display, sha, path, message, raw: pl.DataFrame 
                     "payload",
                 ))
             _load.record_manifest(cur, run_id=run_id, source=source, file_name=display, status="rejected",
-                                  message=message, file_sha256=sha, file_bytes=path.stat().st_size, rows_read=rows,
+                                  message=message, file_sha256=sha,
+                                  file_bytes=path.stat().st_size if path is not None else None, rows_read=rows,
                                   rows_staged=0 if rows is not None else None, rows_quarantined=rows)
     log.warning("source=%s file=%s rejected: %s", source, display, message)
     return SourceLoad(source, "rejected", display, sha, rows_read=rows or 0, rows_quarantined=rows or 0,

@@ -11,9 +11,9 @@ from sources._readers import read_extract
 from sources._standardise import standardise_person_records
 
 
-def test_the_five_agency_contracts_load():
+def test_the_seven_agency_contracts_load():
     contracts = load_contracts("sources/contracts")
-    assert set(contracts) == {"police", "probation", "housing", "health", "education"}
+    assert set(contracts) == {"police", "probation", "housing", "health", "education", "social_care", "benefits"}
     assert contracts["health"].sharing.restricted_fields == ["health_need_detail"]
     assert all(c.sharing.lawful_basis for c in contracts.values())
 

@@ -1,6 +1,11 @@
 """The DuckDB warehouse: raw, staging, quarantine, graph, golden and audit schemas."""
 
-from warehouse._audit import audited_run, finish_run, log_access, new_run_id, start_run
-from warehouse._db import connect, ensure_schema, transaction
+from warehouse._audit import audited_run, finish_run, import_refusals, log_access, new_run_id, safe_error, start_run
+from warehouse._db import (RunRefused, acquire_run_lock, compact, connect, ensure_schema, release_run_lock,
+                           run_lock, transaction)
 
-__all__ = ["audited_run", "connect", "ensure_schema", "finish_run", "log_access", "new_run_id", "start_run", "transaction"]
+from warehouse._db import refusals_file
+
+__all__ = ["RunRefused", "acquire_run_lock", "audited_run", "compact", "connect", "ensure_schema", "finish_run",
+           "import_refusals", "log_access", "new_run_id", "refusals_file", "release_run_lock", "run_lock", "safe_error",
+           "start_run", "transaction"]

@@ -11,6 +11,15 @@ from typing import Iterator
 import duckdb
 
 
+def safe_error(exc: BaseException) -> str:
+    """An exception as it may be written to the audit trail, logs and Prefect: our own errors (classes with
+    `message_is_safe = True`, whose messages name files, rows, columns and ids) in full; any other only by
+    its kind, because a library's message may quote the value it failed on (polars, DuckDB, pydantic)."""
+    if getattr(type(exc), "message_is_safe", False):
+        return str(exc)
+    return f"{type(exc).__name__} (details withheld: they may quote personal data)"
+
+
 def new_run_id(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -41,9 +50,29 @@ def audited_run(con: duckdb.DuckDBPyConnection, flow: str, parameters: dict | No
         yield run_id
     except BaseException as exc:
         stage = getattr(exc, "stage", None)
-        finish_run(con, run_id, "failed", stage, f"{type(exc).__name__}: {exc}"[:2000])
+        finish_run(con, run_id, "failed", stage, safe_error(exc)[:2000])
         raise
     finish_run(con, run_id, "completed")
+
+
+def import_refusals(con: duckdb.DuckDBPyConnection, refusals: "Path") -> int:
+    """Move runs refused while another held the warehouse (written beside it, since they could not open it)
+    into audit.run with status 'refused'. Called by the next run to take the lock."""
+    from pathlib import Path
+
+    refusals = Path(refusals)
+    if not refusals.exists():
+        return 0
+    lines = [json.loads(line) for line in refusals.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for line in lines:
+        at = dt.datetime.fromisoformat(line["at"]).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        con.execute(
+            "insert into audit.run (run_id, flow, started_at, finished_at, status, parameters, failed_stage, error) "
+            "values (?, ?, ?, ?, 'refused', '{}', 'start', ?)",
+            [new_run_id(), line.get("flow", "unknown"), at, at, line.get("reason", "")[:2000]],
+        )
+    refusals.unlink()
+    return len(lines)
 
 
 def log_access(

@@ -25,7 +25,7 @@ import yaml
 
 _SQL = Path(__file__).parent / "sql" / "golden"
 _RULES = Path(__file__).parent / "survivorship.yaml"
-GOLDEN_TABLES = ("person", "household", "involvement", "person_source_link")
+GOLDEN_TABLES = ("person", "household", "involvement", "person_source_link", "person_record")
 PSEUDONYMISED_TABLES = {"person": "pseudo_person", "household": "pseudo_household", "involvement": "pseudo_involvement"}
 
 # attribute -> (value shown in golden, value compared for frequency)
@@ -44,6 +44,8 @@ _RULE_ORDER = {
 
 class PublishError(RuntimeError):
     """A snapshot failed its checks; nothing was switched."""
+
+    message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
 
     stage = "publish"
 
@@ -193,12 +195,35 @@ def _drop_abandoned(con: duckdb.DuckDBPyConnection) -> None:
                         [schema])
 
 
+def sql_string(value: object) -> str:
+    """A SQL string literal for statements that take no parameters (COPY … TO, ATTACH): quotes doubled."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def remove_orphan_exports(con: duckdb.DuckDBPyConnection, snapshots_dir: Path | None) -> list[str]:
+    """Parquet exports of snapshots that were never published (a publish that failed or was killed during
+    the export) hold personal data nobody can reach through the views: delete them. Called by publish and
+    erasure, which hold the run lock, so no other export is being written."""
+    if snapshots_dir is None or not Path(snapshots_dir).is_dir():
+        return []
+    _ensure_tables(con)
+    kept = {r[0] for r in con.execute(
+        "select snapshot_id from audit.snapshot where status in ('published', 'superseded', 'rolled_back')"
+    ).fetchall()}
+    removed = []
+    for folder in sorted(Path(snapshots_dir).glob("snapshot_*")):
+        if folder.is_dir() and folder.name not in kept:
+            shutil.rmtree(folder)
+            removed.append(folder.name)
+    return removed
+
+
 def _export(con: duckdb.DuckDBPyConnection, snapshot: str, out_dir: Path, manifest: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for table in (*GOLDEN_TABLES, *PSEUDONYMISED_TABLES.values()):
         path = out_dir / f"{table}.parquet"
-        con.execute(f"copy (select * from {snapshot}.{table}) to '{path}' (format parquet, compression zstd)")
+        con.execute(f"copy (select * from {snapshot}.{table}) to {sql_string(path)} (format parquet, compression zstd)")
         files[table] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     manifest = {**manifest, "files": files}
     manifest_path = out_dir / "manifest.json"
@@ -227,6 +252,7 @@ def publish_snapshot(
 ) -> SnapshotResult:
     _ensure_tables(con)
     _drop_abandoned(con)
+    remove_orphan_exports(con, snapshots_dir)
     snapshot = _next_snapshot_id(con)
     con.execute(
         "insert into audit.snapshot (snapshot_id, run_id, model_version, status, created_at) "
@@ -241,7 +267,7 @@ def publish_snapshot(
     con.execute(_person_sql(snapshot, rules))
     for attribute in rules:
         con.execute(f"drop table {snapshot}._pick_{attribute}")
-    for name in ("household", "involvement", "person_source_link"):
+    for name in ("household", "involvement", "person_source_link", "person_record"):
         con.execute(_render(name, snapshot))
     con.register("_pseudonym", _pseudonyms(con, snapshot, pseudonymisation_key))
     con.execute(_render("pseudonymised", snapshot))
@@ -257,12 +283,19 @@ def publish_snapshot(
     counts = {t: con.execute(f"select count(*) from {snapshot}.{t}").fetchall()[0][0]
               for t in (*GOLDEN_TABLES, *PSEUDONYMISED_TABLES.values())}
     out_dir = snapshots_dir / snapshot
-    manifest_path = _export(con, snapshot, out_dir, {
-        "snapshot_id": snapshot, "run_id": run_id, "model_version": model_version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "as_of": as_of.isoformat(), "row_counts": counts,
-    })
-    if fail_before_switch:  # used by tests to prove a failure here changes nothing published
-        raise PublishError(f"{snapshot}: stopped before the switch on request")
+    try:
+        manifest_path = _export(con, snapshot, out_dir, {
+            "snapshot_id": snapshot, "run_id": run_id, "model_version": model_version,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "as_of": as_of.isoformat(),
+            "row_counts": counts,
+        })
+        if fail_before_switch:  # used by tests to prove a failure here changes nothing published
+            raise PublishError(f"{snapshot}: stopped before the switch on request")
+    except BaseException:
+        # a half-written export is personal data outside any snapshot (a kill here is cleaned by the next
+        # publish or erasure: remove_orphan_exports)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
 
     with transaction(con):
         switch_views(con, snapshot)
@@ -272,8 +305,24 @@ def publish_snapshot(
             "parquet_dir = ? where snapshot_id = ?",
             [json.dumps(counts), str(out_dir), snapshot],
         )
+    write_current_pointer(snapshots_dir, snapshot)
     expired = expire_snapshots(con, retention_days, snapshots_dir)
     return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
+
+
+CURRENT_POINTER = "current.json"
+
+
+def write_current_pointer(snapshots_dir: Path, snapshot: str) -> None:
+    """snapshots/current.json names the published snapshot, so readers outside the warehouse (the practitioner
+    service) find it without opening the working DuckDB file. Replaced atomically: a reader sees the old or
+    the new pointer, never half of one."""
+    snapshots_dir = Path(snapshots_dir)
+    snapshots_dir.mkdir(parents=True, exist_ok=True)
+    tmp = snapshots_dir / f".{CURRENT_POINTER}.tmp"
+    tmp.write_text(json.dumps({"snapshot_id": snapshot, "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}),
+                   encoding="utf-8")
+    tmp.replace(snapshots_dir / CURRENT_POINTER)
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -299,6 +348,9 @@ def rollback(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
         switch_views(con, target)
         con.execute("update audit.snapshot set status = 'rolled_back' where snapshot_id = ?", [current])
         con.execute("update audit.snapshot set status = 'published' where snapshot_id = ?", [target])
+    recorded = con.execute("select parquet_dir from audit.snapshot where snapshot_id = ?", [target]).fetchall()
+    if recorded and recorded[0][0]:
+        write_current_pointer(Path(recorded[0][0]).parent, target)
     return current, target
 
 

@@ -1,0 +1,92 @@
+"""No cell value leaves the reader in an error (issue 13, defect 2): a stray quote in a police CSV row is
+rejected with file and row only; the audit trail, the manifest, Prefect's database, logs, events and result
+storage hold no value of that row after the failing run."""
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sources._contract import load_contracts
+from sources._readers import ExtractError, read_extract
+from sources.synthetic import CityConfig, generate_city
+
+CONTRACTS = Path(__file__).resolve().parent.parent / "sources" / "contracts"
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    out = tmp_path_factory.mktemp("city")
+    generate_city(out, CityConfig(people=800, seed=5))
+    return out
+
+
+def _break_a_police_row(landing: Path) -> tuple[int, str, str]:
+    """A stray quote before the sex (`sed 's/,M,/,"M,/'`); returns the row, its PNC id and address text."""
+    extract = next((landing / "police").glob("nominals_*.csv"))
+    lines = extract.read_bytes().decode("cp1252").splitlines(keepends=True)
+    for i, line in enumerate(lines[1:], start=2):
+        if ',M,"' in line:
+            address = line.split(',M,"', 1)[1].split('"', 1)[0]
+            pnc = line.split(',M,"', 1)[1].split('",', 1)[1].split(",")[0]
+            lines[i - 1] = line.replace(",M,", ',"M,', 1)
+            extract.write_bytes("".join(lines).encode("cp1252"))
+            return i, pnc, address.split(",")[0]
+    raise AssertionError("no row to break")
+
+
+def test_a_stray_quote_is_reported_by_row_without_the_value(city, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(city / "landing", landing)
+    row, pnc, address = _break_a_police_row(landing)
+    contract = load_contracts(CONTRACTS)["police"]
+    with pytest.raises(ExtractError) as caught:
+        read_extract(next((landing / "police").glob("*.csv")), contract)
+    assert caught.value.row == row
+    assert address not in str(caught.value) and pnc not in str(caught.value)
+
+
+def _files_holding(folder: Path, needles: list[bytes]) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles)]
+
+
+@pytest.mark.slow
+def test_prefect_database_logs_and_results_hold_no_value_after_a_failing_run(city, tmp_path):
+    from prefect.settings import (PREFECT_LOCAL_STORAGE_PATH, PREFECT_SERVER_ANALYTICS_ENABLED,
+                                  PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings)
+    from prefect.testing.utilities import prefect_test_harness
+
+    data = tmp_path / "data"
+    shutil.copytree(city / "landing", data / "landing")
+    row, pnc, address = _break_a_police_row(data / "landing")
+    needles = [pnc.encode(), address.encode(), f'M,"{address}'.encode()]
+    storage = tmp_path / "prefect-storage"
+    with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False, PREFECT_LOCAL_STORAGE_PATH: storage}):
+        with prefect_test_harness(server_startup_timeout=90):
+            from prefect.logging.handlers import APILogHandler
+
+            from pipelines.flows import ingest
+            from pipelines.stages import StageFailure
+
+            with pytest.raises(StageFailure) as caught:
+                ingest(data_dir=str(data))
+            assert f"row {row}" in str(caught.value)
+            APILogHandler().flush()
+            import time
+
+            time.sleep(3)  # events and logs reach the server's database in the background
+            database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+            assert database.exists()
+            prefect_files = _files_holding(database.parent, needles) + (
+                _files_holding(storage, needles) if storage.exists() else [])
+            assert prefect_files == []
+            assert database.read_bytes().count(b"police") > 0, "the run was recorded"
+    con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
+    try:
+        error = con.sql("select error from audit.run").fetchall()[0][0]
+        manifest = con.sql("select status, message from audit.file_manifest where source = 'police'").fetchall()
+    finally:
+        con.close()
+    assert "police" in error and address not in error and pnc not in error
+    assert manifest[0][0] == "rejected" and f"row {row}" in manifest[0][1] and address not in manifest[0][1]
