@@ -295,10 +295,14 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     # EM needs each comparison free in some block: names, date of birth and postcode blocks between them
     # leave every comparison free at least once; identifier blocks train the rest
     training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",
-                      "postcode"], ["first_name_formal", "postcode"], *([id_column(s)] for s in identifiers)]
+                      "postcode"], ["first_name_formal", "postcode"], *([id_column(s)] for s in identifiers), ["phone"]]
     found = {tuple(rule): pairs for rule, pairs in counted}
     training = [{"rule": _rule_sql(r), "columns": r, "comparisons": found[tuple(r)]}
-                for r in training_order if tuple(r) in found][:4]
+                for r in training_order if tuple(r) in found]
+    # the first four blocks train every comparison at least once when EM converges in each; identifier and
+    # phone blocks come after them, so a comparison still trains when EM diverges in one of the first
+    training = training[:4] + [t for t in training[4:] if t["columns"][0] in ("phone",) or
+                                t["columns"][0].startswith("id_")][:3]
     deterministic = [_rule_sql(r) for r, _ in counted if r[0].startswith("id_")]
     if {"first_name_std", "last_name_std", "date_of_birth"} <= set(usable):
         deterministic.append(_rule_sql(["first_name_formal", "last_name_std", "date_of_birth"]))
@@ -310,6 +314,8 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
         additional_columns_to_retain=["source", "record_id"],
+        # sparse fields drive EM's m for "disagree" towards 0; past ~10 iterations Splink refuses the underflow
+        max_iterations=10,
     ).create_settings_dict("duckdb")
     plan = ModelPlan(identifiers=identifiers, coverage=coverage, usable=usable, splink_settings=settings,
                      households_share=households,
