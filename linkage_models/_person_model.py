@@ -189,7 +189,8 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     table, trained_on = _training_table(con, max_records)
     plan = pinned or build_plan(con, table=table)
     db_api = DuckDBAPI(connection=con)
-    linker = Linker(db_api.register(table), plan.splink_settings, log_level=logging.WARNING)
+    records_sdf = db_api.register(table)
+    linker = Linker(records_sdf, plan.splink_settings, log_level=logging.WARNING)
     log = logging.getLogger("familylink.model")
     skipped = list(plan.skipped)
     if plan.deterministic_rules:
@@ -201,14 +202,17 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     trained = 0
     for rule in plan.training_rules:
+        # an EM session that fails midway leaves the linker's comparisons half-edited: restart from the
+        # model as it was before the block
+        before = linker.misc.save_model_to_json()
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule["columns"]))
             trained += 1
-        # ValueError: Splink 5 refuses an m probability that EM drove to 0 (a level seen only among non-matches
-        # in this block); the block is skipped and the others train those levels
         except (SplinkException, ZeroDivisionError, ValueError) as exc:
-            log.info("training block skipped: %s (%s)", rule["rule"], exc.__class__.__name__)
+            # ValueError: Splink refuses an m value that underflowed (EM diverged in this block)
+            log.warning("training block skipped: %s (%s)", rule["rule"], exc.__class__.__name__)
             skipped.append({"rule": rule["rule"], "reason": f"EM could not be estimated ({exc.__class__.__name__})"})
+            linker = Linker(records_sdf, before, log_level=logging.WARNING)
     if trained == 0:
         raise ModelBuildError(f"too little data to train a person model: none of {len(plan.training_rules)} "
                               f"training blocks could be estimated on {trained_on} records")
