@@ -71,6 +71,10 @@ class NoiseConfig:
     nhs_shared: float = 0.001  # another household member's NHS number
     pnc_wrong_nominal: float = 0.005
     phone_missing: float = 0.1
+    typo_kinds: tuple = nz.TYPO_KINDS  # which keyboard slips occur (the easy city: substitutions only)
+    duplicate_differences: int = 2  # a duplicate differs from the first entry in this many ways (1 or 2)
+    household_phones: bool = True  # children's records carry a parent's mobile or the landline; numbers change
+    carer_child_surname: float = 0.5  # of parent/carer records whose surname differs from the child's
     # duplicates within one system, per source (GP lists ~4%; police systems far more)
     duplicate: float = 1.0  # a multiplier over `duplicate_by_source`
     unusable: float = 0.005
@@ -89,7 +93,8 @@ class NoiseConfig:
     def scaled(self, factor: float) -> "NoiseConfig":
         """Every rate times `factor` (capped at 1); the structure (who is error-prone, lags) unchanged."""
         skip = {"error_prone_share", "error_prone_factor", "source_error", "duplicate_by_source",
-                "address_lag", "diacritics_dropped", "infant_placeholder"}
+                "address_lag", "diacritics_dropped", "infant_placeholder", "typo_kinds", "duplicate_differences",
+                "household_phones"}
         return replace(self, **{f.name: min(1.0, getattr(self, f.name) * factor) for f in fields(self)
                                 if f.name not in skip})
 
@@ -102,6 +107,8 @@ class NoiseConfig:
                    dob_placeholder=0.0, postcode_typo=0.02, postcode_wrong_unit=0.0, postcode_missing=0.0,
                    house_number_missing=0.0, street_misspelt=0.0, flat_described=0.0, locality_for_town=0.0,
                    nhs_mistyped=0.02, nhs_valid_wrong=0.0, nhs_shared=0.0, pnc_wrong_nominal=0.0, phone_missing=0.03,
+                   household_phones=False, carer_child_surname=0.0, typo_kinds=("typo_substitute",),
+                   duplicate_differences=1,
                    error_prone_share=0.0, error_prone_factor=1.0,
                    source_error={s: 1.0 for s in SOURCES},
                    duplicate_by_source={s: 0.02 for s in SOURCES},
@@ -331,7 +338,7 @@ def duplicate_records(rng: np.random.Generator, records: pl.DataFrame, noise: No
     dup = records.filter(pl.Series(rng.random(records.height) < rate))
     first = rng.integers(0, 4, dup.height)
     second = (first + rng.integers(1, 4, dup.height)) % 4
-    kind = (1 << first) | (1 << second)
+    kind = (1 << first) | ((1 << second) if noise.duplicate_differences > 1 else 0)
     return pl.concat([records.with_columns(pl.lit(0, pl.Int8).alias("duplicate_kind")),
                       dup.with_columns(pl.Series("duplicate_kind", kind.astype(np.int8)))])
 
@@ -435,7 +442,8 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     # keyboard and ear
     which = rng.random(n) < 0.5
     m = mask(noise.typo)
-    kinds = rng.integers(0, len(nz.TYPO_KINDS), n)
+    allowed = np.array([nz.TYPO_KINDS.index(k) for k in noise.typo_kinds])
+    kinds = allowed[rng.integers(0, len(allowed), n)]
     letters = rng.choice(np.array(list("abcdefghiklmnoprstuwy")), n)
     first_new, c1 = nz.typo(first, m & which, kinds, rng.random(n), letters)
     last_new, c2 = nz.typo(last, m & ~which, kinds, rng.random(n), letters)
@@ -534,6 +542,8 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     adult = np.where((adult == 4) | ((rng.random(n) < 0.2) & has_landline), np.where(has_landline, 2, 4), adult)
     child = np.where(has_parent & (~has_landline | (rng.random(n) < 0.6)), 3, np.where(has_landline, 2, 4))
     which = np.where(age >= 16, adult, np.where(has_own, 0, child))
+    if not noise.household_phones:  # the easy city: a record holds only the person's own current mobile
+        which = np.where(has_own, 0, 4)
     phone_missing = (missing & (what == 2)) | mask(noise.phone_missing)
     which = np.where(phone_missing, 4, which)
     log.add("phone_old_number", "phone", which == 1)
@@ -690,7 +700,7 @@ def contact_person_names(rng: np.random.Generator, first: pl.Series, last: pl.Se
     n = len(first)
     log = NoiseLog(n)
     differs = (child_last != last).fill_null(False).to_numpy()
-    m = (rng.random(n) < 0.5) & differs
+    m = (rng.random(n) < noise.carer_child_surname) & differs
     last = _where(m, child_last, last)
     log.add("carer_child_surname", "last_name", m)
     first, c = name_variant_masked(rng, first, noise.nickname, "nickname")
