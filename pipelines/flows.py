@@ -91,7 +91,7 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
         sources = sorted(load_contracts(settings.contracts_dir))
         futures = [ingest_source.submit(settings, source, run_id) for source in sources]
         loads = [f.result() for f in futures]
-        stages.check_loads(loads)
+        stages.check_loads(loads, settings)
         linked = link(settings, run_id)
         published = publish(settings, run_id, linked.model_version)
         report_path = report(settings, run_id)

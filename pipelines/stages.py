@@ -43,6 +43,10 @@ def stage_errors(stage: str) -> Iterator[None]:
         raise failure from None
 
 
+class UnknownSource(ValueError):
+    message_is_safe = True
+
+
 class StageFailure(RuntimeError):
     """A stage failed; the message names the stage and source and carries no personal data."""
 
@@ -112,6 +116,10 @@ class NightlySummary:
         lines += ["## Sources", "", "| source | status | read | staged | quarantined |", "|---|---|---:|---:|---:|"]
         lines += [f"| {l.source} | {l.status} | {l.rows_read:,} | {l.rows_staged:,} | {l.rows_quarantined:,} |"
                   for l in self.loads]
+        stale = [l.source for l in self.loads if l.status == "missing"]
+        if stale and self.ok:
+            lines += ["", f"**No new extract from {', '.join(stale)}: published with the last good data "
+                          "(missing_extract_policy: publish_last_good).**"]
         if self.link:
             lk = self.link
             lines += ["", "## Linkage", "",
@@ -216,7 +224,8 @@ def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> Source
     con = con or open_warehouse(settings, ensure=False)  # begin_run created the tables
     try:
         return ingest_source(con, contract, settings.landing, run_id, gx_dir=gx_dir(settings),
-                             max_row_count_drop=settings.max_row_count_drop)
+                             max_row_count_drop=settings.max_row_count_drop,
+                             max_row_count_growth=settings.max_row_count_growth)
     finally:
         if own:
             con.close()
@@ -224,6 +233,10 @@ def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> Source
 
 def run_ingest(settings: Settings, *, only: list[str] | None = None, progress: Console | None = None,
                run_id: str | None = None, con=None) -> list[SourceLoad]:
+    unknown = sorted(set(only or []) - set(load_contracts(settings.contracts_dir)))
+    if unknown:
+        raise UnknownSource(f"no contract for source(s) {', '.join(unknown)} in {settings.contracts_dir}; known: "
+                            f"{', '.join(sorted(load_contracts(settings.contracts_dir)))}")
     own = con is None
     if own:
         settings.protect_data()
@@ -272,10 +285,17 @@ def publish_data_docs(settings: Settings, run_id: str) -> Path | None:
     return target / "index.html"
 
 
-def check_loads(loads: list[SourceLoad]) -> None:
-    failed = [l for l in loads if not l.ok]
+def check_loads(loads: list[SourceLoad], settings: Settings | None = None) -> None:
+    """Stop the run when a source failed. A missing extract stops it too unless `missing_extract_policy` is
+    `publish_last_good`: then the run goes on with that source's last good data, and says so."""
+    policy = settings.missing_extract_policy if settings else "stop"
+    tolerated = [l for l in loads if l.status == "missing" and policy == "publish_last_good"]
+    failed = [l for l in loads if not l.ok and l not in tolerated]
     if failed:
         raise StageFailure("ingest", "; ".join(f"source {l.source} {l.status}: {l.message}" for l in failed))
+    for load in tolerated:
+        load.message = (f"{load.message}; this run publishes the source's last good data "
+                        "(missing_extract_policy: publish_last_good)")
 
 
 # ------------------------------------------------------------------------------------ link / publish
@@ -300,10 +320,16 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -
     con = con or open_warehouse(settings)
     try:
         as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
+        # sources whose extract was missing in this run (published with their last good data by policy)
+        stale = {source: str(loaded) for source, loaded in con.execute(
+            "select m.source, c.extract_date from audit.file_manifest as m "
+            "left join audit.current_extract as c using (source) where m.run_id = ? and m.status = 'missing'",
+            [run_id]).fetchall()}
         result = publish_snapshot(
             con, run_id=run_id, model_version=model_version, as_of=as_of, snapshots_dir=settings.snapshots,
             pseudonymisation_key=settings.pseudonymisation_key_bytes(),
             retention_days=settings.snapshot_retention_days,
+            notes={"sources_not_refreshed": stale} if stale else None,
         )
         from warehouse._retention import apply_retention
 
@@ -446,7 +472,7 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     try:
         con = open_warehouse(settings)
         summary.loads = run_ingest(settings, progress=progress, run_id=run_id, con=con)
-        check_loads(summary.loads)
+        check_loads(summary.loads, settings)
         stage = "link"
         with _status(progress, "Linking people, addresses and households"):
             summary.link = run_link(settings, run_id, con=con)

@@ -249,6 +249,7 @@ def publish_snapshot(
     pseudonymisation_key: bytes,
     retention_days: int,
     fail_before_switch: bool = False,
+    notes: dict | None = None,
 ) -> SnapshotResult:
     _ensure_tables(con)
     _drop_abandoned(con)
@@ -287,7 +288,7 @@ def publish_snapshot(
         manifest_path = _export(con, snapshot, out_dir, {
             "snapshot_id": snapshot, "run_id": run_id, "model_version": model_version,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "as_of": as_of.isoformat(),
-            "row_counts": counts,
+            "row_counts": counts, **(notes or {}),
         })
         if fail_before_switch:  # used by tests to prove a failure here changes nothing published
             raise PublishError(f"{snapshot}: stopped before the switch on request")
