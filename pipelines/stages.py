@@ -180,11 +180,19 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
         raise
     try:
         warehouse.import_refusals(con, warehouse.refusals_file(settings.warehouse))
-        # the run lock lets one run at a time in, so a run still marked running here was killed
-        con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
-                    "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
         run_id = warehouse.new_run_id()
-        warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
+        with warehouse.transaction(con):
+            # the run lock lets one run at a time in, so a run still marked running here was killed
+            abandoned = [r[0] for r in con.execute("select run_id from audit.run where status = 'running'").fetchall()]
+            con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
+                        "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
+            warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
+            # ids a killed run already changed are not changed again by this one: their merges and splits are
+            # filed under this run, which reports them and, if it completes, publishes them
+            if abandoned and con.execute("select count(*) from information_schema.tables where table_schema = "
+                                         "'audit' and table_name = 'id_lineage'").fetchall()[0][0]:
+                con.execute("update audit.id_lineage set run_id = ? where list_contains(?, run_id)",
+                            [run_id, abandoned])
         return run_id
     except BaseException:
         warehouse.release_run_lock(settings.warehouse)
@@ -193,11 +201,23 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
         con.close()
 
 
-def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None) -> None:
+def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None,
+            snapshot_id: str | None = None) -> list[str]:
+    """Record the run's end and release the run lock. A completed run that built a snapshot makes it current
+    in the same transaction, so the published pointer only ever moves with a run that completed.
+    Returns the snapshots expired afterwards."""
+    from warehouse._golden import expire_snapshots, make_current
+
     try:
         con = open_warehouse(settings)
         try:
-            warehouse.finish_run(con, run_id, status, stage, error)
+            with warehouse.transaction(con):
+                if snapshot_id and status == "completed":
+                    make_current(con, snapshot_id)
+                warehouse.finish_run(con, run_id, status, stage, error)
+            if snapshot_id and status == "completed":
+                return expire_snapshots(con, settings.snapshot_retention_days, settings.snapshots)
+            return []
         finally:
             con.close()
     finally:
@@ -313,7 +333,10 @@ def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
     return LinkSummary(**result)
 
 
-def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -> PublishSummary:
+def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *,
+                switch: bool = True) -> PublishSummary:
+    """Build, check and export a snapshot. `switch=False` (the nightly) leaves it ready: `end_run` makes it
+    current in the transaction that completes the run."""
     from warehouse._golden import PublishError, publish_snapshot
 
     own = con is None
@@ -329,7 +352,7 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -
             con, run_id=run_id, model_version=model_version, as_of=as_of, snapshots_dir=settings.snapshots,
             pseudonymisation_key=settings.pseudonymisation_key_bytes(),
             retention_days=settings.snapshot_retention_days,
-            notes={"sources_not_refreshed": stale} if stale else None,
+            notes={"sources_not_refreshed": stale} if stale else None, switch=switch,
         )
         from warehouse._retention import apply_retention
 
@@ -478,7 +501,7 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
             summary.link = run_link(settings, run_id, con=con)
         stage = "publish"
         with _status(progress, "Publishing the golden snapshot"):
-            summary.publish = run_publish(settings, run_id, summary.link.model_version, con=con)
+            summary.publish = run_publish(settings, run_id, summary.link.model_version, con=con, switch=False)
         stage = "report"
         with _status(progress, "Writing reports"):
             summary.report = run_report(settings, run_id, con=con)
@@ -489,7 +512,10 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     finally:
         if con is not None:
             con.close()
-    end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage, summary.failure)
+    expired = end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage,
+                      summary.failure, snapshot_id=summary.publish.snapshot_id if summary.publish else None)
+    if summary.publish:
+        summary.publish.expired = expired
     summary.outputs = nightly_outputs(settings, summary)
     return summary
 
