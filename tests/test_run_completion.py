@@ -52,9 +52,9 @@ def test_a_snapshot_is_published_only_by_a_run_that_completes(published_city, tm
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
         assert con.sql("select snapshot_id from audit.snapshot where status = 'published'").fetchall() == before
-        built = con.sql("select status from audit.snapshot where snapshot_id = ?",
-                        [summary.publish.snapshot_id]).fetchall()
-        run = con.sql("select status from audit.run where run_id = ?", [summary.run_id]).fetchall()
+        built = con.execute("select status from audit.snapshot where snapshot_id = ?",
+                            [summary.publish.snapshot_id]).fetchall()
+        run = con.execute("select status from audit.run where run_id = ?", [summary.run_id]).fetchall()
     finally:
         con.close()
     assert built == [("ready",)] and run == [("failed",)]
