@@ -4,6 +4,8 @@ set -euo pipefail
 need=()
 # headless Chromium: the report test opens the run report in it (tests/test_report.py)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# PostgreSQL server binaries: the practitioner service's PostgreSQL test starts its own server on loopback
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "system-deps: missing ${need[*]}; run as root or install them with apt-get" >&2

@@ -18,13 +18,14 @@ import polars as pl
 from splink import DuckDBAPI
 from splink.blocking_analysis import count_comparisons_from_blocking_rules, n_largest_blocks
 
-from linkage_models._person_model import INPUT_TABLE, PREDICTION_BLOCKS, build_input
+from linkage_models import build_input, build_plan
+from linkage_models._model_builder import INPUT_TABLE
 from pipelines.settings import Settings
 from pipelines.stages import open_warehouse
 
 
 def rule_sql(rule) -> str:
-    return rule.get_blocking_rule("duckdb").blocking_rule_sql
+    return rule if isinstance(rule, str) else rule.get_blocking_rule("duckdb").blocking_rule_sql
 
 
 def main() -> None:
@@ -36,6 +37,9 @@ def main() -> None:
     settings = Settings(data_dir=args.data_dir)
     con = open_warehouse(settings)
     records = build_input(con)
+    # the blocking rules the model builder chooses for these records (as `familylink train` would)
+    PREDICTION_BLOCKS = [r["blocking_rule"] for r in
+                         build_plan(con).splink_settings["blocking_rules_to_generate_predictions"]]
     db_api = DuckDBAPI(connection=con)
     table = db_api.register(INPUT_TABLE)
 

@@ -36,12 +36,16 @@ WARNING = "warning"
 # Suite parameter supplied at run time (a datetime): dates of birth after it are impossible.
 EXTRACT_DATE = "extract_date"
 
-# Identifiers any one of which, with a name, is enough to link a record without a date of birth.
-LINKING_IDENTIFIERS = ("nhs_number", "upn", "pnc_id", "crn")
+# Identifier columns of the canonical record; any one counts as "identifier" in the minimum data rule
+# (so does a declared identifier of another name, flagged by ingest in `_has_declared_identifier`).
+LINKING_IDENTIFIERS = ("nhs_number", "ni_number", "upn", "pnc_id", "crn", "uprn", "tenancy_ref", "local_id")
+# The minimum data for linking when a contract does not say: a name and at least one of these.
+MINIMUM_DATA_DEFAULT = ("date_of_birth", "identifier", "address", "postcode", "phone", "email")
 
 DERIVED_COLUMNS = {
     "_has_name": "first_name or last_name is present and not blank",
-    "_has_date_of_birth_or_identifier": "date_of_birth is present, or one of " + ", ".join(LINKING_IDENTIFIERS),
+    "_has_minimum_data": "the record has at least one of the fields the contract's minimum data rule lists "
+                         "(default: " + ", ".join(MINIMUM_DATA_DEFAULT) + ")",
     "_no_values_set_aside": "standardisation set aside no value in the row (quality_flags is empty)",
 }
 
@@ -62,11 +66,12 @@ def _common() -> list[gxe.Expectation]:
         # quarantine: the row cannot be used at all
         _rule(gxe.ExpectColumnValuesToNotBeNull, QUARANTINE, "no record id", column="record_id"),
         _rule(gxe.ExpectColumnValuesToBeInSet, QUARANTINE, "no name", column="_has_name", value_set=[True]),
-        _rule(gxe.ExpectColumnValuesToBeInSet, QUARANTINE, "no date of birth or identifier",
-              column="_has_date_of_birth_or_identifier", value_set=[True]),
+        # the reason is rewritten at run time to name the contract's own rule (expectations/_validate.py)
+        _rule(gxe.ExpectColumnValuesToBeInSet, QUARANTINE, "below the minimum data for linking",
+              column="_has_minimum_data", value_set=[True]),
         # warnings: reported, the row is still staged. Standardisation already nulls impossible
         # dates and malformed values, so these catch a source or a standardisation step gone wrong.
-        _rule(gxe.ExpectColumnValuesToBeBetween, WARNING, "date of birth before 1900 or after the extract date",
+        _rule(gxe.ExpectColumnValuesToBeBetween, WARNING, "date of birth outside the contract's bounds or after the extract date",
               column="date_of_birth",
               # datetime bounds: the column is datetime64 and date or string bounds make GX error
               min_value={"$PARAMETER": "datetime(1900, 1, 1)"}, max_value={"$PARAMETER": EXTRACT_DATE}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pandas as pd
 import polars as pl
 
 from expectations._gx import ROW_INDEX, ExpectationError, data_docs_index, failing_rows, run_suite
-from expectations._suites import EXTRACT_DATE, LINKING_IDENTIFIERS, QUARANTINE, SUITES_DIR, load_suite
+from expectations._suites import (EXTRACT_DATE, LINKING_IDENTIFIERS, MINIMUM_DATA_DEFAULT, QUARANTINE, SUITES_DIR,
+                                  load_suite)
 
 SUMMARY_SCHEMA = {
     "expectation": pl.String,
@@ -39,13 +41,37 @@ def _present(column: str) -> pl.Expr:
     return pl.col(column).is_not_null() & (pl.col(column).cast(pl.String).str.strip_chars() != "")
 
 
-def with_derived_columns(frame: pl.DataFrame) -> pl.DataFrame:
+_MINIMUM_DATA_WORDS = {"date_of_birth": "date of birth", "identifier": "identifier", "address": "address",
+                       "postcode": "postcode", "phone": "phone", "email": "email"}
+
+
+def minimum_data_reason(any_of: Sequence[str]) -> str:
+    """The quarantine reason that names the rule a record failed, e.g. "name but no date of birth, … or email"."""
+    words = [_MINIMUM_DATA_WORDS[f] for f in any_of]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    return f"none of {listed} (minimum data for linking)"
+
+
+def _minimum_data(frame: pl.DataFrame, any_of: Sequence[str]) -> pl.Expr:
+    present = {
+        "date_of_birth": [pl.col("date_of_birth").is_not_null()],
+        "identifier": [pl.col(c).is_not_null() for c in LINKING_IDENTIFIERS if c in frame.columns]
+        + ([pl.col("_has_declared_identifier")] if "_has_declared_identifier" in frame.columns else []),
+        "address": [_present("address_text")] if "address_text" in frame.columns else [],
+        "postcode": [_present("postcode")] if "postcode" in frame.columns else [],
+        "phone": [_present("phone")] if "phone" in frame.columns else [],
+        "email": [_present("email")] if "email" in frame.columns else [],
+    }
+    tests = [t for field in any_of for t in present[field]]
+    return pl.any_horizontal(tests).fill_null(False) if tests else pl.lit(False)
+
+
+def with_derived_columns(frame: pl.DataFrame, minimum_any_of: Sequence[str] = MINIMUM_DATA_DEFAULT) -> pl.DataFrame:
     """The boolean columns the suites check for rules that span several columns (see DERIVED_COLUMNS)."""
-    identifiers = [pl.col(c).is_not_null() for c in LINKING_IDENTIFIERS if c in frame.columns]
     flags = pl.col("quality_flags")
     return frame.with_columns(
         (_present("first_name") | _present("last_name")).alias("_has_name"),
-        pl.any_horizontal(pl.col("date_of_birth").is_not_null(), *identifiers).alias("_has_date_of_birth_or_identifier"),
+        _minimum_data(frame, minimum_any_of).alias("_has_minimum_data"),
         (flags.is_null() | (flags.list.len() == 0)).alias("_no_values_set_aside"),
     )
 
@@ -76,6 +102,8 @@ def validate_records(
     context_dir: Path | None = None,
     *,
     suites_dir: Path = SUITES_DIR,
+    minimum_any_of: Sequence[str] = MINIMUM_DATA_DEFAULT,
+    require_name: bool = True,
 ) -> ValidationOutcome:
     """Validate one source's standardised person_record rows with its suite (the default for an unseen source).
 
@@ -84,7 +112,9 @@ def validate_records(
     ExpectationError if an expectation could not be evaluated. len(staged) + len(quarantined) == len(frame).
     """
     suite = load_suite(source, suites_dir)
-    checked = with_derived_columns(frame)
+    checked = with_derived_columns(frame, minimum_any_of)
+    if not require_name:
+        checked = checked.with_columns(pl.lit(True).alias("_has_name"))
     columns = list(dict.fromkeys(e.column for e in suite.expectations if getattr(e, "column", None)))
     validation = run_suite(
         context_dir=context_dir,
@@ -109,10 +139,14 @@ def validate_records(
             "unexpected_percent": stats.get("unexpected_percent"),
             "success": bool(res.success),
         })
+        reason = meta.get("reason")
+        if cfg.kwargs.get("column") == "_has_minimum_data":
+            reason = minimum_data_reason(minimum_any_of)
+            summary[-1]["reason"] = reason
         if meta.get("severity") == QUARANTINE:
             rows = failing_rows(res)
             if rows:
-                failures.append(pl.DataFrame({ROW_INDEX: rows, "_rule": position, "reason": meta.get("reason")},
+                failures.append(pl.DataFrame({ROW_INDEX: rows, "_rule": position, "reason": reason},
                                              schema={ROW_INDEX: pl.UInt32, "_rule": pl.Int64, "reason": pl.String}))
 
     staged, quarantined = _split(frame, failures)

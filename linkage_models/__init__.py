@@ -1,1 +1,24 @@
-"""Linking people and addresses: Splink person model, address → UPRN matching, clustering, stable ids."""
+"""Linking people and addresses: Splink person model, address → UPRN matching, clustering, stable ids.
+
+The person model is built from the fields the staged records carry (`build_plan`, `ModelPlan`); training
+writes its settings as a reviewable file beside the model (`train_person_model`).
+"""
+
+from linkage_models._model_builder import ModelBuildError, ModelPlan, build_input, build_plan, load_plan
+from linkage_models._stable_ids import assign_household_ids, assign_person_ids, assign_stable_ids
+from linkage_models._person_model import predict_and_cluster, train_person_model
+from linkage_models.evaluate import person_link_quality
+
+__all__ = [
+    "ModelBuildError",
+    "ModelPlan",
+    "assign_household_ids",
+    "assign_person_ids",
+    "assign_stable_ids",
+    "build_input",
+    "build_plan",
+    "load_plan",
+    "person_link_quality",
+    "predict_and_cluster",
+    "train_person_model",
+]

@@ -15,15 +15,29 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from sources._standardise import address_tokens, normalise_postcode, standardise_address
+from sources import address_tokens, normalise_postcode, standardise_address
 
 GAZETTEER = "linkage.gazetteer"
 SOURCE_ADDRESSES = "linkage.source_address"
 ADDRESS_MATCH = "linkage.address_match"
 
 
-def load_gazetteer(con: duckdb.DuckDBPyConnection, csv_path: Path) -> int:
-    llpg = pl.read_csv(csv_path, infer_schema=False)
+GAZETTEER_COLUMNS = ("uprn", "usrn", "sao_text", "pao_start_number", "pao_text", "street_description", "locality",
+                     "town_name", "postcode", "ward_code", "ward_name", "classification_code", "is_communal")
+
+
+def load_gazetteer(con: duckdb.DuckDBPyConnection, gazetteer: Path | pl.DataFrame | None) -> int:
+    """Load the gazetteer into the warehouse: a frame read through the gazetteer contract
+    (sources._gazetteer.read_gazetteer) or a flat CSV with the gazetteer columns (tests, simple exports). With
+    None (no gazetteer) an empty one, so addresses stay unmatched and households are formed from the normalised
+    address and postcode instead (docs/adr/0005-households.md)."""
+    if gazetteer is None:
+        llpg = pl.DataFrame(schema=dict.fromkeys(GAZETTEER_COLUMNS, pl.String))
+    elif isinstance(gazetteer, pl.DataFrame):
+        llpg = gazetteer.with_columns(pl.col("uprn").cast(pl.String), pl.col("usrn").cast(pl.String),
+                                      pl.col("is_communal").cast(pl.String))
+    else:
+        llpg = pl.read_csv(gazetteer, infer_schema=False)
     text = pl.concat_str(
         [pl.col("sao_text"), pl.col("pao_text"),
          pl.col("pao_start_number") + pl.lit(" ") + pl.col("street_description")],

@@ -1,5 +1,8 @@
 """The Splink person model: settings built from the comparison library, trained unsupervised, saved with provenance.
 
+Which comparisons, blocking and training rules a model has is decided from the data by
+_model_builder.py; the comparisons with custom levels live here.
+
 Household-aware by construction: surname and address are ONE comparison (their joint agreement gets one
 m/u pair instead of being counted twice), and forename and date-of-birth disagreement levels are separate,
 so a sibling or a parent who shares surname and address is still outweighed by a different forename or
@@ -18,35 +21,21 @@ from pathlib import Path
 import duckdb
 import splink
 import splink.comparison_library as cl
-from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink import DuckDBAPI, Linker, block_on
+from splink.internals.exceptions import SplinkException  # EMTrainingException and the rest (no public path)
 
-INPUT_TABLE = "person_linkage_input"  # main schema: Splink reads columns of unqualified tables
+from linkage_models._model_builder import (INPUT_TABLE, ModelBuildError, ModelPlan, build_input, build_plan,
+                                          load_plan)
 
-# Blocking rules for prediction. Each one is cheap at a city's scale; together they catch records that
-# disagree on any one of name, date of birth or address (see benchmarks/blocking_analysis.py).
-PREDICTION_BLOCKS = [
-    block_on("date_of_birth"),
-    block_on("nhs_number"),
-    block_on("upn"),
-    block_on("pnc_id"),
-    block_on("first_name_formal", "last_name_std"),
-    block_on("last_name_std", "postcode"),
-    block_on("first_name_formal", "postcode"),
-    block_on("phone"),
-]
-# EM blocks: each leaves some comparisons free to be estimated.
-TRAINING_BLOCKS = [
-    block_on("date_of_birth"),
-    block_on("first_name_formal", "last_name_std"),
-    block_on("postcode"),
-]
-DETERMINISTIC_RULES = [
-    "l.nhs_number = r.nhs_number",
-    "l.upn = r.upn",
-    "l.pnc_id = r.pnc_id",
-    "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std "
-    "and l.date_of_birth = r.date_of_birth",
-]
+# The address levels of the joint surname-and-address comparison: evidence two records share a home.
+_SAME_ADDRESS = {
+    "uprn": "uprn_l = uprn_r",
+    "postcode": "postcode_l = postcode_r",
+    # same house numbers and most words in common (a typo or a missing line, not a neighbour)
+    "address_std": "(address_numbers_l = address_numbers_r and len(address_tokens_l) >= 2 and "
+                   "len(address_tokens_r) >= 2 and 10 * len(list_intersect(address_tokens_l, address_tokens_r)) >= "
+                   "6 * len(list_distinct(list_concat(address_tokens_l, address_tokens_r))))",
+}
 
 
 def _level(sql: str, label: str, **extra) -> dict:
@@ -60,7 +49,9 @@ def forename_comparison() -> cl.CustomComparison:
             _level("first_name_std_l is null or first_name_std_r is null", "null", is_null_level=True),
             _level("first_name_std_l = first_name_std_r", "exact", tf_adjustment_column="first_name_std"),
             _level("first_name_formal_l = first_name_formal_r", "same formal name (nickname)"),
-            _level("first_name_std_l = last_name_std_r and last_name_std_l = first_name_std_r", "first/last swapped"),
+            # forename and surname entered the other way round (often with a typo as well)
+            _level("jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9 and "
+                   "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9", "first/last swapped"),
             _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.92", "Jaro-Winkler >= 0.92"),
             _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.8", "Jaro-Winkler >= 0.8"),
             _level("substr(first_name_std_l, 1, 1) = substr(first_name_std_r, 1, 1)", "same initial"),
@@ -69,23 +60,58 @@ def forename_comparison() -> cl.CustomComparison:
     )
 
 
-def surname_address_comparison() -> cl.CustomComparison:
-    """Surname and address together, so a shared household is one piece of evidence, not two."""
-    return cl.CustomComparison(
-        output_column_name="surname_and_address",
-        comparison_levels=[
-            _level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True),
-            _level("last_name_std_l = last_name_std_r and (postcode_l = postcode_r or uprn_l = uprn_r)",
-                   "same surname, same address", tf_adjustment_column="last_name_std"),
-            _level("last_name_std_l = last_name_std_r", "same surname, other address",
-                   tf_adjustment_column="last_name_std"),
-            _level("jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9 and postcode_l = postcode_r",
-                   "similar surname, same postcode"),
-            _level("jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9", "similar surname"),
-            _level("postcode_l = postcode_r", "other surname, same postcode"),
-            {"sql_condition": "ELSE", "label_for_charts": "different"},
-        ],
-    )
+_SIMILAR_ADDRESS = {
+    "postcode": "(damerau_levenshtein(postcode_l, postcode_r) <= 1 and "
+                "split_part(address_numbers_l, ' ', 1) = split_part(address_numbers_r, ' ', 1))",
+    "address_std": "(len(address_tokens_l) >= 2 and len(address_tokens_r) >= 2 and "
+                   "2 * len(list_intersect(address_tokens_l, address_tokens_r)) >= "
+                   "len(list_distinct(list_concat(address_tokens_l, address_tokens_r))))",
+}
+
+
+def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode")) -> cl.CustomComparison:
+    """Surname and address together, so a shared household is one piece of evidence, not two.
+
+    Address evidence comes in degrees, strongest first, from whatever address fields the sources share:
+    "identical address" (word for word, same postcode), "same home" (one UPRN, or the same address text at one postcode), "same address" (the postcode — UK or
+    not — or the address text: same house numbers and most words in common), "similar address" (typos:
+    a postcode one edit away with the same house number, or half the address words in common). Each
+    surname degree (same, similar, swapped with the forename, other) meets each address degree in its
+    own level, so EM learns how much a neighbour or a typo is worth on the data at hand.
+    """
+    fields = set(address_fields)
+    words = _SAME_ADDRESS["address_std"]
+    # the same home: one UPRN, or the same address text (house numbers and most words) at one postcode
+    home = [_SAME_ADDRESS["uprn"]] if "uprn" in fields else []
+    if "address_std" in fields:
+        home.append(f"(postcode_l = postcode_r and {words})" if "postcode" in fields else words)
+    # the same postcode (a street or part of one), or the same address text where the postcodes differ
+    area = [_SAME_ADDRESS[f] for f in ("postcode", "address_std") if f in fields]
+    similar_parts = [_SIMILAR_ADDRESS[f] for f in address_fields if f in _SIMILAR_ADDRESS]
+    # word for word the same address (and postcode): the strongest address evidence there is
+    identical = (["address_std_l = address_std_r" + (" and postcode_l = postcode_r" if "postcode" in fields else "")]
+                 if "address_std" in fields else [])
+    degrees = [(label, "(" + " or ".join(parts) + ")") for label, parts in (
+        ("identical address", identical), ("same home", home), ("same address", area),
+        ("similar address", similar_parts)) if parts]
+    surname = {
+        "same surname": "last_name_std_l = last_name_std_r",
+        "similar surname": "jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9",
+        # the surname is in the other record's forename field: the swap the forename comparison also sees
+        "first/last swapped": "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9 and "
+                              "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9",
+        "other surname": None,
+    }
+    levels = [_level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True)]
+    for label, condition in surname.items():
+        tf = {"tf_adjustment_column": "last_name_std"} if label == "same surname" else {}
+        for address_label, address in (*degrees, ("other address", None)):
+            parts = [c for c in (condition, address) if c]
+            if not parts:
+                continue  # other surname, other address: the ELSE level
+            levels.append(_level(" and ".join(parts), f"{label}, {address_label}", **tf))
+    levels.append({"sql_condition": "ELSE", "label_for_charts": "different"})
+    return cl.CustomComparison(output_column_name="surname_and_address", comparison_levels=levels)
 
 
 def date_of_birth_comparison() -> cl.CustomComparison:
@@ -104,59 +130,6 @@ def date_of_birth_comparison() -> cl.CustomComparison:
             {"sql_condition": "ELSE", "label_for_charts": "different"},
         ],
     )
-
-
-def identifier_comparison(column: str) -> cl.ExactMatch:
-    return cl.ExactMatch(column)
-
-
-def person_settings() -> SettingsCreator:
-    return SettingsCreator(
-        link_type="dedupe_only",
-        unique_id_column_name="unique_id",
-        comparisons=[
-            forename_comparison(),
-            surname_address_comparison(),
-            date_of_birth_comparison(),
-            cl.ExactMatch("sex"),
-            identifier_comparison("nhs_number"),
-            identifier_comparison("upn"),
-            identifier_comparison("pnc_id"),
-            # a parent or carer named by a school has no date of birth: their phone is often what ties them
-            cl.ExactMatch("phone"),
-        ],
-        blocking_rules_to_generate_predictions=PREDICTION_BLOCKS,
-        retain_intermediate_calculation_columns=False,
-        retain_matching_columns=False,
-        additional_columns_to_retain=["source", "record_id"],
-    )
-
-
-INPUT_SQL = f"""
-create or replace table {INPUT_TABLE} as
-select
-    source || ':' || record_id as unique_id,
-    source,
-    record_id,
-    split_part(first_name_std, ' ', 1) as first_name_std,
-    coalesce(first_name_formal, split_part(first_name_std, ' ', 1)) as first_name_formal,
-    replace(last_name_std, ' ', '') as last_name_std,
-    date_of_birth,
-    sex,
-    postcode,
-    uprn,
-    nhs_number,
-    upn,
-    pnc_id,
-    phone
-from staging.person_record
-"""
-
-
-def build_input(con: duckdb.DuckDBPyConnection) -> int:
-    con.execute("create schema if not exists linkage")
-    con.execute(INPUT_SQL)
-    return con.execute(f"select count(*) from {INPUT_TABLE}").fetchall()[0][0]
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
@@ -200,26 +173,57 @@ def _training_table(con: duckdb.DuckDBPyConnection, max_records: int) -> tuple[s
 
 
 def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 2e6,
-                       max_records: int = 300_000, seed: int = 1) -> TrainedModel:
-    """Unsupervised training on the staged records; saves a new version (never promoted here)."""
-    records = build_input(con)
+                       max_records: int = 300_000, seed: int = 1, settings_path: Path | None = None) -> TrainedModel:
+    """Unsupervised training on the staged records; saves a new version (never promoted here).
+
+    The model is built from the fields the staged records carry (linkage_models/_model_builder.py), or from
+    a pinned settings file (`settings_path`, a settings.json a data team reviewed and edited). The settings
+    used are written beside the trained model. Raises ModelBuildError (one line) when there is too little
+    data; a training block that yields no pairs or cannot be estimated is skipped and logged, not fatal.
+    """
+    pinned = load_plan(settings_path) if settings_path is not None else None
+    records = build_input(con, pinned.identifiers if pinned else None)
+    if records < 10:
+        raise ModelBuildError(f"too little data to train a person model: {records} staged records "
+                              "(at least 10 needed); ingest the sources first")
     table, trained_on = _training_table(con, max_records)
+    plan = pinned or build_plan(con, table=table)
     db_api = DuckDBAPI(connection=con)
-    linker = Linker(db_api.register(table), person_settings(), log_level=logging.WARNING)
-    linker.training.estimate_probability_two_random_records_match(DETERMINISTIC_RULES, recall=0.8)
+    linker = Linker(db_api.register(table), plan.splink_settings, log_level=logging.WARNING)
+    log = logging.getLogger("familylink.model")
+    skipped = list(plan.skipped)
+    if plan.deterministic_rules:
+        try:
+            linker.training.estimate_probability_two_random_records_match(plan.deterministic_rules, recall=0.8)
+        except (SplinkException, ZeroDivisionError, ValueError) as exc:
+            log.info("prior not estimated (%s): Splink's default kept", exc.__class__.__name__)
+            skipped.append({"rule": "deterministic rules", "reason": f"prior not estimated ({exc.__class__.__name__})"})
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
-    for rule in TRAINING_BLOCKS:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    trained = 0
+    for rule in plan.training_rules:
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule["columns"]))
+            trained += 1
+        except (SplinkException, ZeroDivisionError) as exc:
+            log.info("training block skipped: %s (%s)", rule["rule"], exc.__class__.__name__)
+            skipped.append({"rule": rule["rule"], "reason": f"EM could not be estimated ({exc.__class__.__name__})"})
+    if trained == 0:
+        raise ModelBuildError(f"too little data to train a person model: none of {len(plan.training_rules)} "
+                              f"training blocks could be estimated on {trained_on} records")
     trained_at = dt.datetime.now(dt.timezone.utc)
     version = trained_at.strftime("%Y%m%dT%H%M%SZ")
     out = Path(models_dir) / "person" / version
     out.mkdir(parents=True, exist_ok=True)
+    plan.skipped = skipped
+    plan.write(out / "settings.json")
     model_path = out / "model.duckdb.json"
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
     metadata = {
         "version": version, "trained_at": trained_at.isoformat(), "splink_version": splink.__version__,
         "engine": "duckdb", "training_data_fingerprint": fingerprint(con), "records": records,
-        "records_trained_on": trained_on, "max_pairs": max_pairs,
+        "records_trained_on": trained_on, "max_pairs": max_pairs, "identifiers": plan.identifiers,
+        "settings_file": "settings.json", "settings_pinned_from": str(settings_path) if settings_path else None,
+        "training_blocks_skipped": skipped,
         "settings_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
@@ -229,6 +233,14 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     linker.table_management.delete_tables_created_by_splink_from_db()
     con.execute(f"drop table if exists {TRAINING_SAMPLE}")
     return TrainedModel(version, model_path, metadata)
+
+
+def model_identifiers(model_path: Path) -> dict[str, str] | None:
+    """The identifier schemes a trained model reads (its metadata), so prediction builds the same input."""
+    meta = Path(model_path).parent / "metadata.json"
+    if meta.exists():
+        return json.loads(meta.read_text(encoding="utf-8")).get("identifiers")
+    return None
 
 
 @dataclass
@@ -260,7 +272,7 @@ def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, thresh
     import time
 
     started = time.perf_counter()
-    build_input(con)
+    build_input(con, model_identifiers(model_path))
     linker = make_linker(con, str(model_path))
     pairs = linker.inference.predict(threshold_match_probability=min(review_threshold, threshold))
     logging.getLogger("familylink.link").info("link step predict took %.1f s", time.perf_counter() - started)

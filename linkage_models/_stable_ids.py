@@ -2,7 +2,9 @@
 
 A run produces new groups (Splink clusters of source records, or households of persons). Each group
 inherits the previous id that most of its members held, so ids survive re-runs, new records and
-small changes. The rule, applied the same way to persons and households (docs/adr/0004-stable-ids.md):
+small changes. Everything about ids lives here: the rule, the id sequence, the lineage records, and
+the two assignments the link stage makes (persons after clustering, households while the graph is
+built). The rule, applied the same way to persons and households (docs/adr/0004-stable-ids.md):
 
 1. Count, for every (new group, previous id) pair, how many members they share.
 2. Match groups and previous ids one to one, best first: a pair is taken when it is the best for both
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import polars as pl
 
 
@@ -99,3 +102,93 @@ def _lineage(current: pl.DataFrame, previous: pl.DataFrame, group_ids: pl.DataFr
                            pl.lit(None, pl.UInt32).alias("members")),
     ]
     return pl.concat(frames).sort("event", "id", "related_id", nulls_last=True)
+
+
+# ---------------------------------------------------------------- the warehouse side: sequences, lineage
+def record_lineage(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, lineage: pl.DataFrame) -> None:
+    con.execute(
+        """
+        create table if not exists audit.id_lineage (
+            run_id varchar, kind varchar, event varchar, id bigint, related_id bigint, members bigint,
+            recorded_at timestamp default current_timestamp
+        )
+        """
+    )
+    if lineage.height:
+        frame = lineage.select(
+            pl.lit(run_id).alias("run_id"), pl.lit(kind).alias("kind"), "event", "id", "related_id",
+            pl.col("members").cast(pl.Int64),
+        )
+        con.register("_lineage", frame)
+        con.execute("insert into audit.id_lineage (run_id, kind, event, id, related_id, members) select * from _lineage")
+        con.unregister("_lineage")
+
+
+def next_id(con: duckdb.DuckDBPyConnection, kind: str) -> int:
+    """Ids are never reused: the next id is past every id ever issued (kept in linkage.id_sequence)."""
+    con.execute("create table if not exists linkage.id_sequence (kind varchar primary key, last_id bigint)")
+    row = con.execute("select last_id from linkage.id_sequence where kind = ?", [kind]).fetchall()
+    return (row[0][0] if row else 0) + 1
+
+
+def advance_sequence(con: duckdb.DuckDBPyConnection, kind: str, ids: pl.Series) -> None:
+    if ids.len() == 0:
+        return
+    highest = int(ids.max())
+    con.execute(
+        "insert into linkage.id_sequence values (?, ?) on conflict (kind) do update "
+        "set last_id = greatest(linkage.id_sequence.last_id, excluded.last_id)",
+        [kind, highest],
+    )
+
+
+def assign_household_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    current = con.sql(
+        "select cast(person_id as varchar) as member, household_key as \"group\" from graph.household_member"
+    ).pl()
+    con.execute("create table if not exists linkage.household_assignment_previous (person_id bigint, household_id bigint)")
+    previous = con.sql(
+        "select cast(person_id as varchar) as member, household_id as id from linkage.household_assignment_previous"
+    ).pl()
+    result = assign_stable_ids(current, previous, next_id(con, "household"))
+    assignment = result.group_ids.select(pl.col("group").alias("household_key"), pl.col("id").alias("household_id"))
+    con.register("_assignment", assignment)
+    con.execute("create or replace table linkage.household_assignment as select * from _assignment")
+    con.unregister("_assignment")
+    advance_sequence(con, "household", result.group_ids["id"])
+    record_lineage(con, run_id, "household", result.lineage)
+
+
+def assign_person_ids(con: duckdb.DuckDBPyConnection, clusters: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """clusters: source, record_id, cluster_id[, match_probability]. Writes linkage.person_cluster.
+
+    Previous ids come from the last assignment, so ids persist from run to run.
+    """
+    members = clusters.with_columns((pl.col("source") + ":" + pl.col("record_id")).alias("member"))
+    # the last assignment (linkage.person_cluster) is what ids continue from; a warehouse that only has a
+    # published graph continues from graph.record_link
+    previous = pl.DataFrame(schema={"member": pl.String, "id": pl.Int64})
+    for table in ("linkage.person_cluster", "graph.record_link"):
+        schema, name = table.split(".")
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        ).fetchall()[0][0]
+        if exists:
+            previous = con.sql(f"select source || ':' || record_id as member, person_id as id from {table}").pl()
+            break
+    result = assign_stable_ids(members.select("member", pl.col("cluster_id").alias("group")), previous,
+                               next_id(con, "person"))
+    if "match_probability" not in members.columns:
+        members = members.with_columns(pl.lit(None, pl.Float64).alias("match_probability"))
+    person_cluster = (
+        members.join(result.group_ids.select(pl.col("group").alias("cluster_id"), pl.col("id").alias("person_id")),
+                     on="cluster_id")
+        .with_columns(pl.len().over("person_id").alias("cluster_size"))
+        .select("source", "record_id", "person_id", "match_probability", "cluster_size")
+    )
+    con.register("_person_cluster", person_cluster)
+    con.execute("create or replace table linkage.person_cluster as select * from _person_cluster")
+    con.unregister("_person_cluster")
+    advance_sequence(con, "person", result.group_ids["id"])
+    record_lineage(con, run_id, "person", result.lineage)
+    return person_cluster

@@ -110,3 +110,35 @@ def household_quality(con, truth_dir) -> dict[str, float]:
         "uprn_matched_share": checked.height / eligible if eligible else 0.0,
         "uprn_accuracy_on_matched": float((checked["uprn"] == checked["uprn_recorded"]).mean()),
     }
+
+
+def link_errors_by_cause(clusters: pl.DataFrame, truth: pl.DataFrame, top: int = 10) -> pl.DataFrame:
+    """The largest classes of missed links (same person, different clusters) and false links (different
+    people, one cluster), by cause: the noise the generator put on either record (truth `noise`), and
+    the pair of sources. Pairs are counted once; a pair whose records carry no noise is "no recorded noise".
+
+    Returns kind (missed | false), cause, sources, pairs — the `top` largest classes of each kind.
+    """
+    noise = truth["noise"] if "noise" in truth.columns else pl.Series("noise", [[]] * truth.height,
+                                                                     dtype=pl.List(pl.String))
+    records = clusters.join(
+        truth.select("source", "record_id", "person_id").with_columns(noise.alias("noise")),
+        on=["source", "record_id"]).with_row_index("_i")
+    left, right = records, records.rename({c: f"{c}_r" for c in records.columns})
+    # missed: same person, different cluster; false: same cluster, different person (both within blocks
+    # of one person or one cluster, so the self-joins stay the size of the true and predicted pairs)
+    missed = left.join(right, left_on="person_id", right_on="person_id_r").filter(
+        (pl.col("_i") < pl.col("_i_r")) & (pl.col("cluster_id") != pl.col("cluster_id_r")))
+    false = left.join(right, left_on="cluster_id", right_on="cluster_id_r").filter(
+        (pl.col("_i") < pl.col("_i_r")) & (pl.col("person_id") != pl.col("person_id_r")))
+
+    def classes(pairs: pl.DataFrame, kind: str) -> pl.DataFrame:
+        cause = pl.concat_list("noise", "noise_r").list.unique().list.sort().list.join(" + ")
+        sources = pl.concat_list("source", "source_r").list.sort().list.join(" × ")
+        return (pairs.select(pl.lit(kind).alias("kind"),
+                             pl.when(cause == "").then(pl.lit("no recorded noise")).otherwise(cause).alias("cause"),
+                             sources.alias("sources"))
+                .group_by("kind", "cause", "sources").len("pairs")
+                .sort(["pairs", "cause", "sources"], descending=[True, False, False]).head(top))
+
+    return pl.concat([classes(missed, "missed"), classes(false, "false")])

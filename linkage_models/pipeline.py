@@ -16,8 +16,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from typing import TYPE_CHECKING
+
+from linkage_models._model_builder import ModelBuildError
 from linkage_models._person_model import predict_and_cluster, train_person_model
-from pipelines.settings import Settings
+
+if TYPE_CHECKING:  # settings are passed in by pipelines/, never imported from it at run time
+    from pipelines.settings import Settings
 
 
 log = logging.getLogger("familylink.link")
@@ -40,8 +45,30 @@ def _person_dir(settings: Settings) -> Path:
     return settings.models / "person"
 
 
-def train(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    return train_person_model(con, settings.models).version
+def train(con: duckdb.DuckDBPyConnection, settings: Settings, settings_file: Path | None = None) -> str:
+    """Train a model version from the staged records (or from a pinned settings file); one-line ModelError
+    when there is too little data."""
+    check_staged_sources(con, settings.contracts_dir)
+    try:
+        return train_person_model(con, settings.models, settings_path=settings_file).version
+    except ModelBuildError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def check_staged_sources(con: duckdb.DuckDBPyConnection, contracts_dir: Path) -> dict:
+    """The contracts in force, after checking that every staged source has one: a run must not link or publish
+    records under another installation's contracts (trust ranks, retention, lawful basis)."""
+    from sources import load_contracts
+
+    contracts = load_contracts(contracts_dir)
+    staged = [r[0] for r in con.execute(
+        "select distinct source from staging.person_record order by source").fetchall()]
+    unknown = [s for s in staged if s not in contracts]
+    if unknown:
+        raise ModelError(
+            f"staged source(s) {', '.join(unknown)} have no contract in {contracts_dir}: the records were ingested "
+            f"under other contracts; pass the same --contracts to every command (or set contracts_dir once)")
+    return contracts
 
 
 def promote(settings: Settings, version: str) -> None:
@@ -67,7 +94,7 @@ def approved_model(settings: Settings) -> tuple[str, Path]:
 
 def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
     """Predict with the approved model, cluster, and give every cluster its stable person id."""
-    from warehouse._graph import assign_person_ids
+    from linkage_models._stable_ids import assign_person_ids
 
     version, path = approved_model(settings)
     result = predict_and_cluster(con, path, settings.match_threshold)
@@ -119,26 +146,46 @@ def evaluate_persons_by_source_pair(con: duckdb.DuckDBPyConnection, truth_dir: P
     return person_link_quality_by_source_pair(*_clusters_and_truth(con, truth_dir))
 
 
+def evaluate_link_errors(con: duckdb.DuckDBPyConnection, truth_dir: Path, top: int = 10) -> pl.DataFrame:
+    from linkage_models.evaluate import link_errors_by_cause
+
+    return link_errors_by_cause(*_clusters_and_truth(con, truth_dir), top=top)
+
+
 def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
     """The nightly link stage: addresses → UPRN, persons → stable ids, then the household graph."""
     from linkage_models._address import load_gazetteer, match_addresses
-    from sources._contract import load_contracts
     from warehouse._graph import build_graph
 
     if settings.engine != "duckdb":
         raise ModelError(f"engine {settings.engine!r} is not available in this release: the link stage runs on "
                          "DuckDB (set engine: duckdb)")
-    contracts = load_contracts(settings.contracts_dir)
+    contracts = check_staged_sources(con, settings.contracts_dir)
     trust = pl.DataFrame({"source": list(contracts), "trust_rank": [c.trust_rank for c in contracts.values()]})
     con.register("_trust", trust)
     con.execute("create or replace table linkage.source_trust as select * from _trust")
     con.unregister("_trust")
-    gazetteer = settings.reference / "llpg.csv"
-    if not gazetteer.exists():
-        raise ModelError(f"gazetteer not found at {gazetteer}")
+    from sources import GazetteerError, find_gazetteer, load_gazetteer_contract, read_gazetteer
+
+    try:
+        contract = load_gazetteer_contract(settings.gazetteer_contract)
+        gazetteer = read_gazetteer(settings.reference, contract)
+    except GazetteerError as error:
+        raise ModelError(f"gazetteer: {error}") from None
+    where = find_gazetteer(settings.reference, contract) or settings.reference / contract.file_pattern
     with _timed("addresses"):
-        load_gazetteer(con, gazetteer)
+        # the gazetteer is optional: without it (or with an empty one) no address gets a UPRN and households
+        # are formed from the normalised address and postcode; the run summary says so
+        properties = load_gazetteer(con, gazetteer)
         methods = match_addresses(con)
+    if gazetteer is None:
+        gazetteer_note = f"no gazetteer at {where}: households formed from normalised address and postcode"
+    elif properties == 0:
+        gazetteer_note = f"the gazetteer at {where} is empty: households formed from normalised address and postcode"
+    else:
+        gazetteer_note = None
+    if gazetteer_note:
+        log.warning(gazetteer_note)
     with _timed("persons"):
         persons = link_persons(con, settings, run_id)
     as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
@@ -152,5 +199,5 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
         select r.source, avg((p.sources > 1)::int) from graph.record_link as r join per_person as p using (person_id)
         group by 1 order by 1
         """).fetchall())
-    return {**persons, "linked_to_another_source": cross, "households": counts["household"], "graph_counts": counts,
+    return {**persons, "linked_to_another_source": cross, "gazetteer_note": gazetteer_note, "households": counts["household"], "graph_counts": counts,
             "uprn_matched_share": 1 - methods.get("unmatched", 0) / total if total else 0.0}

@@ -122,17 +122,22 @@ def _print_loads(loads) -> None:
 
 
 @app.command()
-def train(data_dir: DataDir = None) -> None:
+def train(data_dir: DataDir = None, contracts: Contracts = None,
+          settings_file: Annotated[Optional[Path], typer.Option(
+              "--settings", help="A reviewed model settings.json to train with instead of generating one.")] = None,
+          ) -> None:
     """Train a new person model version on the staged records (it is not used until promoted)."""
     from pipelines.stages import open_warehouse
-    from linkage_models.pipeline import train as train_model
+    from linkage_models.pipeline import ModelError, train as train_model
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     _exclusive(settings, "train")
     con = open_warehouse(settings)
     try:
         with console.status("Training the person model (u by random sampling, m by EM)"):
-            version = train_model(con, settings)
+            version = train_model(con, settings, settings_file)
+    except ModelError as exc:
+        _fail(f"train: {exc}")
     finally:
         con.close()
     console.print(f"Trained person model [bold]{version}[/] in {settings.models / 'person' / version}")
@@ -153,13 +158,13 @@ def promote_model(version: str, data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def link(data_dir: DataDir = None) -> None:
+def link(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """The link stage: addresses → UPRNs, records → persons with the approved model (ids stay stable across
     runs), then the household graph. Publishing is a separate step (`familylink publish`)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_link
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     _exclusive(settings, "link")
     con = open_warehouse(settings)
     try:
@@ -178,7 +183,8 @@ def link(data_dir: DataDir = None) -> None:
 @app.command()
 def evaluate(data_dir: DataDir = None) -> None:
     """Person-link quality against the synthetic city's ground truth (evaluation only)."""
-    from linkage_models.pipeline import ModelError, evaluate_persons, evaluate_persons_by_source_pair
+    from linkage_models.pipeline import (ModelError, evaluate_link_errors, evaluate_persons,
+                                         evaluate_persons_by_source_pair)
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
@@ -188,6 +194,7 @@ def evaluate(data_dir: DataDir = None) -> None:
         try:
             quality = evaluate_persons(con, settings.truth)
             by_pair = evaluate_persons_by_source_pair(con, settings.truth)
+            errors = evaluate_link_errors(con, settings.truth)
         except ModelError as exc:
             _fail(str(exc))
         if con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
@@ -210,6 +217,12 @@ def evaluate(data_dir: DataDir = None) -> None:
         pairs.add_row(f"{row['source_a']} × {row['source_b']}", f"{row['true_pairs']:,}", f"{row['linked_pairs']:,}",
                       f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}")
     console.print(pairs)
+    causes = Table(title="Largest classes of missed and false links, by cause (noise on either record)")
+    for column in ("kind", "cause", "sources", "pairs"):
+        causes.add_column(column, justify="right" if column == "pairs" else "left")
+    for row in errors.iter_rows(named=True):
+        causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
+    console.print(causes)
 
 
 @app.command()
@@ -242,12 +255,12 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
-def publish(data_dir: DataDir = None) -> None:
+def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     """Publish a new golden snapshot from the current household graph (checks, Parquet export, atomic switch)."""
     import warehouse
     from pipelines.stages import StageFailure, open_warehouse, run_publish
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     _exclusive(settings, "publish")
     con = open_warehouse(settings)
     try:
@@ -273,12 +286,13 @@ def publish(data_dir: DataDir = None) -> None:
 @app.command()
 def report(
     data_dir: DataDir = None,
+    contracts: Contracts = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run to report on (default: the latest completed run).")] = None,
 ) -> None:
     """Write the match-quality and data-quality report (one offline HTML file) for a run."""
     from pipelines.stages import StageFailure, open_warehouse, run_report
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
     _exclusive(settings, "report")
     con = open_warehouse(settings)
     try:
@@ -447,6 +461,156 @@ def demo(
     if not summary.ok:
         _fail(f"stage {summary.failed_stage} failed: {summary.failure}")
     evaluate(data_dir=settings.data_dir)
+
+
+# --- practitioner service: `familylink serve` and `familylink users ...` (practitioner/) ---
+users_app = typer.Typer(help="Accounts and roles of the practitioner service.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+DEMO_PASSWORD = "familylink-demo"  # only ever set by --demo-account, which binds to loopback only
+DEMO_USERS = (("demo-health", "Demo health visitor", "Health", "practitioner", "Health visiting"),
+              ("demo-mash", "Demo MASH officer", "Children's Services", "multi_agency", None),
+              ("demo-ig", "Demo IG officer", "Information Governance", "ig_officer", None))
+
+
+def _store(settings: Settings):
+    from practitioner import build_context
+
+    return build_context(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to bind (default practitioner_host, 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default practitioner_port, 8400).")] = None,
+    demo_account: Annotated[bool, typer.Option("--demo-account", help="Create demo users (loopback only).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the practitioner index service ("who else is involved?") over the published snapshot."""
+    from practitioner import add_user, list_users, serve as run_service
+
+    settings = _settings(data_dir=data_dir)
+    bind = host or settings.practitioner_host
+    if demo_account:
+        if bind not in ("127.0.0.1", "localhost", "::1"):
+            _fail("--demo-account is for a local demo only: bind to 127.0.0.1")
+        ctx = _store(settings)
+        existing = {u["username"] for u in list_users(ctx.engine)}
+        for username, name, agency, role, team in DEMO_USERS:
+            if username not in existing:
+                add_user(ctx.engine, username, display_name=name, agency=agency, role=role, team=team,
+                         password=DEMO_PASSWORD)
+        console.print(f"Demo accounts (password {DEMO_PASSWORD}): " + ", ".join(u[0] for u in DEMO_USERS))
+    console.print(f"Practitioner service on http://{bind}:{port or settings.practitioner_port}/ (Ctrl-C stops)")
+    run_service(settings, host=bind, port=port)
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    agency: Annotated[str, typer.Option(help="The user's agency, as involvements name it (e.g. Health).")],
+    role: Annotated[str, typer.Option(help="Role (see `familylink users roles`).")] = "practitioner",
+    team: Annotated[Optional[str], typer.Option(help="Team or service, for legitimate relationships.")] = None,
+    oidc_subject: Annotated[Optional[str], typer.Option(help="OIDC subject, for single sign-on users.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Register a user. Local users get a password (prompted, or from stdin); OIDC users a subject."""
+    from practitioner import add_user
+
+    password = None
+    if oidc_subject is None:
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+            "Password", hide_input=True, confirmation_prompt=True)
+    try:
+        add_user(_store(_settings(data_dir=data_dir)).engine, username, display_name=name, agency=agency, role=role,
+                 team=team, password=password, oidc_subject=oidc_subject)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    console.print(f"Added {username} ({agency}, role {role}).")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None) -> None:
+    """Every user with agency, team, role and state (never password hashes)."""
+    from practitioner import list_users
+
+    table = Table("user", "name", "agency", "team", "role", "active", "locked until", "sso")
+    for u in list_users(_store(_settings(data_dir=data_dir)).engine):
+        table.add_row(u["username"], u["display_name"], u["agency"], u["team"] or "", u["role"],
+                      "yes" if u["active"] else "no", str(u["locked_until"] or ""), "yes" if u["oidc_subject"] else "")
+    console.print(table)
+
+
+@users_app.command("set")
+def users_set(
+    username: str,
+    role: Annotated[Optional[str], typer.Option()] = None,
+    agency: Annotated[Optional[str], typer.Option()] = None,
+    team: Annotated[Optional[str], typer.Option()] = None,
+    active: Annotated[Optional[bool], typer.Option("--enable/--disable")] = None,
+    unlock: Annotated[bool, typer.Option("--unlock", help="Clear a lockout.")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Set a new password from stdin.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Change a user's role, agency, team or state; a changed role or disabling ends their sessions."""
+    from practitioner import update_user
+
+    changes: dict = {k: v for k, v in {"role": role, "agency": agency, "team": team, "active": active}.items()
+                     if v is not None}
+    if unlock:
+        changes.update(locked_until=None, failed_logins=0)
+    if password_stdin:
+        changes["password"] = sys.stdin.readline().rstrip("\n")
+    if not changes:
+        _fail("nothing to change")
+    try:
+        update_user(_store(_settings(data_dir=data_dir)).engine, username, **changes)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    console.print(f"Updated {username}: {', '.join(sorted(changes))}.")
+
+
+@users_app.command("roles")
+def users_roles(data_dir: DataDir = None) -> None:
+    """Roles and the agencies each one's sharing agreements cover."""
+    from practitioner import list_roles
+
+    table = Table("role", "agencies (own agency always)", "household", "break-glass", "IG", "referrals", "description")
+    for r in list_roles(_store(_settings(data_dir=data_dir)).engine):
+        table.add_row(r.name, ", ".join(r.agencies) or "own only", *("yes" if f else "" for f in (
+            r.household, r.break_glass, r.ig_officer, r.referrals)), r.description)
+    console.print(table)
+
+
+@users_app.command("role")
+def users_role(
+    name: str,
+    agency: Annotated[Optional[list[str]], typer.Option("--agency", help="An agency this role may see; repeat; * = all.")] = None,
+    household: Annotated[bool, typer.Option("--household", help="May see household members.")] = False,
+    break_glass: Annotated[bool, typer.Option("--break-glass/--no-break-glass")] = True,
+    ig_officer: Annotated[bool, typer.Option("--ig-officer")] = False,
+    referrals: Annotated[bool, typer.Option("--referrals", help="May post referrals.")] = False,
+    description: Annotated[str, typer.Option()] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create or replace a role: which agencies' involvements it may see under the sharing agreements."""
+    from practitioner import set_role
+
+    role = set_role(_store(_settings(data_dir=data_dir)).engine, name, agencies=list(agency or []), household=household,
+                    break_glass=break_glass, ig_officer=ig_officer, referrals=referrals, description=description)
+    console.print(f"Role {role.name}: agencies {', '.join(role.agencies) or 'own only'}.")
+
+
+@users_app.command("audit-check")
+def users_audit_check(data_dir: DataDir = None) -> None:
+    """Re-compute the audit hash chain; exit 1 when any row was altered or removed."""
+    from practitioner.audit.service import verify_chain
+
+    check = verify_chain(_store(_settings(data_dir=data_dir)).engine)
+    if not check.ok:
+        _fail(f"audit chain broken at row {check.first_bad_seq} ({check.rows} rows read)")
+    console.print(f"Audit chain intact: {check.rows} rows.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +34,8 @@ class Settings(BaseModel):
     landing_dir: Path | None = Field(default=None, description="Agency extracts; default data/landing.")
     reference_dir: Path | None = Field(default=None, description="Gazetteer (LLPG); default data/reference.")
     contracts_dir: Path = Field(default=_PACKAGE_ROOT / "sources" / "contracts")
+    gazetteer_contract: Path = Field(default=_PACKAGE_ROOT / "sources" / "gazetteer" / "nlpg_dtf.yaml",
+                                     description="How the council exports its LLPG (NLPG DTF or a flat CSV).")
     expectations_dir: Path = Field(default=_PACKAGE_ROOT / "expectations" / "suites")
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; default data/warehouse/familylink.duckdb.")
     reports_dir: Path | None = Field(default=None, description="Reports; default data/reports.")
@@ -55,6 +57,43 @@ class Settings(BaseModel):
     duckdb_threads: int = Field(default=2, ge=1, le=256)
     shared_group: str | None = Field(default=None, description="A group that may read and write the data folder; "
                                      "by default everything familylink writes is readable by its owner only.")
+
+    # --- practitioner service (practitioner/, `familylink serve`) ---
+    practitioner_database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the service's own store; default SQLite data/practitioner/store.sqlite3. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.")
+    practitioner_host: str = "127.0.0.1"
+    practitioner_port: int = 8400
+    practitioner_session_minutes: int = Field(default=30, ge=1, description="Idle minutes before a session expires.")
+    practitioner_session_max_hours: int = Field(default=10, ge=1, description="Absolute session lifetime.")
+    practitioner_secure_cookies: bool = Field(default=False, description="Set true behind HTTPS.")
+    practitioner_lockout_attempts: int = Field(default=5, ge=1)
+    practitioner_lockout_minutes: int = Field(default=15, ge=1)
+    practitioner_rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per user (or address) per minute.")
+    practitioner_unusual_views_per_day: int = Field(default=50, ge=1, description="Views per user per day the IG page flags.")
+    practitioner_sensitive_services: list[str] = Field(
+        default=["sexual health", "mental health", "camhs", "substance misuse", "drug and alcohol"],
+        description="Services (matched case-insensitively as substrings) hidden unless consent is recorded.")
+    practitioner_purposes: list[str] = Field(
+        default=["Safeguarding enquiry", "Referral or assessment", "Planning support with other agencies",
+                 "Emergency contact"], description="Purposes of access offered at the start of a session.")
+    practitioner_alert_webhook: str | None = Field(default=None, description="URL receiving a JSON POST per alert.")
+    practitioner_alert_email: str | None = Field(default=None, description="Privacy officer's address for alerts.")
+    practitioner_smtp_host: str | None = None
+    practitioner_smtp_port: int = 25
+    practitioner_oidc_issuer: str | None = Field(default=None, description="OIDC issuer URL; enables single sign-on.")
+    practitioner_oidc_client_id: str | None = None
+    practitioner_oidc_client_secret: str | None = None
+    practitioner_snapshot_poll_seconds: float = Field(default=5.0, gt=0, description="How often to look for a newer snapshot.")
+
+    @field_validator("practitioner_sensitive_services", "practitioner_purposes", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @property
+    def practitioner_store_url(self) -> str:
+        return self.practitioner_database_url or f"sqlite:///{self.data_dir / 'practitioner' / 'store.sqlite3'}"
 
     @property
     def landing(self) -> Path:

@@ -70,6 +70,7 @@ class LinkSummary:
     uprn_matched_share: float | None = None
     graph_counts: dict[str, int] = field(default_factory=dict)
     linked_to_another_source: dict[str, float] = field(default_factory=dict)
+    gazetteer_note: str | None = None  # set when there is no gazetteer or it is empty (issue 12)
 
 
 @dataclass
@@ -126,7 +127,8 @@ class NightlySummary:
                       f"- person model version: `{lk.model_version}`",
                       f"- source records linked: {lk.records:,} into {lk.persons:,} persons "
                       f"and {lk.households or 0:,} households",
-                      f"- addresses matched to a UPRN: {(lk.uprn_matched_share or 0):.1%}",
+                      f"- addresses matched to a UPRN: {(lk.uprn_matched_share or 0):.1%}"
+                      + (f" ({lk.gazetteer_note})" if lk.gazetteer_note else ""),
                       "- records whose person another agency also knows: "
                       + (", ".join(f"{s} {v:.1%}" for s, v in lk.linked_to_another_source.items()) or "n/a"),
                       f"- clusters split or flagged by the over-merge guard: {lk.overmerge_flags or 0:,}",
@@ -206,7 +208,7 @@ def end_run(settings: Settings, run_id: str, status: str, stage: str | None = No
     """Record the run's end and release the run lock. A completed run that built a snapshot makes it current
     in the same transaction, so the published pointer only ever moves with a run that completed.
     Returns the snapshots expired afterwards."""
-    from warehouse._golden import expire_snapshots, make_current
+    from warehouse._golden import expire_snapshots, make_current, write_current_pointer
 
     try:
         con = open_warehouse(settings)
@@ -216,6 +218,7 @@ def end_run(settings: Settings, run_id: str, status: str, stage: str | None = No
                     make_current(con, snapshot_id)
                 warehouse.finish_run(con, run_id, status, stage, error)
             if snapshot_id and status == "completed":
+                write_current_pointer(settings.snapshots, snapshot_id)
                 return expire_snapshots(con, settings.snapshot_retention_days, settings.snapshots)
             return []
         finally:
@@ -339,9 +342,15 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
     current in the transaction that completes the run."""
     from warehouse._golden import PublishError, publish_snapshot
 
+    from linkage_models.pipeline import ModelError, check_staged_sources
+
     own = con is None
     con = con or open_warehouse(settings)
     try:
+        try:  # a snapshot is published under the contracts the records were ingested with, or not at all
+            check_staged_sources(con, settings.contracts_dir)
+        except ModelError as exc:
+            raise StageFailure("publish", str(exc)) from None
         as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
         # sources whose extract was missing in this run (published with their last good data by policy)
         stale = {source: str(loaded) for source, loaded in con.execute(
@@ -381,12 +390,12 @@ def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
             con.close()
 
 
-def run_train(settings: Settings) -> str:
+def run_train(settings: Settings, settings_file: Path | None = None) -> str:
     from linkage_models.pipeline import train
 
     con = open_warehouse(settings)
     try:
-        return train(con, settings)
+        return train(con, settings, settings_file)
     finally:
         con.close()
 

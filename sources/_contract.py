@@ -134,6 +134,64 @@ class Sharing(_Strict):
     dsa_reference: str | None = None
 
 
+FIXED_IDENTIFIERS = ("nhs_number", "ni_number", "upn", "pnc_id", "crn", "uprn", "tenancy_ref", "local_id")
+# identifiers that mean something only inside the agency that issued them
+_LOCAL_BY_DEFAULT = {"tenancy_ref", "local_id"}
+CHECK_RULES = ("modulus_11", "nhs_number", "ni_number", "upn", "pnc_id", "crn")
+
+
+class Identifier(_Strict):
+    """An identifier the extract carries, of any name.
+
+    The eight canonical identifiers (FIXED_IDENTIFIERS) take their value from the person mapping; any other
+    name gives its own column (or columns/value). `check` rejects malformed values (nulled and flagged,
+    never the row); `scope: local` means the value is only unique inside this agency, so it is compared
+    between this source's own records only.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    column: str | None = None
+    columns: list[str] | None = None
+    separator: str = ""
+    value: str | None = None
+    check: Literal["modulus_11", "nhs_number", "ni_number", "upn", "pnc_id", "crn"] | None = None
+    pattern: str | None = Field(default=None, description="regex the normalised value must match")
+    scope: Literal["national", "local"] | None = None
+
+    @model_validator(mode="after")
+    def _origin(self) -> "Identifier":
+        origins = sum(x is not None for x in (self.column, self.columns, self.value))
+        if self.name in FIXED_IDENTIFIERS and origins:
+            raise ValueError(f"{self.name} is a canonical field: map it under person, not here")
+        if self.name not in FIXED_IDENTIFIERS and origins != 1:
+            raise ValueError(f"identifier {self.name}: give exactly one of column, columns or value")
+        if self.pattern is not None:
+            re.compile(self.pattern)
+        return self
+
+    @property
+    def effective_scope(self) -> str:
+        return self.scope or ("local" if self.name in _LOCAL_BY_DEFAULT else "national")
+
+    def field_spec(self) -> FieldSpec | None:
+        if self.name in FIXED_IDENTIFIERS:
+            return None
+        return FieldSpec(column=self.column, columns=self.columns, value=self.value, separator=self.separator)
+
+
+class MinimumData(_Strict):
+    """What a record needs to be linkable: a name and at least one of `any_of` (else quarantined)."""
+
+    name: bool = True
+    any_of: list[Literal["date_of_birth", "identifier", "address", "postcode", "phone", "email"]] = Field(
+        default_factory=lambda: ["date_of_birth", "identifier", "address", "postcode", "phone", "email"])
+
+
+class DateOfBirthBounds(_Strict):
+    earliest: dt.date = dt.date(1900, 1, 1)
+    max_age_years: int | None = Field(default=None, ge=1, description="older than this is out of bounds")
+
+
 class SourceContract(_Strict):
     source: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     agency: str
@@ -150,13 +208,33 @@ class SourceContract(_Strict):
     columns: list[str] | None = Field(
         default=None, description="the complete header the agency agreed to send; any other column is an error")
     trust_rank: int = Field(ge=1)
-    identifiers: list[Literal["nhs_number", "ni_number", "upn", "pnc_id", "crn", "uprn", "tenancy_ref"]] = []
+    identifiers: list[Identifier] = []
+    minimum_data: MinimumData = MinimumData()
+    date_of_birth_bounds: DateOfBirthBounds = DateOfBirthBounds()
+    max_quarantined_share: float = Field(default=0.5, ge=0, le=1, description=(
+        "an extract with a larger share of its rows quarantined is rejected whole"))
     sharing: Sharing
     person: PersonMapping
     related_persons: list[RelatedPerson] = []
     involvements: list[Involvement] = []
     events: list[Event] = []
     stated_relationships: StatedRelationships | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identifier_names(cls, data):
+        """`identifiers: [upn, {name: soc_sec_id, column: ssn}]`: a bare name is a canonical identifier."""
+        if isinstance(data, dict) and isinstance(data.get("identifiers"), list):
+            data = {**data, "identifiers": [{"name": i} if isinstance(i, str) else i for i in data["identifiers"]]}
+        return data
+
+    def declared_identifiers(self) -> list[Identifier]:
+        """Declared identifiers plus canonical identifier fields the person mapping fills but did not declare."""
+        declared = {i.name: i for i in self.identifiers}
+        for name in self.person.fields():
+            if name in FIXED_IDENTIFIERS and name != "uprn" and name not in declared:
+                declared[name] = Identifier(name=name)
+        return list(declared.values())
 
     def required_source_columns(self) -> list[str]:
         if self.required_columns is not None:
@@ -170,6 +248,7 @@ class SourceContract(_Strict):
                                   inv.start_date, inv.end_date) if s]
         for ev in self.events:
             specs += [s for s in (ev.event_type, ev.event_date, ev.value, ev.detail) if s]
+        specs += [s for s in (i.field_spec() for i in self.identifiers) if s is not None and s.value is None]
         for spec in specs:
             cols.update(spec.source_columns())
         conditions = [i.when for i in self.involvements] + [e.when for e in self.events]

@@ -20,6 +20,7 @@ _STAGING = {
     "involvement": canonical.INVOLVEMENT,
     "event": canonical.EVENT,
     "stated_relationship": canonical.STATED_RELATIONSHIP,
+    "person_identifier": canonical.PERSON_IDENTIFIER,
 }
 
 

@@ -9,6 +9,7 @@ import polars as pl
 
 from sources import canonical
 from sources._contract import Condition, FieldSpec, PersonMapping, SourceContract
+from sources._standardise import clean_identifier
 
 _DATE_FIELDS = {name for name, dtype in canonical.PERSON_RECORD.items() if isinstance(dtype, pl.Date)}
 _TITLES = r"^(?i:(mr|mrs|ms|miss|mx|dr|master|rev|prof)\.?)\s+"
@@ -20,6 +21,7 @@ class MappedExtract:
     involvement: pl.DataFrame
     event: pl.DataFrame
     stated_relationship: pl.DataFrame
+    person_identifier: pl.DataFrame
 
 
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
@@ -99,7 +101,7 @@ def _person_columns(mapping: PersonMapping) -> tuple[list[pl.Expr], list[pl.Expr
             raw = value_expr(spec)
             nfa = raw.str.strip_chars().str.to_uppercase().is_in([v.upper() for v in spec.no_fixed_abode_values])
             exprs += [pl.when(nfa).then(None).otherwise(raw).alias("address_text"), nfa.alias("no_fixed_abode")]
-        elif name == "no_fixed_abode":
+        elif name in ("no_fixed_abode", "confidential"):
             exprs.append((value_expr(spec).str.to_uppercase().is_in(["Y", "YES", "TRUE", "1"])).alias(name))
         elif name == "uprn":
             exprs.append(value_expr(spec).str.strip_chars().cast(pl.Int64, strict=False).alias("uprn"))
@@ -111,6 +113,13 @@ def _person_columns(mapping: PersonMapping) -> tuple[list[pl.Expr], list[pl.Expr
 def _persons(frame: pl.DataFrame, mapping: PersonMapping, contract: SourceContract, sha: str,
              extract_date: dt.date | None, role: str, suffix: str = "") -> pl.DataFrame:
     exprs, flags = _person_columns(mapping)
+    if role == "subject":  # a declared identifier that fails its check is set aside and flagged, never the row
+        for ident in contract.identifiers:
+            spec = ident.field_spec()
+            if spec is not None:
+                given = value_expr(spec)
+                flags.append(pl.when(given.is_not_null() & clean_identifier(given, ident.check, ident.pattern).is_null())
+                             .then(pl.lit(f"{ident.name}_invalid")))
     out = frame.select(
         pl.lit(contract.source).alias("source"),
         (pl.col(contract.record_key).cast(pl.String).str.strip_chars() + suffix).alias("record_id"),
@@ -174,6 +183,15 @@ def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256
         for ev in contract.events
     ]
 
+    identifiers = [
+        frame.select(
+            pl.lit(contract.source).alias("source"), key.alias("record_id"), pl.lit(ident.name).alias("scheme"),
+            pl.lit(ident.effective_scope).alias("scope"),
+            clean_identifier(value_expr(ident.field_spec()), ident.check, ident.pattern).alias("value"),
+        ).filter(pl.col("value").is_not_null())
+        for ident in contract.identifiers if ident.field_spec() is not None
+    ]
+
     def stack(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
         return pl.concat([canonical.conform(f, schema) for f in frames]) if frames else canonical.empty(schema)
 
@@ -182,6 +200,7 @@ def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256
         involvement=stack(involvements, canonical.INVOLVEMENT),
         event=stack(events, canonical.EVENT),
         stated_relationship=stack(relationships, canonical.STATED_RELATIONSHIP),
+        person_identifier=stack(identifiers, canonical.PERSON_IDENTIFIER),
     )
 
 

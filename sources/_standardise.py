@@ -82,6 +82,13 @@ def normalise_postcode(expr: pl.Expr) -> pl.Expr:
     return pl.when(valid).then(compact.str.slice(0, compact.str.len_chars() - 3) + " " + compact.str.slice(-3)).otherwise(None)
 
 
+def _other_postcode(expr: pl.Expr) -> pl.Expr:
+    """A postcode that is not a UK one, normalised the same way: upper case, single spaces, or null when blank."""
+    text = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"[^A-Z0-9 ]", "").str.replace_all(r"\s+", " ")
+    text = text.str.strip_chars()
+    return pl.when(text != "").then(text)
+
+
 def extract_postcode(expr: pl.Expr) -> pl.Expr:
     found = expr.str.to_uppercase().str.extract_groups(_POSTCODE_IN_TEXT)
     return pl.when(found.struct.field("1").is_not_null()).then(
@@ -130,6 +137,34 @@ def clean_crn(expr: pl.Expr) -> pl.Expr:
     return pl.when(text.str.contains(r"^[A-Z]\d{6}$")).then(text)
 
 
+def modulus_11(expr: pl.Expr) -> pl.Expr:
+    """Digits whose last is the modulus-11 check digit of the others (weights n+1…2, as the NHS number); or null."""
+    digits = expr.str.replace_all(r"[\s-]", "")
+    length = digits.str.len_chars()
+    weighted = pl.sum_horizontal([
+        pl.when(pl.lit(i) < length - 1).then(
+            digits.str.slice(i, 1).cast(pl.Int32, strict=False) * (length - i).cast(pl.Int32)).otherwise(0)
+        for i in range(16)])
+    check = 11 - weighted % 11
+    check = pl.when(check == 11).then(0).otherwise(check)
+    last = digits.str.slice(-1, 1).cast(pl.Int32, strict=False)
+    ok = digits.str.contains(r"^\d{2,17}$") & (check != 10) & (check == last)
+    return pl.when(ok).then(digits)
+
+
+def clean_identifier(expr: pl.Expr, check: str | None = None, pattern: str | None = None) -> pl.Expr:
+    """A declared identifier: upper case without spaces or hyphens, null when it fails its check or pattern."""
+    text = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"[\s-]", "")
+    text = pl.when(text != "").then(text)
+    checks = {"modulus_11": modulus_11, "nhs_number": clean_nhs_number, "ni_number": clean_ni_number,
+              "upn": clean_upn, "pnc_id": clean_pnc_id, "crn": clean_crn}
+    if check is not None:
+        text = checks[check](text)
+    if pattern is not None:
+        text = pl.when(text.str.contains(pattern)).then(text)
+    return text
+
+
 def normalise_phone(expr: pl.Expr) -> pl.Expr:
     digits = expr.str.replace_all(r"[^\d+]", "")
     national = (
@@ -175,8 +210,17 @@ def _sex_from_title(expr: pl.Expr) -> pl.Expr:
     return pl.when(text.is_in(["mrs", "ms", "miss"])).then(pl.lit("F")).when(text == "mr").then(pl.lit("M"))
 
 
-def standardise_person_records(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
-    """Fill the derived columns; null and flag invalid identifiers and impossible dates. Never drops a row."""
+def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
+                               date_of_birth_earliest: dt.date = dt.date(1900, 1, 1),
+                               max_age_years: int | None = None) -> pl.DataFrame:
+    """Fill the derived columns; null and flag invalid identifiers and impossible dates. Never drops a row.
+
+    A postcode outside the UK pattern is kept (upper case, one space before a trailing 9AA when there is
+    one) and flagged `postcode_not_uk`: it is still evidence two records share an address. A date of birth
+    after `as_of` or before the bounds is nulled and flagged `date_of_birth_out_of_bounds`.
+    """
+    if max_age_years is not None:
+        date_of_birth_earliest = max(date_of_birth_earliest, as_of.replace(year=as_of.year - max_age_years))
     identifiers = {"nhs_number": clean_nhs_number, "ni_number": clean_ni_number, "upn": clean_upn,
                    "pnc_id": clean_pnc_id, "crn": clean_crn}
     # clean each value once into a temporary column, then flag where a given value did not survive
@@ -188,22 +232,26 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFr
         pl.coalesce(_sex(pl.col("sex")), _sex_from_title(pl.col("title"))).alias("sex"),
         standardise_address(pl.col("address_text")).alias("address_std"),
         normalise_postcode(pl.col("postcode")).alias("_postcode"),
+        _other_postcode(pl.col("postcode")).alias("_postcode_other"),
         normalise_phone(pl.col("phone")).alias("_phone"),
         *[cleaner(pl.col(name)).alias(f"_{name}") for name, cleaner in identifiers.items()],
     )
     flags = pl.col("quality_flags").fill_null(pl.lit([], pl.List(pl.String)))
     impossible = pl.col("date_of_birth").is_not_null() & (
-        (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(dt.date(1900, 1, 1))))
+        (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(date_of_birth_earliest)))
     placeholder = pl.col("date_of_birth").is_in(PLACEHOLDER_DATES)
     flags = _flag(flags, placeholder, "date_of_birth_placeholder")
     impossible = impossible & ~placeholder
-    flags = _flag(flags, impossible, "date_of_birth_impossible")
-    for name in (*identifiers, "postcode", "phone"):
+    flags = _flag(flags, impossible, "date_of_birth_out_of_bounds")
+    flags = _flag(flags, pl.col("_postcode").is_null() & pl.col("_postcode_other").is_not_null(), "postcode_not_uk")
+    for name in (*identifiers, "phone"):
         flags = _flag(flags, pl.col(name).is_not_null() & pl.col(f"_{name}").is_null(), f"{name}_invalid")
     out = out.with_columns(
         flags.alias("quality_flags"),
         pl.when(impossible | placeholder).then(None).otherwise(pl.col("date_of_birth")).alias("date_of_birth"),
-        pl.coalesce(pl.col("_postcode"), extract_postcode(pl.col("address_text"))).alias("postcode"),
+        # a UK postcode in the address text beats a non-UK value in the postcode column
+        pl.coalesce(pl.col("_postcode"), extract_postcode(pl.col("address_text")),
+                    pl.col("_postcode_other")).alias("postcode"),
         pl.col("_phone").alias("phone"),
         pl.col("email").str.strip_chars().str.to_lowercase().alias("email"),
         *[pl.col(f"_{name}").alias(name) for name in identifiers],

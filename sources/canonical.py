@@ -58,6 +58,22 @@ PERSON_RECORD: dict[str, pl.DataType] = {
     "email": pl.String(),
     # data-quality flags raised by standardisation (e.g. "nhs_number_invalid")
     "quality_flags": pl.List(pl.String()),
+    # shielding: the source marks the record confidential (e.g. a child at risk); the practitioner service
+    # reveals such a person only through the fields searched
+    # (last, so warehouses created before it only need the column appended)
+    "confidential": pl.Boolean(),
+}
+
+# Identifiers of any name, one row per (record, scheme), beside the fixed identifier columns above: a contract
+# declares them (sources/_contract.py Identifier) and the person model compares and blocks on every scheme
+# two or more sources populate (docs/adr/0006-identifiers-of-any-name.md). `scope` is national or local; a
+# local value is unique only inside the agency that issued it.
+PERSON_IDENTIFIER: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "record_id": pl.String(),
+    "scheme": pl.String(),
+    "scope": pl.String(),
+    "value": pl.String(),  # normalised: upper case, no spaces or hyphens; never an invalid value
 }
 
 INVOLVEMENT: dict[str, pl.DataType] = {

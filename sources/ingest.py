@@ -159,17 +159,30 @@ def _ingest_source(
         return _reject(con, run_id, contract.source, display, sha, path, message, raw=raw)
 
     mapped = apply_contract(frame, contract, file_sha256=sha, extract_date=extract_date)
+    bounds = contract.date_of_birth_bounds
     as_of = extract_date or (today or dt.date.today())
-    people = standardise_person_records(mapped.person_record, as_of=as_of)
+    people = standardise_person_records(mapped.person_record, as_of=as_of,
+                                        date_of_birth_earliest=bounds.earliest, max_age_years=bounds.max_age_years)
     mapped, people = _flag_future_events(mapped, people, as_of)
     people = _limit_text(people, frame)
-    subjects = people.filter(pl.col("record_role") == "subject")
+    subjects = people.filter(pl.col("record_role") == "subject").with_columns(
+        pl.col("record_id").is_in(mapped.person_identifier["record_id"].implode()).alias("_has_declared_identifier"))
     outcome = validate_records(contract.source, subjects, extract_date=extract_date or dt.date.today(),
-                               context_dir=gx_dir)
+                               context_dir=gx_dir, minimum_any_of=contract.minimum_data.any_of,
+                               require_name=contract.minimum_data.name)
+    subjects = subjects.drop("_has_declared_identifier")
     bad_rows = outcome.quarantined.select("row_number", "record_id", "reasons").join(
         raw.select("row_number", "payload"), on="row_number", how="left"
     )
     bad_rows, raw = _suppress_erased(con, contract.source, subjects, bad_rows, raw)
+    if raw.height and bad_rows.height / raw.height > contract.max_quarantined_share:
+        # a source whose rows mostly fail is a broken extract or a wrong contract: never `loaded`
+        counts = bad_rows.explode("reasons").group_by("reasons").len().sort("len", descending=True).head(3)
+        causes = "; ".join(f"{r} ({n:,} rows)" for r, n in counts.iter_rows())
+        return _reject(con, run_id, contract.source, display, sha, path,
+                       f"{display}: {bad_rows.height:,} of {raw.height:,} rows failed validation, more than the "
+                       f"{contract.max_quarantined_share:.0%} the contract allows (max_quarantined_share): {causes}",
+                       raw=raw)
     keep = ~pl.col("row_number").is_in(bad_rows["row_number"].implode())
     staged = {
         "person_record": people.filter(keep),
@@ -180,6 +193,9 @@ def _ingest_source(
         .filter(keep)
         .drop("row_number"),
         "stated_relationship": mapped.stated_relationship.join(
+            people.select("record_id", "row_number"), on="record_id", how="left"
+        ).filter(keep).drop("row_number"),
+        "person_identifier": mapped.person_identifier.join(
             people.select("record_id", "row_number"), on="record_id", how="left"
         ).filter(keep).drop("row_number"),
     }

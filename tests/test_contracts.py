@@ -11,9 +11,9 @@ from sources._readers import read_extract
 from sources._standardise import standardise_person_records
 
 
-def test_the_five_agency_contracts_load():
+def test_the_seven_agency_contracts_load():
     contracts = load_contracts("sources/contracts")
-    assert set(contracts) == {"police", "probation", "housing", "health", "education"}
+    assert set(contracts) == {"police", "probation", "housing", "health", "education", "social_care", "benefits"}
     assert contracts["health"].sharing.restricted_fields == ["health_need_detail"]
     assert all(c.sharing.lawful_basis for c in contracts.values())
 
@@ -94,5 +94,5 @@ def test_unseen_extract_schema_loads_and_standardises_without_code_change(tmp_pa
     assert first["address_tokens"] == ["FLAT", "2", "14", "MILL", "ROAD"]
     assert second["date_of_birth"] is None and "date_of_birth_unparseable" in second["quality_flags"]
     assert second["nhs_number"] is None and "nhs_number_invalid" in second["quality_flags"]
-    assert second["postcode"] is None and "postcode_invalid" in second["quality_flags"]
+    assert second["postcode"] == "NOT A PC" and "postcode_not_uk" in second["quality_flags"]  # kept as evidence
     assert mapped.involvement.height == 2 and mapped.involvement["agency"].unique().to_list() == ["Fire and Rescue"]

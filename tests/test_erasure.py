@@ -8,7 +8,8 @@ import warehouse
 from tests._small_city import CLUSTERS, load_small_city
 from warehouse._erasure import erase_record, rectify_record, apply_rectifications
 from warehouse._golden import publish_snapshot, purge_snapshots
-from warehouse._graph import assign_person_ids, build_graph
+from linkage_models import assign_person_ids
+from warehouse._graph import build_graph
 
 KEY = b"k"
 

@@ -42,3 +42,21 @@ def test_measures_by_source_pair():
     ep = row[("education", "police")]
     assert (ep["true_pairs"], ep["linked_pairs"], ep["correct_pairs"]) == (1, 2, 1)
     assert sum(table["linked_pairs"]) == 7 and sum(table["true_pairs"]) == 6
+
+
+def test_missed_and_false_links_are_classed_by_the_noise_on_either_record():
+    truth = TRUTH.with_columns(pl.Series("noise", [[], ["surname_typo"], ["dob_missing"], [], ["nickname"], []]))
+    # person 1's education record missed; person 2's police record wrongly joined to person 1
+    clusters = TRUTH.select("source", "record_id").with_columns(
+        pl.Series("cluster_id", ["a", "a", "c", "b", "a", "b"]))
+    from linkage_models.evaluate import link_errors_by_cause
+
+    errors = link_errors_by_cause(clusters, truth)
+    rows = {(r["kind"], r["cause"], r["sources"]): r["pairs"] for r in errors.iter_rows(named=True)}
+    assert rows == {
+        ("missed", "dob_missing", "education × health"): 1,
+        ("missed", "dob_missing + surname_typo", "education × police"): 1,
+        ("missed", "nickname", "health × police"): 2,  # p2 apart from h2 and h3
+        ("false", "nickname", "health × police"): 1,  # p2 with h1
+        ("false", "nickname + surname_typo", "police × police"): 1,  # p2 with p1
+    }

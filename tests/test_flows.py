@@ -24,7 +24,7 @@ def test_ingest_flow_runs_sources_concurrently_and_recognises_unchanged_extracts
     from pipelines.flows import ingest
 
     city = tmp_path / "city"
-    generate_city(city, CityConfig(people=800, seed=5))
+    generate_city(city, CityConfig.easy(people=800, seed=5))  # the flow's mechanics: the five-agency easy city
     first = ingest(data_dir=str(city))
     assert {row["source"]: row["status"] for row in first} == dict.fromkeys(
         ["education", "health", "housing", "police", "probation"], "loaded")

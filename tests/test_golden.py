@@ -8,7 +8,8 @@ import pytest
 import warehouse
 from tests._small_city import CLUSTERS, load_small_city
 from warehouse._golden import PublishError, current_snapshot, publish_snapshot, rollback
-from warehouse._graph import assign_person_ids, build_graph
+from linkage_models import assign_person_ids
+from warehouse._graph import build_graph
 
 KEY = b"test-key-not-a-secret"
 

@@ -58,8 +58,8 @@ def _parquet_intact(parquet_dir: str) -> bool:
 def _new_extract(settings, date: str) -> None:
     """A newer housing extract (one tenancy fewer), so the next run has real work to do."""
     current = sorted((settings.landing / "housing").glob("*.txt"))[-1]
-    lines = current.read_text(encoding="cp1252").splitlines(keepends=True)
-    current.with_name(f"tenancy_members_{date}.txt").write_text("".join(lines[:-1]), encoding="cp1252")
+    lines = current.read_text(encoding="utf-8").splitlines(keepends=True)  # the housing contract says UTF-8
+    current.with_name(f"tenancy_members_{date}.txt").write_text("".join(lines[:-1]), encoding="utf-8")
 
 
 def _kill_when(settings, ready) -> int:

@@ -33,7 +33,7 @@ def test_nightly_publishes_then_a_rerun_keeps_every_id(settings):
     assert first.ok, first.failure
     assert first.publish.row_counts["person"] == first.link.persons
     rates = first.link.linked_to_another_source
-    assert set(rates) == {"education", "health", "housing", "police", "probation"}
+    assert set(rates) == {"benefits", "education", "health", "housing", "police", "probation", "social_care"}
     assert all(0 < share < 1 for share in rates.values())
     assert f"health {rates['health']:.1%}" in first.markdown
     snapshot, people = _published(settings)

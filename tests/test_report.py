@@ -39,9 +39,14 @@ def test_report_carries_no_personal_data(report):
             "using sample 200 rows (reservoir, 7)").fetchall()
     finally:
         con.close()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as dates:
+        extract_dates = {d for (d,) in dates.execute(
+            "select distinct cast(extract_date as varchar) from audit.file_manifest").fetchall()}
     for row in values:
         for value in row:
-            if value and len(value) >= 6:  # long enough not to be a word of the report's own text
+            # long enough not to be a word of the report's own text; an infant born on an extract's date is not
+            # a leak of that date
+            if value and len(value) >= 6 and value not in extract_dates:
                 assert value.lower() not in html, "a personal data value appears in the report"
 
 

@@ -9,7 +9,8 @@ import warehouse
 from pipelines.settings import SettingsError, load_settings
 from tests._small_city import CLUSTERS, load_small_city
 from warehouse._golden import publish_snapshot
-from warehouse._graph import assign_person_ids, build_graph
+from linkage_models import assign_person_ids
+from warehouse._graph import build_graph
 
 _INJECTION = "6GB'; create table main.pwned as select 1; --"
 

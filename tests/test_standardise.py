@@ -114,7 +114,7 @@ def test_frame_function_flags_and_never_drops_rows():
     a, b = out.sort("record_id").to_dicts()
     assert a["first_name"] == "Bill" and a["first_name_formal"] == "william" and a["sex"] == "M"
     assert a["date_of_birth"] is None and a["nhs_number"] is None
-    assert set(a["quality_flags"]) == {"date_of_birth_impossible", "nhs_number_invalid", "postcode_invalid"}
+    assert set(a["quality_flags"]) == {"date_of_birth_out_of_bounds", "nhs_number_invalid", "postcode_not_uk"}
     assert a["postcode"] == "AV3 4PL"  # recovered from the address text
     assert a["phone"] == "+447700900123" and a["address_tokens"] == ["12", "MILL", "LANE"]
     assert b["sex"] == "F" and b["upn"] is None and b["pnc_id"] == "12/345678A"

@@ -21,6 +21,7 @@ STAGING_TABLES: dict[str, dict[str, pl.DataType]] = {
     "involvement": canonical.INVOLVEMENT,
     "event": canonical.EVENT,
     "stated_relationship": canonical.STATED_RELATIONSHIP,
+    "person_identifier": canonical.PERSON_IDENTIFIER,
 }
 
 

@@ -25,7 +25,7 @@ import yaml
 
 _SQL = Path(__file__).parent / "sql" / "golden"
 _RULES = Path(__file__).parent / "survivorship.yaml"
-GOLDEN_TABLES = ("person", "household", "involvement", "person_source_link")
+GOLDEN_TABLES = ("person", "household", "involvement", "person_source_link", "person_record")
 PSEUDONYMISED_TABLES = {"person": "pseudo_person", "household": "pseudo_household", "involvement": "pseudo_involvement"}
 
 # attribute -> (value shown in golden, value compared for frequency)
@@ -269,7 +269,7 @@ def publish_snapshot(
     con.execute(_person_sql(snapshot, rules))
     for attribute in rules:
         con.execute(f"drop table {snapshot}._pick_{attribute}")
-    for name in ("household", "involvement", "person_source_link"):
+    for name in ("household", "involvement", "person_source_link", "person_record"):
         con.execute(_render(name, snapshot))
     con.register("_pseudonym", _pseudonyms(con, snapshot, pseudonymisation_key))
     con.execute(_render("pseudonymised", snapshot))
@@ -306,6 +306,7 @@ def publish_snapshot(
         return SnapshotResult(snapshot, counts, out_dir, manifest_path, [])
     with transaction(con):
         make_current(con, snapshot)
+    write_current_pointer(snapshots_dir, snapshot)
     expired = expire_snapshots(con, retention_days, snapshots_dir)
     return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
 
@@ -319,6 +320,21 @@ def make_current(con: duckdb.DuckDBPyConnection, snapshot: str) -> None:
     con.execute("update audit.snapshot set status = 'superseded' where status = 'published'")
     con.execute("update audit.snapshot set status = 'published', published_at = current_timestamp "
                 "where snapshot_id = ? and status = 'ready'", [snapshot])
+
+
+CURRENT_POINTER = "current.json"
+
+
+def write_current_pointer(snapshots_dir: Path, snapshot: str) -> None:
+    """snapshots/current.json names the published snapshot, so readers outside the warehouse (the practitioner
+    service) find it without opening the working DuckDB file. Replaced atomically: a reader sees the old or
+    the new pointer, never half of one."""
+    snapshots_dir = Path(snapshots_dir)
+    snapshots_dir.mkdir(parents=True, exist_ok=True)
+    tmp = snapshots_dir / f".{CURRENT_POINTER}.tmp"
+    tmp.write_text(json.dumps({"snapshot_id": snapshot, "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}),
+                   encoding="utf-8")
+    tmp.replace(snapshots_dir / CURRENT_POINTER)
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -344,6 +360,9 @@ def rollback(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
         switch_views(con, target)
         con.execute("update audit.snapshot set status = 'rolled_back' where snapshot_id = ?", [current])
         con.execute("update audit.snapshot set status = 'published' where snapshot_id = ?", [target])
+    recorded = con.execute("select parquet_dir from audit.snapshot where snapshot_id = ?", [target]).fetchall()
+    if recorded and recorded[0][0]:
+        write_current_pointer(Path(recorded[0][0]).parent, target)
     return current, target
 
 

@@ -29,10 +29,46 @@ _HOUSE_NAMES = np.array("Rose Cottage|The Laurels|Fernleigh|Hillcrest|The Old Fo
 _COMMUNAL = [("RI01", "Care Home"), ("RI02A", "Hostel"), ("RI03", "Student Halls")]
 
 
-def _names(file: str) -> tuple[np.ndarray, np.ndarray]:
-    frame = pl.read_csv(_REF / file)
-    weights = frame["weight"].to_numpy()
+_GROUP_SHARES = {  # a diverse English city (Census 2021 ethnic-group shares of cities such as Leicester/Bradford, rounded)
+    "british": 0.60, "irish": 0.015, "polish": 0.04, "romanian": 0.02, "muslim_south_asian": 0.10,
+    "indian": 0.06, "black_african": 0.05, "somali": 0.02, "caribbean": 0.03, "chinese": 0.02, "arab": 0.025,
+}
+
+
+def _ranked(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Names in popularity order with Zipf-like weights (1 / (rank + 2))."""
+    weights = 1.0 / (frame["rank"].to_numpy() + 2.0)
     return frame["name"].to_numpy().astype(str), weights / weights.sum()
+
+
+def _draw_first(rng: np.random.Generator, group: np.ndarray, sex: np.ndarray, birth_year: np.ndarray) -> np.ndarray:
+    """First names by ethnic group, sex and (for the largest group) birth cohort."""
+    table = pl.read_csv(_REF / "first_names.csv")
+    cohort = np.where(birth_year < 1965, "older", np.where(birth_year < 1995, "middle", "young"))
+    out = np.empty(len(group), dtype=object)
+    for (g, s, c), frame in table.group_by(["group", "sex", "cohort"], maintain_order=True):
+        rows = (group == g) & (sex == s) & ((cohort == c) if c != "all" else True)
+        if rows.any():
+            names, p = _ranked(frame.sort("rank"))
+            out[rows] = rng.choice(names, int(rows.sum()), p=p)
+    return out.astype(str)
+
+
+def _draw_surnames(rng: np.random.Generator, group: np.ndarray) -> np.ndarray:
+    table = pl.read_csv(_REF / "surnames.csv")
+    out = np.empty(len(group), dtype=object)
+    for (g,), frame in table.group_by(["group"], maintain_order=True):
+        rows = group == g
+        if rows.any():
+            names, p = _ranked(frame.sort("rank"))
+            out[rows] = rng.choice(names, int(rows.sum()), p=p)
+    return out.astype(str)
+
+
+def _polish_form(surnames: np.ndarray, sex: np.ndarray) -> np.ndarray:
+    """Polish surnames agree with sex: Kowalski (m) / Kowalska (f)."""
+    female = pl.Series(surnames).str.replace(r"ski$", "ska").str.replace(r"cki$", "cka").str.replace(r"dzki$", "dzka")
+    return np.where(sex == "F", female.to_numpy(), surnames)
 
 
 def _title(values: np.ndarray) -> np.ndarray:
@@ -100,6 +136,7 @@ def gazetteer(rng: np.random.Generator, households: int, communal_places: int) -
     flat_no = np.where(is_flat, rng.integers(1, 9, properties), 0)
     has_name = (~is_flat) & (rng.random(properties) < 0.03)
     ward = ward_of_street[street]
+    has_locality = rng.random(streets) < 0.5  # half the streets lie in a named locality (the ward's village)
     sector = (street // 20) % 10
     unit = street * 3 + (number - 1) // 14  # ~14 properties per postcode unit
     postcode = _postcodes(ward, sector, unit)
@@ -112,9 +149,11 @@ def gazetteer(rng: np.random.Generator, households: int, communal_places: int) -
             "pao_start_number": number.astype(np.int64),
             "pao_text": np.where(has_name, rng.choice(_HOUSE_NAMES, properties), ""),
             "street_description": street_names[street],
-            "locality": "",
+            "locality": np.where(has_locality[street], np.char.upper(np.array(_WARDS)[ward].astype(str)), ""),
             "town_name": "ASHFORD VALE",
             "postcode": postcode,
+            # the postcode of the next unit along the street: what a clerk types from memory
+            "neighbour_postcode": _postcodes(ward, sector, street * 3 + ((number - 1) // 14 + 1) % 3),
             "ward_code": np.char.add("E0500", (1000 + ward).astype(str)),
             "ward_name": np.array(_WARDS)[ward],
             "classification_code": np.where(is_flat, "RD06", rng.choice(np.array(["RD02", "RD03", "RD04"]), properties)),
@@ -137,6 +176,7 @@ def gazetteer(rng: np.random.Generator, households: int, communal_places: int) -
             "locality": "",
             "town_name": "ASHFORD VALE",
             "postcode": _postcodes(cward, (cstreet // 20) % 10, 9000 + np.arange(c)),
+            "neighbour_postcode": _postcodes(cward, (cstreet // 20) % 10, 9001 + np.arange(c)),
             "ward_code": np.char.add("E0500", (1000 + cward).astype(str)),
             "ward_name": np.array(_WARDS)[cward],
             "classification_code": np.array([_COMMUNAL[k][0] for k in kinds]),
@@ -189,17 +229,19 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
                             np.where(role == "parent2", np.clip(parent_age[hh] + rng.integers(-4, 5, n), 18, None),
                                      np.where(role == "sharer", rng.integers(18, 40, n), parent_age[hh]))))
     age = np.minimum(age, 99)
-    # twins: in 3% of households with two or more children the first two children share a birthday
-    twins_hh = (k >= 2) & (rng.random(n_households)[hh] < 0.03)
+    # multiple births: about 3% of children are twins, about 1 in 2,000 a triplet (ONS birth characteristics)
     child_rank = pos - a
+    first_child = np.clip(np.cumsum(size)[hh] - size[hh] + a, 0, n - 1)
+    multiple = rng.random(n_households)
+    triplet_hh = (kids >= 3) & (multiple < 0.0012)
+    twins_hh = (kids >= 2) & (multiple >= 0.0012) & (multiple < 0.0012 + 0.045)
     day_of_year = rng.integers(0, 365, n)
-    first_child_doy = day_of_year[np.clip(np.cumsum(size)[hh] - size[hh] + a, 0, n - 1)]
-    first_child_age = age[np.clip(np.cumsum(size)[hh] - size[hh] + a, 0, n - 1)]
-    is_twin = twins_hh & (role == "child") & (child_rank <= 1)
-    day_of_year = np.where(is_twin, first_child_doy, day_of_year)
-    age = np.where(is_twin, first_child_age, age)
+    is_twin = (role == "child") & ((twins_hh[hh] & (child_rank <= 1)) | (triplet_hh[hh] & (child_rank <= 2)))
+    day_of_year = np.where(is_twin, day_of_year[first_child], day_of_year)
+    age = np.where(is_twin, age[first_child], age)
     end = np.datetime64(extract_date)
     dob = end - (age * 365.25).astype("timedelta64[D]") - day_of_year.astype("timedelta64[D]")
+    birth_year = dob.astype("datetime64[Y]").astype(int) + 1970
 
     # sex: parent1 mostly female in lone-parent households, partners mostly opposite sex
     sex = np.where(rng.random(n) < 0.5, "F", "M")
@@ -207,28 +249,59 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
     sex = np.where(role == "parent1", p1_sex[hh], sex)
     sex = np.where((role == "parent2") & (rng.random(n) < 0.95), np.where(p1_sex[hh] == "F", "M", "F"), sex)
 
-    male, male_p = _names("first_names_male.csv")
-    female, female_p = _names("first_names_female.csv")
-    surnames, surname_p = _names("surnames.csv")
-    first = np.where(sex == "M", rng.choice(male, n, p=male_p), rng.choice(female, n, p=female_p))
-    family_surname = rng.choice(surnames, n_households, p=surname_p)
-    own_surname = rng.choice(surnames, n, p=surname_p)
+    # ethnic group: per household; a partner from another group in 10% of couples; sharers each their own
+    groups = np.array(list(_GROUP_SHARES))
+    shares = np.array(list(_GROUP_SHARES.values()))
+    hh_group = rng.choice(groups, n_households, p=shares / shares.sum())
+    own_group = rng.choice(groups, n, p=shares / shares.sum())
+    group = np.where((role == "sharer") | ((role == "parent2") & (rng.random(n) < 0.1)), own_group, hh_group[hh])
+    first = _draw_first(rng, group, sex, birth_year)
+    middle = np.where(rng.random(n) < np.where(np.isin(group, ["british", "irish", "caribbean"]), 0.6, 0.3),
+                      _draw_first(rng, group, sex, birth_year), "")
+    middle = np.where(middle == first, "", middle)
+    family_surname = _draw_surnames(rng, hh_group)
+    own_surname = _draw_surnames(rng, group)
     # parent2 keeps a different surname in 30% of couples; sharers and grandparents have their own
     different_partner = rng.random(n_households) < 0.3
     last = np.where(np.isin(role, ["sharer", "single"]), own_surname, family_surname[hh])
     last = np.where((role == "parent2") & different_partner[hh], own_surname, last)
     last = np.where(role == "grandparent", own_surname, last)
+    p2_index = np.minimum(np.cumsum(size) - size + 1, n - 1)
+    # double-barrelled: in 15% of couple-with-children households whose parents' surnames differ
+    double = (htype[hh] == 2) & (role == "child") & different_partner[hh] & (rng.random(n_households)[hh] < 0.5)
+    last = np.where(double, np.char.add(np.char.add(family_surname[hh], "-"), own_surname[p2_index][hh]), last)
     # Jr/Sr: in 2% of couple-with-children households the eldest son has his father's full name
-    father_first = np.where(p1_sex == "M", first[np.cumsum(size) - size], first[np.minimum(np.cumsum(size) - size + 1, n - 1)])
+    father_first = np.where(p1_sex == "M", first[np.cumsum(size) - size], first[p2_index])
     junior = (htype[hh] == 2) & (role == "child") & (child_rank == 0) & (sex == "M") & (rng.random(n_households)[hh] < 0.02)
-    junior &= age >= 0
     first = np.where(junior, father_first[hh], first)
+    last = np.where(group == "polish", _polish_form(last, sex), last)
     # the maiden name of married women (used by older records)
     maiden = np.where((role == "parent2") & (sex == "F") & ~different_partner[hh], own_surname, "")
     maiden = np.where((role == "parent1") & (sex == "F") & (htype[hh] == 2) & (rng.random(n) < 0.4), own_surname, maiden)
+    maiden = np.where(group == "polish", _polish_form(maiden, sex), maiden)
     # the other parent's surname for children of couples with different surnames (the two-surname hard case)
-    other_parent_surname = np.where((role == "child") & different_partner[hh] & (htype[hh] == 2),
-                                    own_surname[np.minimum(np.cumsum(size) - size + 1, n - 1)][hh], "")
+    other_parent_surname = np.where((role == "child") & different_partner[hh] & (htype[hh] == 2) & ~double,
+                                    own_surname[p2_index][hh], "")
+    # a child whose surname changed (a parent's new partnership): the old surname stays in older records
+    previous_surname = np.where((role == "child") & (rng.random(n) < 0.05) & (age >= 2), _draw_surnames(rng, group), "")
+    previous_surname = np.where(previous_surname == last, "", previous_surname)
+
+    # surname conventions that differ between systems: many Bangladeshi and Pakistani women are recorded as
+    # Begum or Bibi in some systems and under their husband's or father's name in others; Somali names are
+    # patronymic (given name, father's, grandfather's), so systems disagree on which part is the surname
+    convention = np.where((group == "muslim_south_asian") & (sex == "F") & (rng.random(n) < 0.5),
+                          np.where(rng.random(n) < 0.7, "Begum", "Bibi"), "")
+    convention = np.where((group == "somali") & (rng.random(n) < 0.6), _draw_surnames(rng, group), convention)
+    convention = np.where(convention == last, "", convention)
+
+    # people who arrived with no documented date of birth are given 1 January of the believed year by the
+    # Home Office; systems fed from their documents (benefits, GP registration, housing) carry that date while
+    # others record the date the person gives
+    documented_jan1 = np.isin(group, ["somali", "arab", "black_african"]) & (age >= 16) & (rng.random(n) < 0.35)
+
+    # tenure (English Housing Survey 2022-23: about 65% own, 19% rent privately, 16% rent socially)
+    tenure = rng.choice(np.array(["owner", "private_rent", "social_rent"]), n_households, p=[0.65, 0.19, 0.16])
+    tenure = np.where(htype == 5, "private_rent", tenure)
 
     household_id = hh.astype(np.int64) + 1
     persons = pl.DataFrame(
@@ -237,11 +310,17 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
             "household_id": household_id,
             "household_type": np.array(["single", "couple", "couple_children", "lone_parent", "multi_generation",
                                         "house_share"])[htype[hh]],
+            "tenure": tenure[hh],
             "role": role,
-            "first_name": _title(first),
-            "last_name": _title(last),
-            "maiden_name": _title(maiden),
-            "other_parent_surname": _title(other_parent_surname),
+            "ethnic_group": group,
+            "first_name": first,
+            "middle_name": middle,
+            "last_name": last,
+            "maiden_name": maiden,
+            "other_parent_surname": other_parent_surname,
+            "previous_surname": previous_surname,
+            "alternate_surname": convention,
+            "documented_jan1": documented_jan1,
             "sex": sex,
             "date_of_birth": dob.astype("datetime64[D]"),
             "age": age.astype(np.int64),
@@ -253,21 +332,28 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
     c = communal_residents
     kind = rng.choice(3, c, p=[0.45, 0.3, 0.25])
     c_age = np.select([kind == 0, kind == 1], [rng.integers(70, 100, c), rng.integers(18, 60, c)], rng.integers(18, 23, c))
-    c_sex = np.where(rng.random(c) < 0.5, "F", "M")
-    c_first = np.where(c_sex == "M", rng.choice(male, c, p=male_p), rng.choice(female, c, p=female_p))
+    c_sex = np.where(rng.random(c) < np.where(kind == 1, 0.25, 0.5), "F", "M")
+    c_group = rng.choice(groups, c, p=shares / shares.sum())
+    c_dob = (end - (c_age * 365.25).astype("timedelta64[D]") - rng.integers(0, 365, c).astype("timedelta64[D]")).astype("datetime64[D]")
+    c_year = c_dob.astype("datetime64[Y]").astype(int) + 1970
     communal = pl.DataFrame(
         {
             "person_id": np.arange(n + 1, n + c + 1, dtype=np.int64),
             "household_id": np.arange(n_households + 1, n_households + c + 1, dtype=np.int64),
             "household_type": np.array(["care_home", "hostel", "student_halls"])[kind],
+            "tenure": "communal",
             "role": "resident",
-            "first_name": _title(c_first),
-            "last_name": _title(rng.choice(surnames, c, p=surname_p)),
+            "ethnic_group": c_group,
+            "first_name": _draw_first(rng, c_group, c_sex, c_year),
+            "middle_name": "",
+            "last_name": _polish_form(_draw_surnames(rng, c_group), c_sex),
             "maiden_name": "",
             "other_parent_surname": "",
+            "previous_surname": "",
+            "alternate_surname": "",
+            "documented_jan1": np.zeros(c, dtype=bool),
             "sex": c_sex,
-            "date_of_birth": (end - (c_age * 365.25).astype("timedelta64[D]")
-                              - rng.integers(0, 365, c).astype("timedelta64[D]")).astype("datetime64[D]"),
+            "date_of_birth": c_dob,
             "age": c_age.astype(np.int64),
             "is_twin": np.zeros(c, dtype=bool),
             "is_junior": np.zeros(c, dtype=bool),
@@ -283,10 +369,41 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
                                        np.char.add(rng.integers(100000, 999999, m).astype(str),
                                                    rng.choice(np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ")), m)))),
         pl.Series("crn", np.char.add(rng.choice(np.array(list("ABCDEFGHX")), m), rng.integers(100000, 999999, m).astype(str))),
-        pl.Series("phone", np.char.add("07700 9", rng.integers(10000, 99999, m).astype(str))),
     ).with_columns(pl.col("pnc_id").str.zfill(10))
+    persons = _contacts(rng, persons)
     relationships = _relationships(persons)
     return persons, relationships
+
+
+def _contacts(rng: np.random.Generator, persons: pl.DataFrame) -> pl.DataFrame:
+    """Phones and emails as households have them.
+
+    Own mobiles from age 11 (Ofcom: most children have a phone by 11-12; about 95% of adults); a landline in
+    about 40% of households (shared by everyone there); 40% of mobile owners changed number in the last three
+    years (no published rate; pay-as-you-go churn is high in the households agencies know best), the old
+    number lingering in other agencies' records; emails for about three adults in four.
+    """
+    n = persons.height
+    age = persons["age"].to_numpy()
+    own = rng.random(n) < np.where(age >= 16, 0.95, np.where(age >= 11, 0.6, 0.0))
+    mobile = np.char.add("07700 9", rng.integers(10000, 99999, n).astype(str))
+    old = np.char.add("07700 9", rng.integers(10000, 99999, n).astype(str))
+    changed = own & (rng.random(n) < 0.4)
+    hh = persons["household_id"].to_numpy()
+    landline_hh = rng.random(hh.max() + 1) < 0.4
+    landline_no = np.char.add("01632 7", np.char.zfill((hh % 100000).astype(str), 5))
+    first = persons["first_name"].str.to_lowercase().str.replace_all(r"[^a-z]", "")
+    last = persons["last_name"].str.to_lowercase().str.replace_all(r"[^a-z]", "")
+    has_email = (age >= 18) & (rng.random(n) < 0.75)
+    domains = np.array(["mail.example", "inbox.example", "post.example"])
+    email = (first + "." + last + pl.Series(rng.integers(1, 99, n).astype(str)) + "@"
+             + pl.Series(rng.choice(domains, n))).to_numpy()
+    return persons.with_columns(
+        pl.Series("mobile", np.where(own, mobile, "")),
+        pl.Series("mobile_old", np.where(changed, old, "")),
+        pl.Series("landline", np.where(landline_hh[hh], landline_no, "")),
+        pl.Series("email", np.where(has_email, email, "")),
+    )
 
 
 def _relationships(persons: pl.DataFrame) -> pl.DataFrame:
@@ -302,3 +419,56 @@ def _relationships(persons: pl.DataFrame) -> pl.DataFrame:
         "person_id", pl.col("person_id_2").alias("related_person_id"), pl.lit("partner_of").alias("relationship")
     )
     return pl.concat([parent_of, partners])
+
+
+def nlpg_dtf(llpg: pl.DataFrame, extract_date: dt.date, rng: np.random.Generator) -> str:
+    """The gazetteer as an LLPG custodian exports it: NLPG DTF 7.3 style records (10 header, 15 street
+    descriptor, 21 BLPU, 24 LPI, 32 classification, 99 trailer), no header row, text fields quoted.
+
+    About 3% of properties also carry a historical LPI (logical status 8: a renamed or renumbered address),
+    which a reader must skip.
+    """
+    day = extract_date.isoformat()
+
+    def q(col: str) -> pl.Expr:
+        return pl.lit('"') + pl.col(col).cast(pl.String).fill_null("").str.replace_all('"', "'") + pl.lit('"')
+
+    streets = llpg.group_by("usrn", maintain_order=True).agg(
+        pl.col("street_description").first(), pl.col("locality").first(), pl.col("town_name").first())
+    s15 = streets.select(pl.concat_str([pl.lit("15,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("usrn").cast(pl.String),
+                                        q("street_description"), q("locality"), q("town_name"), pl.lit('"ASHFORD VALE",ENG')],
+                                       separator=",").alias("line"))
+    n = llpg.height
+    frame = llpg.with_columns(
+        pl.Series("x", (400000 + rng.integers(0, 20000, n)).astype(str)),
+        pl.Series("y", (300000 + rng.integers(0, 20000, n)).astype(str)),
+        pl.col("sao_text").str.extract(r"(\d+)").fill_null("").alias("sao_number"),
+        pl.col("uprn").cast(pl.String).alias("u"),
+    )
+    s21 = frame.select(pl.concat_str([
+        pl.lit("21,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("1,2,,"), pl.col("x"), pl.col("y"),
+        pl.lit(f"1,9999,2000-01-01,,{day},2000-01-01,D"), q("postcode"), pl.lit("0")], separator=",").alias("line"))
+    s24 = frame.select(pl.concat_str([
+        pl.lit("24,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("9999L") + pl.col("u"),
+        pl.lit(f"ENG,1,2000-01-01,,{day},2000-01-01"), pl.col("sao_number"), pl.lit(",,"), q("sao_text"),
+        pl.col("pao_start_number").cast(pl.String), pl.lit(",,"), q("pao_text"), pl.col("usrn").cast(pl.String),
+        pl.lit(",Y,Y")], separator=",").alias("line"))
+    historic = frame.filter(pl.Series(rng.random(n) < 0.03)).select(pl.concat_str([
+        pl.lit("24,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("9999H") + pl.col("u"),
+        pl.lit("ENG,8,1990-01-01,1999-12-31,2000-01-01,1990-01-01,,,,,\"\""),
+        (pl.col("pao_start_number") + 100).cast(pl.String), pl.lit(",,"), pl.lit('"OLD NAME"'), pl.col("usrn").cast(pl.String),
+        pl.lit(",N,N")], separator=",").alias("line"))
+    s32 = frame.select(pl.concat_str([
+        pl.lit("32,I"), pl.int_range(pl.len()).cast(pl.String), pl.col("u"), pl.lit("9999C") + pl.col("u"),
+        pl.col("classification_code"), pl.lit(f"AddressBase Premium Classification Scheme,1.0,2000-01-01,,{day},2000-01-01")],
+        separator=",").alias("line"))
+    header = f'10,"ASHFORD VALE CITY COUNCIL",9999,{day},0,{day},000000,7.3,F'
+    body = pl.concat([s15, s21, s24, historic, s32])["line"].to_list()
+    trailer = f"99,0,{len(body) + 2},{day},000000"
+    return "\r\n".join([header, *body, trailer]) + "\r\n"
+
+
+def postcode_lookup(llpg: pl.DataFrame) -> pl.DataFrame:
+    """Postcode → ward, as the ONS postcode directory (NSPL) gives it: the gazetteer has no wards."""
+    return llpg.select(pl.col("postcode").alias("pcds"), pl.col("ward_code").alias("wd25cd"),
+                       pl.col("ward_name").alias("wd25nm")).unique("pcds", keep="first", maintain_order=True).sort("pcds")

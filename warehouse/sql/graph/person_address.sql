@@ -1,4 +1,5 @@
--- graph.person_address: dated residence evidence, one row per source record with a matched UPRN.
+-- graph.person_address: dated residence evidence, one row per source record with a matched UPRN, or, when
+-- no gazetteer property matched, with a normalised address and postcode (its address_key stands for the home).
 create or replace table graph.person_address as
 with records as (
     select * from staging.person_record where record_role is not null
@@ -13,6 +14,7 @@ renamed as (
     select
         links.person_id,
         matches.uprn,
+        matches.address_key,
         records.source,
         records.record_id,
         records.address_from,
@@ -24,7 +26,8 @@ renamed as (
     inner join links using (source, record_id)
     inner join matches
         on matches.address_key = address_key(records.address_std, records.postcode, records.uprn)
-    where matches.uprn is not null and not coalesce(records.no_fixed_abode, false)
+    where (matches.uprn is not null or (records.address_std is not null and records.postcode is not null))
+        and not coalesce(records.no_fixed_abode, false)
 ),
 ranked as (
     -- The current address is the freshest evidence: an open-ended residence, the latest start, the latest

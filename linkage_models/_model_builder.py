@@ -1,0 +1,291 @@
+"""The person model built from the data's fields: what the staged records carry decides the comparisons,
+the blocking rules and the training plan (docs/adr/0006-model-from-the-data.md).
+
+1. `profile`: the share of each source's records that populate each linkable field.
+2. A field is *usable* when at least min(2, number of sources) sources populate it (≥ MIN_COVERAGE of their
+   records): a field only one of several agencies fills cannot link across them.
+3. Comparisons come from Splink's comparison library (or custom levels where the household rule needs them,
+   see _person_model.py); each identifier scheme gets one, term frequencies where names repeat.
+4. Candidate blocking and training rules over usable fields are counted with Splink's blocking analysis;
+   a rule that yields no pairs, or too many, is skipped with the reason logged and kept in the plan.
+
+The plan (Splink settings + fields, coverage and skipped rules) is a reviewable JSON file. A data team can
+edit it and pin it (`familylink train --settings FILE`), and every trained model keeps a copy of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import splink.comparison_library as cl
+from splink import DuckDBAPI, SettingsCreator, block_on
+from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+log = logging.getLogger("familylink.model")
+
+INPUT_TABLE = "person_linkage_input"  # main schema: Splink reads columns of unqualified tables
+
+# Canonical identifier columns of staging.person_record and whether a value is unique nationally or only
+# inside the agency that issued it. Identifiers of any other name come from staging.person_identifier.
+FIXED_IDENTIFIERS = {"nhs_number": "national", "ni_number": "national", "upn": "national", "pnc_id": "national",
+                     "crn": "national", "tenancy_ref": "local", "local_id": "local"}
+# Identifiers whose values pass a check digit at ingest: a one-character difference is a different person.
+_CHECKED = {"nhs_number", "ni_number", "upn", "pnc_id", "crn"}
+# Linkable fields of the input other than identifiers.
+FIELDS = ("first_name_std", "last_name_std", "date_of_birth", "sex", "postcode", "uprn", "address_std", "phone",
+          "email")
+MIN_COVERAGE = 0.05  # a source "populates" a field when at least this share of its records have it
+MIN_RECORDS = 10  # fewer staged records than this is too little to train on
+MAX_RULE_COMPARISONS = 5e7  # a blocking rule past this at training size is skipped (it would not finish)
+
+
+class ModelBuildError(RuntimeError):
+    """Too little data, or no usable field: one line, ids and counts only."""
+
+    stage = "link"
+
+
+def id_column(scheme: str) -> str:
+    return f"id_{scheme}"
+
+
+def staged_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every identifier scheme the staged records may carry: scheme → scope."""
+    schemes = dict(FIXED_IDENTIFIERS)
+    schemes.update(dict(con.execute(
+        "select scheme, min(scope) from staging.person_identifier group by scheme order by scheme").fetchall()))
+    return schemes
+
+
+def input_sql(identifiers: dict[str, str]) -> str:
+    """The Splink input: one row per staged record, matching forms of every field, one column per identifier.
+
+    A local identifier's value is prefixed with its source, so it only ever agrees within that agency.
+    """
+    def value(expr: str, scope: str, source: str) -> str:
+        return f"{source} || '/' || {expr}" if scope == "local" else expr
+
+    fixed = [f"{value('p.' + s, scope, 'p.source')} as {id_column(s)}"
+             for s, scope in identifiers.items() if s in FIXED_IDENTIFIERS]
+    declared = {s: scope for s, scope in identifiers.items() if s not in FIXED_IDENTIFIERS}
+    pivot = ", ".join(
+        f"max(case when scheme = '{s}' then {value('value', scope, 'source')} end) as {id_column(s)}"
+        for s, scope in declared.items())
+    ids_cte = (f"ids as (select source, record_id, {pivot} from staging.person_identifier group by all)"
+               if declared else "ids as (select null::varchar as source, null::varchar as record_id)")
+    declared_cols = [f"ids.{id_column(s)}" for s in declared]
+    return f"""
+create or replace table {INPUT_TABLE} as
+with {ids_cte}
+select
+    p.source || ':' || p.record_id as unique_id,
+    p.source,
+    p.record_id,
+    split_part(p.first_name_std, ' ', 1) as first_name_std,
+    coalesce(p.first_name_formal, split_part(p.first_name_std, ' ', 1)) as first_name_formal,
+    replace(p.last_name_std, ' ', '') as last_name_std,
+    p.date_of_birth,
+    p.sex,
+    p.postcode,
+    p.uprn,
+    p.address_std,
+    p.address_tokens,
+    nullif(array_to_string(regexp_extract_all(p.address_std, '[0-9]+'), ' '), '') as address_numbers,
+    p.phone,
+    p.nhs_number,  -- the over-merge guard splits clusters holding two NHS numbers (_clusters.py)
+    p.email{''.join(', ' + c for c in fixed + declared_cols)}
+from staging.person_record as p
+left join ids on ids.source = p.source and ids.record_id = p.record_id
+"""
+
+
+def build_input(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str] | None = None) -> int:
+    con.execute(input_sql(identifiers if identifiers is not None else staged_identifiers(con)))
+    return con.execute(f"select count(*) from {INPUT_TABLE}").fetchall()[0][0]
+
+
+def profile(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str]) -> dict[str, dict[str, float]]:
+    """field → {source: share of that source's records that populate it}."""
+    columns = [*FIELDS, *(id_column(s) for s in identifiers)]
+    select = ", ".join(f"avg(({c} is not null)::int) as {c}" for c in columns)
+    rows = con.execute(f"select source, {select} from {INPUT_TABLE} group by source order by source").fetchall()
+    return {c: {row[0]: float(row[i + 1]) for row in rows} for i, c in enumerate(columns)}
+
+
+def usable_fields(coverage: dict[str, dict[str, float]], identifiers: dict[str, str]) -> list[str]:
+    """Fields populated by at least min(2, sources) sources. A local identifier only ever agrees inside one
+    agency, so it is usable only when one source is staged (deduplication)."""
+    sources = {s for shares in coverage.values() for s in shares}
+    needed = min(2, len(sources))
+    usable = []
+    for name, shares in coverage.items():
+        populated = sum(share >= MIN_COVERAGE for share in shares.values())
+        scheme = name.removeprefix("id_") if name.startswith("id_") else None
+        if scheme is not None and identifiers.get(scheme) == "local" and len(sources) > 1:
+            continue
+        if populated >= needed:
+            usable.append(name)
+    return usable
+
+
+@dataclass
+class ModelPlan:
+    """What the builder decided, and why: written as the reviewable settings file."""
+
+    identifiers: dict[str, str]  # every scheme the input carries: scheme → scope
+    coverage: dict[str, dict[str, float]]
+    usable: list[str]
+    splink_settings: dict
+    training_rules: list[dict]  # {"rule": sql, "comparisons": n}
+    deterministic_rules: list[str]
+    skipped: list[dict] = field(default_factory=list)  # {"rule": sql, "reason": text}
+
+    def to_json(self) -> dict:
+        return {
+            "familylink": {
+                "about": "Generated by linkage_models/_model_builder.py from the staged records. Edit, then pin with "
+                         "`familylink train --settings THIS_FILE`.",
+                "identifiers": self.identifiers, "usable_fields": self.usable, "coverage": self.coverage,
+                "training_rules": self.training_rules, "deterministic_rules": self.deterministic_rules,
+                "skipped_rules": self.skipped,
+            },
+            "splink_settings": self.splink_settings,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelPlan":
+        meta = data["familylink"]
+        return cls(identifiers=meta["identifiers"], coverage=meta.get("coverage", {}), usable=meta["usable_fields"],
+                   splink_settings=data["splink_settings"], training_rules=meta["training_rules"],
+                   deterministic_rules=meta["deterministic_rules"], skipped=meta.get("skipped_rules", []))
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_json(), indent=2, default=str), encoding="utf-8")
+        return path
+
+
+def _comparisons(usable: set[str], identifiers: dict[str, str]) -> list:
+    from linkage_models._person_model import (date_of_birth_comparison, forename_comparison,
+                                              surname_address_comparison)
+
+    comparisons = []
+    if "first_name_std" in usable:
+        comparisons.append(forename_comparison())
+    address = [f for f in ("uprn", "postcode", "address_std") if f in usable]
+    if "last_name_std" in usable and address:
+        comparisons.append(surname_address_comparison(address))
+    elif "last_name_std" in usable:
+        comparisons.append(cl.NameComparison("last_name_std").configure(term_frequency_adjustments=True))
+    if "date_of_birth" in usable:
+        comparisons.append(date_of_birth_comparison())
+    if "sex" in usable:
+        comparisons.append(cl.ExactMatch("sex"))
+    for scheme in identifiers:
+        column = id_column(scheme)
+        if column in usable:
+            # an identifier without a check digit can carry a typo or two digits transposed: one edit away is
+            # weaker evidence, not none
+            comparisons.append(cl.ExactMatch(column) if scheme in _CHECKED
+                               else cl.DamerauLevenshteinAtThresholds(column, [1]))
+    if "phone" in usable:
+        comparisons.append(cl.ExactMatch("phone"))
+    if "email" in usable:
+        comparisons.append(cl.EmailComparison("email"))
+    return comparisons
+
+
+def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list[str]]:
+    """Blocking rules to try, cheapest evidence first; each is kept only if every column is usable."""
+    first = "first_name_formal"
+    candidates = [[id_column(s)] for s in identifiers] + [
+        ["date_of_birth"],
+        [first, "last_name_std"],
+        ["last_name_std", "postcode"],
+        [first, "postcode"],
+        ["phone"],
+        ["email"],
+        ["uprn"],
+        ["last_name_std", "address_numbers"],
+    ]
+    needs = {first: "first_name_std", "address_numbers": "address_std"}
+    return [rule for rule in candidates if all(needs.get(c, c) in usable for c in rule)]
+
+
+def _rule_sql(columns: list[str]) -> str:
+    return " and ".join(f"l.{c} = r.{c}" for c in columns)
+
+
+def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
+               identifiers: dict[str, str] | None = None) -> ModelPlan:
+    """Profile the staged records (INPUT_TABLE must be built) and decide comparisons and rules."""
+    identifiers = identifiers if identifiers is not None else staged_identifiers(con)
+    records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+    if records < MIN_RECORDS:
+        raise ModelBuildError(f"too little data to train a person model: {records} staged records "
+                              f"(at least {MIN_RECORDS} needed); ingest the sources first")
+    coverage = profile(con, identifiers)
+    usable = usable_fields(coverage, identifiers)
+    names = {"first_name_std", "last_name_std"} & set(usable)
+    if not names:
+        raise ModelBuildError("no name field is populated by enough sources to link on (first_name or last_name)")
+    comparisons = _comparisons(set(usable), identifiers)
+    if len(comparisons) < 2:
+        raise ModelBuildError(f"too little data to train a person model: only {len(comparisons)} comparable "
+                              f"field(s) ({', '.join(usable)})")
+
+    db_api = DuckDBAPI(connection=con)
+    sdf = db_api.register(table)
+    counted, skipped = [], []
+    sample = 1.0 if records <= 200_000 else 0.05
+    for rule in _candidate_rules(set(usable), identifiers):
+        sql = _rule_sql(rule)
+        record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[block_on(*rule)], link_type="dedupe_only",
+                                                       record_sample_proportion=sample)[0]
+        pairs = float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
+        if pairs == 0:
+            log.info("blocking rule skipped: %s yields no pairs", sql)
+            skipped.append({"rule": sql, "reason": "yields no pairs"})
+        elif pairs > MAX_RULE_COMPARISONS * max(1, records / 300_000):
+            log.info("blocking rule skipped: %s yields %.3g pairs (too many to score)", sql, pairs)
+            skipped.append({"rule": sql, "reason": f"yields {pairs:.3g} pairs, more than can be scored"})
+        else:
+            counted.append((rule, pairs))
+    if not counted:
+        raise ModelBuildError("no blocking rule yields any pair of records: nothing to link or train on")
+
+    prediction = [block_on(*rule) for rule, _ in counted]
+    # EM needs each comparison free in some block: names, date of birth and postcode blocks between them
+    # leave every comparison free at least once; identifier blocks train the rest
+    training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",
+                      "postcode"], ["first_name_formal", "postcode"], *([id_column(s)] for s in identifiers)]
+    found = {tuple(rule): pairs for rule, pairs in counted}
+    training = [{"rule": _rule_sql(r), "columns": r, "comparisons": found[tuple(r)]}
+                for r in training_order if tuple(r) in found][:4]
+    deterministic = [_rule_sql(r) for r, _ in counted if r[0].startswith("id_")]
+    if {"first_name_std", "last_name_std", "date_of_birth"} <= set(usable):
+        deterministic.append(_rule_sql(["first_name_formal", "last_name_std", "date_of_birth"]))
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=prediction,
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=False,
+        additional_columns_to_retain=["source", "record_id"],
+    ).create_settings_dict("duckdb")
+    plan = ModelPlan(identifiers=identifiers, coverage=coverage, usable=usable, splink_settings=settings,
+                     training_rules=training, deterministic_rules=deterministic, skipped=skipped)
+    log.info("person model plan: %d comparisons, %d blocking rules, %d training rules, %d rules skipped",
+             len(comparisons), len(prediction), len(training), len(skipped))
+    return plan
+
+
+def load_plan(path: Path) -> ModelPlan:
+    try:
+        return ModelPlan.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelBuildError(f"{path}: not a familylink model settings file ({exc.__class__.__name__}: {exc})") from None

@@ -1,0 +1,1 @@
+"""Information governance: alerts, review queue, consent, the IG page."""

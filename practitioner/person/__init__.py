@@ -1,0 +1,1 @@
+"""The person page: who is involved and how to contact them (service.py)."""

@@ -1,0 +1,1 @@
+"""Real-time linking of referrals and their nightly reconciliation (service.py)."""

@@ -1,0 +1,48 @@
+"""Post a referral in a source contract's shape; it is linked at once and audited."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from practitioner.audit.dependencies import Audit
+from practitioner.auth.dependencies import CsrfChecked
+from practitioner.referrals import service
+from practitioner.referrals.dependencies import Referrer
+from practitioner.search.dependencies import Index
+
+router = APIRouter()
+
+
+def _sources(request: Request) -> dict[str, list[str]]:
+    from sources import load_contracts
+
+    contracts = load_contracts(request.app.state.context.contracts_dir)
+    return {name: service.contract_columns(c) for name, c in sorted(contracts.items())}
+
+
+@router.get("/referrals", response_class=HTMLResponse)
+def referral_page(request: Request, principal: Referrer, source: str | None = None):
+    sources = _sources(request)
+    chosen = source if source in sources else None
+    return request.app.state.templates.TemplateResponse(request, "referral.html", {
+        "principal": principal, "sources": sources, "source": chosen, "outcome": None})
+
+
+@router.post("/referrals", response_class=HTMLResponse)
+async def post_referral(request: Request, principal: Referrer, _csrf: CsrfChecked, index: Index, audit: Audit):
+    form = await request.form()
+    source = str(form.get("source", ""))
+    row = {key.removeprefix("col__"): str(value) for key, value in form.items() if key.startswith("col__")}
+    ctx = request.app.state.context
+    try:
+        outcome = service.link_referral(ctx.engine, index, contracts_dir=ctx.contracts_dir, models_dir=ctx.models_dir,
+                                        source=source, row=row, received_by=principal.username,
+                                        threshold=ctx.rules.match_threshold)
+    except service.ReferralError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    audit("referral", person_ids=[outcome.person_id],
+          detail=f"source={outcome.source} record_id={outcome.record_id} provisional={outcome.provisional} "
+                 f"already_known={outcome.already_known} seconds={outcome.seconds:.3f}")
+    return request.app.state.templates.TemplateResponse(request, "referral.html", {
+        "principal": principal, "sources": _sources(request), "source": source, "outcome": outcome})

@@ -1,0 +1,311 @@
+"""Real-time linking of a referral, and its reconciliation by the next nightly run.
+
+A referral arrives as one row in a source contract's shape (the columns that agency's extract has). It
+is mapped and standardised by the same code as ingest (`sources.apply_contract`,
+`sources.standardise_person_records`), scored against every record of the published snapshot with the
+approved Splink model (`predict_between`, the model's own blocking rules, term frequencies from the
+snapshot), and assigned to the best-matching person at or above the nightly match threshold, or to a new
+provisional person "R<n>". It is added to the in-memory index at once, so it is searchable straight away.
+
+The record will arrive in that agency's next extract under the same record id. When the nightly run
+publishes a snapshot holding it, `reconcile` compares: an existing person kept by the nightly → `kept`;
+moved to another person → `moved` (recorded with both ids); a provisional person confirmed as a new
+nightly person → `confirmed`, joined to a person who already existed → `merged`; provisional persons
+whose records the nightly separates → `split`. A provisional id keeps resolving to its nightly person.
+
+Only the saved model JSON and the approved-version pointer are read from linkage_models' folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from practitioner._index import PractitionerIndex, model_input_sql, name_key_sql
+from practitioner._store import now, referral
+from sources import SourceContract, apply_contract, load_contracts, standardise_person_records
+
+log = logging.getLogger("familylink.practitioner")
+
+
+class ReferralError(ValueError):
+    """A referral that cannot be linked; the message names fields, never values."""
+
+
+@dataclass
+class LinkOutcome:
+    referral_id: int
+    source: str
+    record_id: str
+    person_id: str
+    provisional: bool
+    match_probability: float | None
+    seconds: float
+    already_known: bool = False
+
+
+def approved_model_path(models_dir: Path) -> Path:
+    pointer = Path(models_dir) / "person" / "approved.json"
+    if not pointer.exists():
+        raise ReferralError("no approved person model: real-time linking needs `familylink promote-model`")
+    version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
+    path = Path(models_dir) / "person" / version / "model.duckdb.json"
+    if not path.exists():
+        raise ReferralError(f"approved model {version} has no model.duckdb.json")
+    return path
+
+
+def _model_columns(settings: dict) -> set[str]:
+    """Every input column the saved model's comparisons and blocking rules name."""
+    text = json.dumps([settings.get("comparisons", []), settings.get("blocking_rules_to_generate_predictions", [])])
+    columns = set(re.findall(r"\b([a-z_][a-z0-9_]*)_[lr]\b", text))
+    columns |= set(re.findall(r"\b[lr]\.\"?([a-z_][a-z0-9_]*)", text))
+    return columns
+
+
+class RealTimeLinker:
+    """The approved model, bound to one index's records (built once per snapshot, used under its lock)."""
+
+    def __init__(self, index: PractitionerIndex, model_path: Path):
+        from splink import DuckDBAPI, Linker
+
+        settings = json.loads(Path(model_path).read_text(encoding="utf-8"))
+        available = {r[0] for r in index.con.execute("describe model_input").fetchall()}
+        missing = sorted(_model_columns(settings) - available)
+        if missing:
+            raise ReferralError(f"the approved model uses column(s) the published snapshot lacks: {missing}")
+        self.model_path = Path(model_path)
+        self.db_api = DuckDBAPI(connection=index.con)
+        self.existing = self.db_api.register("model_input")
+        self.linker = Linker(self.existing, settings, log_level=logging.WARNING)
+        tf_columns = {level["tf_adjustment_column"] for comparison in settings["comparisons"]
+                      for level in comparison["comparison_levels"] if level.get("tf_adjustment_column")}
+        for column in sorted(tf_columns):
+            self.linker.table_management.compute_tf_table(column)
+
+    def score(self, index: PractitionerIndex, new_table: str) -> list[tuple[str, float]]:
+        """(person_id, best match probability) for the new record against every existing record."""
+        new_sdf = self.db_api.register(new_table)
+        pairs = self.linker.inference.predict_between(self.existing, new_sdf, threshold_match_probability=0.01,
+                                                      warning_mode="never")
+        try:
+            rows = index.con.execute(
+                f"""
+                select m.person_id, max(p.match_probability) as probability
+                from {pairs.physical_name} as p
+                inner join model_input as m
+                    on m.unique_id = p.unique_id_l or m.unique_id = p.unique_id_r
+                where m.unique_id not in (select unique_id from {new_table})
+                group by m.person_id
+                order by probability desc, m.person_id
+                """
+            ).fetchall()
+        finally:
+            pairs.drop_table_from_database_and_remove_from_cache()
+        return [(r[0], float(r[1])) for r in rows]
+
+
+_CONTRACTS: dict[tuple[str, float], dict[str, SourceContract]] = {}
+
+
+def _contract(contracts_dir: Path, source: str) -> SourceContract:
+    folder = Path(contracts_dir)
+    key = (str(folder), max((p.stat().st_mtime for p in folder.glob("*.yaml")), default=0.0))
+    if key not in _CONTRACTS:  # parsed once per version of the folder, not per referral
+        _CONTRACTS[key] = load_contracts(folder)
+    contracts = _CONTRACTS[key]
+    if source not in contracts:
+        raise ReferralError(f"unknown source {source!r}; known: {sorted(contracts)}")
+    return contracts[source]
+
+
+def contract_columns(contract: SourceContract) -> list[str]:
+    return list(contract.columns or contract.required_source_columns())
+
+
+def standardise_referral(contract: SourceContract, row: dict[str, object], today: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(subject person record, involvements) exactly as ingest would stage this row."""
+    columns = contract_columns(contract)
+    unknown = sorted(set(row) - set(columns))
+    if unknown:
+        raise ReferralError(f"columns not in the {contract.source} contract: {unknown}")
+    if not str(row.get(contract.record_key) or "").strip():
+        raise ReferralError(f"the record key column {contract.record_key!r} is empty")
+    frame = pl.DataFrame({c: [None if row.get(c) in (None, "") else str(row.get(c))] for c in columns},
+                         schema={c: pl.String for c in columns}).with_columns(pl.lit(1, pl.Int64).alias("_row_number"))
+    digest = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+    mapped = apply_contract(frame, contract, file_sha256=f"referral:{digest}", extract_date=today)
+    people = standardise_person_records(mapped.person_record, as_of=today)
+    subject = people.filter(pl.col("record_role") == "subject")
+    if subject.height != 1:
+        raise ReferralError("the referral row did not give exactly one subject record")
+    return subject, mapped.involvement
+
+
+def _jsonable(frame: pl.DataFrame) -> list[dict]:
+    return json.loads(frame.write_json())
+
+
+def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subject: pl.DataFrame,
+             involvements: pl.DataFrame, today: dt.date) -> None:
+    """Add one linked referral to the in-memory index (caller holds the overlay lock)."""
+    con = index.con
+    record = subject.with_columns(pl.lit(person_id).alias("person_id"),
+                                  pl.col("confidential").fill_null(False))
+    con.register("_referral_record", record)
+    try:
+        con.execute("insert into record by name select person_id, source, record_id, record_role, first_name_std, "
+                    "first_name_formal, middle_names_std, last_name_std, sex, date_of_birth, postcode, uprn, "
+                    "nhs_number, ni_number, upn, pnc_id, crn, phone, confidential from _referral_record")
+        con.execute(f"insert into name_key {name_key_sql('_referral_record')}")
+        con.execute(f"insert into model_input {model_input_sql('_referral_record')}")
+        if provisional:
+            con.execute("insert into person by name select person_id, trim(first_name) as first_name, "
+                        "trim(middle_names) as middle_names, trim(last_name) as last_name, date_of_birth, sex, "
+                        "address_text as address, postcode, cast(null as varchar) as household_id, "
+                        "cast(null as varchar) as household_role, 1 as agency_count, confidential as shielded, "
+                        "true as provisional from _referral_record")
+        elif bool(record["confidential"][0]):
+            con.execute("update person set shielded = true where person_id = ?", [person_id])
+    finally:
+        con.unregister("_referral_record")
+    if involvements.height:
+        rows = involvements.with_columns(
+            pl.lit(person_id).alias("person_id"),
+            (pl.col("end_date").is_null() | (pl.col("end_date") >= pl.lit(today))).alias("is_open"))
+        con.register("_referral_involvement", rows)
+        try:
+            con.execute("insert into involvement by name select person_id, agency, service, worker_name, worker_role, "
+                        "worker_phone, worker_email, start_date, end_date, is_open, source, record_id "
+                        "from _referral_involvement")
+        finally:
+            con.unregister("_referral_involvement")
+
+
+def link_referral(engine: Engine, index: PractitionerIndex, *, contracts_dir: Path, models_dir: Path,
+                  source: str, row: dict[str, object], received_by: str, threshold: float,
+                  today: dt.date | None = None) -> LinkOutcome:
+    started = time.perf_counter()
+    today = today or dt.date.today()
+    contract = _contract(contracts_dir, source)
+    subject, involvements = standardise_referral(contract, row, today)
+    record_id = subject["record_id"][0]
+    with index.overlay_lock:
+        known = index.con.execute("select person_id from record where source = ? and record_id = ?",
+                                  [source, record_id]).fetchall()
+        if known:  # already in the snapshot or already referred: nothing new to link
+            return LinkOutcome(0, source, record_id, known[0][0], known[0][0].startswith("R"), None,
+                               time.perf_counter() - started, already_known=True)
+        if index.linker is None:
+            index.linker = RealTimeLinker(index, approved_model_path(models_dir))
+        linker: RealTimeLinker = index.linker
+        new_input = subject.with_columns(pl.lit(None, pl.String).alias("person_id"))
+        index.con.register("_referral_source", new_input)
+        index.con.execute(f"create or replace table referral_new as {model_input_sql('_referral_source')}")
+        index.con.unregister("_referral_source")
+        scores = linker.score(index, "referral_new")
+        index.con.execute("drop table if exists referral_new")
+        best = scores[0] if scores else None
+        provisional = best is None or best[1] < threshold or best[0].startswith("R")
+        stored = {"subject": _jsonable(subject)[0], "involvements": _jsonable(involvements)}
+        with engine.begin() as conn:
+            referral_id = conn.execute(referral.insert().values(
+                received_at=now(), received_by=received_by, source=source, record_id=record_id, person_id="",
+                provisional=provisional, match_probability=best[1] if best else None, snapshot_id=index.snapshot_id,
+                record=stored, status="linked")).inserted_primary_key[0]
+            person_id = best[0] if best is not None and best[1] >= threshold else f"R{referral_id}"
+            conn.execute(referral.update().where(referral.c.id == referral_id).values(person_id=person_id))
+        _overlay(index, person_id, provisional, subject, involvements, today)
+    seconds = time.perf_counter() - started
+    log.info("referral id=%s source=%s linked provisional=%s in %.3f s", referral_id, source, provisional, seconds)
+    return LinkOutcome(int(referral_id), source, record_id, person_id, provisional, best[1] if best else None, seconds)
+
+
+def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    return pl.DataFrame([
+        (frame[c] if c in frame.columns else pl.Series(c, [None] * len(rows))).cast(
+            pl.String if dtype == pl.Date else dtype, strict=False).alias(c)
+        for c, dtype in schema.items()
+    ]).with_columns([pl.col(c).str.to_date(strict=False) for c, d in schema.items() if d == pl.Date])
+
+
+def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIndex, today: dt.date | None = None) -> dict[str, int]:
+    """Settle linked referrals against a newly published snapshot, then re-add the unsettled ones to its overlay."""
+    from sources import canonical
+
+    today = today or dt.date.today()
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        pending = [dict(r) for r in conn.execute(sa.select(referral).where(referral.c.status == "linked")).mappings()]
+    nightly = {}
+    if pending:
+        keys = pl.DataFrame({"source": [r["source"] for r in pending], "record_id": [r["record_id"] for r in pending]})
+        new.con.register("_pending", keys)
+        nightly = {(s, r): p for s, r, p in new.con.execute(
+            "select k.source, k.record_id, r.person_id from _pending k inner join record r using (source, record_id)"
+        ).fetchall()}
+        new.con.unregister("_pending")
+    previously_known = set()
+    if old is not None and nightly:
+        ids = sorted(set(nightly.values()))
+        marks = ", ".join("?" for _ in ids)
+        previously_known = {r[0] for r in old.con.execute(
+            f"select person_id from person where person_id in ({marks}) and not provisional", ids).fetchall()}
+    by_provisional: dict[str, set[str]] = {}
+    for r in pending:
+        if r["provisional"] and (r["source"], r["record_id"]) in nightly:
+            by_provisional.setdefault(r["person_id"], set()).add(nightly[(r["source"], r["record_id"])])
+    stamp = now()
+    for r in pending:
+        target = nightly.get((r["source"], r["record_id"]))
+        if target is None:
+            # not in this extract yet: keep it in the overlay of the new index under the same id
+            subject = _frame([r["record"]["subject"]], canonical.PERSON_RECORD)
+            involvements = _frame(r["record"]["involvements"], canonical.INVOLVEMENT)
+            with new.overlay_lock:
+                _overlay(new, r["person_id"], r["provisional"], subject, involvements, today)
+            counts["pending"] = counts.get("pending", 0) + 1
+            continue
+        if not r["provisional"]:
+            outcome = "kept" if target == r["person_id"] else "moved"
+        elif len(by_provisional.get(r["person_id"], ())) > 1:
+            outcome = "split"
+        elif target in previously_known:
+            outcome = "merged"
+        else:
+            outcome = "confirmed"
+        counts[outcome] = counts.get(outcome, 0) + 1
+        with engine.begin() as conn:
+            conn.execute(referral.update().where(referral.c.id == r["id"]).values(
+                status="reconciled", nightly_person_id=target, outcome=outcome, reconciled_snapshot=new.snapshot_id,
+                reconciled_at=stamp))
+    if pending:
+        log.info("referrals reconciled against %s: %s", new.snapshot_id, json.dumps(counts, sort_keys=True))
+    return counts
+
+
+def resolve_person_id(engine: Engine, person_id: str) -> str:
+    """A provisional id the nightly has reconciled resolves to the nightly person (the id keeps working)."""
+    if not person_id.startswith("R"):
+        return person_id
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(referral.c.nightly_person_id).where(
+            referral.c.person_id == person_id, referral.c.status == "reconciled").order_by(referral.c.id)).first()
+    return row[0] if row and row[0] else person_id
+
+
+def referrals_list(engine: Engine, limit: int = 100) -> list[dict]:
+    with engine.connect() as conn:
+        return [{k: v for k, v in dict(r).items() if k != "record"} for r in conn.execute(
+            sa.select(referral).order_by(referral.c.id.desc()).limit(limit)).mappings()]

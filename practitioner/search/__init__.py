@@ -1,0 +1,1 @@
+"""Search by name, date of birth, postcode, address or identifier (service.py)."""

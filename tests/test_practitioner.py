@@ -1,0 +1,324 @@
+"""The practitioner service's logic without HTTP: search, the person page's rules, IG, audit, accounts,
+real-time linking and its nightly reconciliation. Real DuckDB snapshot, real Splink model, real SQLite store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import shutil
+import threading
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from practitioner import add_user, build_context, set_role
+from practitioner.audit.service import Actor, verify_chain
+from practitioner.auth import service as auth
+from practitioner.ig.service import alerts, raise_alert, record_consent
+from practitioner.person import service as person_service
+from practitioner.referrals.service import link_referral, resolve_person_id
+from practitioner.search.schemas import SearchQuery
+from practitioner.search.service import search
+from tests.test_practitioner_city import city_settings, practitioner_city, shielded_record_id  # noqa: F401
+
+pytestmark = pytest.mark.slow
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture()
+def ctx(practitioner_city, tmp_path):
+    settings = city_settings(practitioner_city.data_dir, practitioner_database_url=f"sqlite:///{tmp_path / 's.sqlite3'}")
+    context = build_context(settings)
+    context.index.refresh()
+    return context
+
+
+def _principal(ctx, username, agency, role="practitioner", team=None):
+    add_user(ctx.engine, username, display_name=username, agency=agency, role=role, team=team, password=PASSWORD)
+    user_id = auth.check_password(ctx.engine, username, PASSWORD, lockout_attempts=5, lockout_minutes=15)
+    token = auth.start_session(ctx.engine, user_id, idle_minutes=30, max_hours=10)
+    principal = auth.resolve_session(ctx.engine, token, idle_minutes=30)
+    auth.set_purpose(ctx.engine, principal.token_hash, "Safeguarding enquiry", None)
+    return auth.resolve_session(ctx.engine, token, idle_minutes=30)
+
+
+def _one(ctx, sql, params=()):
+    with ctx.index.current.cursor() as cur:
+        return cur.execute(sql, list(params)).fetchall()
+
+
+def test_search_tolerates_nicknames_typos_accents_and_swapped_names(ctx):
+    rows = _one(ctx, "select person_id, first_name, last_name, date_of_birth from person "
+                     "where length(last_name) >= 6 and date_of_birth is not null and not shielded order by person_id limit 25")
+    assert rows
+    index = ctx.index.current
+    for person_id, first, last, dob in rows:
+        typo = last[:2] + last[3] + last[2] + last[4:]  # two letters transposed
+        accented = first.replace("e", "é", 1).replace("a", "á", 1)
+        for query in (SearchQuery(name=f"{first} {last}"), SearchQuery(name=f"{last} {first}"),
+                      SearchQuery(name=f"{last}, {first}"), SearchQuery(name=f"{first} {typo}", date_of_birth=str(dob.year)),
+                      SearchQuery(name=f"{accented} {last}", date_of_birth=dob.strftime("%d/%m/%Y"))):
+            _, results = search(index, query)
+            assert person_id in [r.person_id for r in results], (person_id, query.model_fields_set)
+        _, wrong_year = search(index, SearchQuery(name=f"{first} {last}", date_of_birth=str(dob.year + 3)))
+        assert person_id not in [r.person_id for r in wrong_year]
+        result = next(r for r in search(index, SearchQuery(name=f"{first} {last}"))[1] if r.person_id == person_id)
+        assert result.birth_year == dob.year and result.district and " " not in result.district  # district only
+
+
+def test_search_by_nickname_reaches_the_formal_name(ctx):
+    nicknames = {"william": "bill", "elizabeth": "liz", "robert": "bob", "thomas": "tom", "margaret": "maggie",
+                 "james": "jim", "katherine": "kate", "michael": "mike", "richard": "dick", "edward": "ted"}
+    rows = _one(ctx, "select k.person_id, k.formal, p.last_name from name_key k join person p using (person_id) "
+                     f"where k.formal in ({', '.join('?' for _ in nicknames)}) and not p.shielded limit 5", nicknames)
+    if not rows:
+        pytest.skip("no formal names with a listed nickname in this city")
+    for person_id, formal, last in rows:
+        _, results = search(ctx.index.current, SearchQuery(name=f"{nicknames[formal]} {last}"))
+        assert person_id in [r.person_id for r in results]
+
+
+def test_search_by_identifier_and_postcode(ctx):
+    person_id, nhs, postcode = _one(ctx, "select r.person_id, r.nhs_number, p.postcode from record r "
+                                         "join person p using (person_id) where r.nhs_number is not null "
+                                         "and not p.shielded limit 1")[0]
+    _, results = search(ctx.index.current, SearchQuery(identifier=nhs[:3] + " " + nhs[3:6] + " " + nhs[6:]))
+    assert [r.person_id for r in results] == [person_id]
+    last = _one(ctx, "select last_name from person where person_id = ?", [person_id])[0][0]
+    _, results = search(ctx.index.current, SearchQuery(name=last, postcode=postcode))
+    assert person_id in [r.person_id for r in results]
+
+
+def test_involvements_outside_the_role_are_withheld_and_break_glass_is_alerted(ctx):
+    person_id = _one(ctx, "select person_id from involvement group by person_id "
+                          "having bool_or(agency = 'Health') and bool_or(agency <> 'Health') "
+                          "and person_id in (select person_id from person where not shielded) limit 1")[0][0]
+    health = _principal(ctx, "hv", "Health")
+    access, view = person_service.person_view(ctx.engine, ctx.index.current, health, person_id, sensitive=[], max_hours=10)
+    assert access.reason == "relationship"
+    assert {i.agency for i in view.involvements} == {"Health"}
+    assert view.withheld_agencies > 0
+    assert all(i.worker_role or i.service for i in view.involvements)
+
+    mash = _principal(ctx, "mash", "Children's Services", role="multi_agency")
+    stranger = _one(ctx, "select person_id from person where not shielded and person_id not in "
+                         "(select person_id from involvement where agency = 'Children''s Services') limit 1")[0][0]
+    access, view = person_service.person_view(ctx.engine, ctx.index.current, mash, stranger, sensitive=[], max_hours=10)
+    assert not access.allowed and access.reason == "none" and view is None
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ctx.rules.alert_webhook = f"http://127.0.0.1:{server.server_port}/alerts"
+        seq = ctx.audit.write(Actor("mash", "multi_agency", "Children's Services", "Safeguarding enquiry"),
+                              "break_glass", person_ids=[stranger])
+        raise_alert(ctx.engine, ctx.rules, kind="break_glass", username="mash", person_id=stranger,
+                    reason="child at immediate risk, out of hours", audit_seq=seq)
+    finally:
+        server.shutdown()
+    access, view = person_service.person_view(ctx.engine, ctx.index.current, mash, stranger, sensitive=[], max_hours=10)
+    assert access.allowed and access.broke_glass
+    queued = alerts(ctx.engine, status="open")
+    assert [(a["kind"], a["person_id"], a["audit_seq"]) for a in queued] == [("break_glass", stranger, seq)]
+    assert queued[0]["delivery"] == "webhook 204"
+    assert received == [{"alert_id": queued[0]["id"], "kind": "break_glass", "username": "mash",
+                         "person_id": stranger, "audit_seq": seq, "at": received[0]["at"]}]
+    assert "risk" not in json.dumps(received)  # the reason stays in the store, not in the alert sent out
+
+
+def test_household_members_only_for_a_role_that_covers_households(ctx):
+    person_id, household = _one(ctx, "select person_id, household_id from person where household_id in "
+                                     "(select household_id from person group by 1 having count(*) >= 3) "
+                                     "and not shielded limit 1")[0]
+    health = _principal(ctx, "hv2", "Health")
+    mash = _principal(ctx, "mash2", "Children's Services", role="multi_agency")
+    seq = ctx.audit.write(Actor("hv2"), "break_glass")
+    raise_alert(ctx.engine, ctx.rules, kind="break_glass", username="hv2", person_id=person_id, audit_seq=seq)
+    seq = ctx.audit.write(Actor("mash2"), "break_glass")
+    raise_alert(ctx.engine, ctx.rules, kind="break_glass", username="mash2", person_id=person_id, audit_seq=seq)
+    _, health_view = person_service.person_view(ctx.engine, ctx.index.current, health, person_id, sensitive=[], max_hours=10)
+    _, mash_view = person_service.person_view(ctx.engine, ctx.index.current, mash, person_id, sensitive=[], max_hours=10)
+    assert health_view.household == []
+    expected = {r[0] for r in _one(ctx, "select person_id from person where household_id = ? and person_id <> ? "
+                                        "and not shielded", [household, person_id])}
+    assert {m.person_id for m in mash_view.household} == expected
+    assert "address" not in mash_view.household[0].model_dump()
+
+
+def test_shielded_person_is_found_only_by_an_exact_search_and_shows_nothing(ctx, practitioner_city):
+    record_id = shielded_record_id(practitioner_city)
+    person_id, = _one(ctx, "select person_id from record where source = 'health' and record_id = ?", [record_id])[0]
+    # the name as the shielded record itself holds it (what a practitioner who knows the person would type)
+    first, last, dob, postcode = _one(ctx, "select first_name_std, last_name_std, date_of_birth, postcode from record "
+                                           "where source = 'health' and record_id = ?", [record_id])[0]
+    assert _one(ctx, "select shielded from person where person_id = ?", [person_id])[0][0] is True
+    index = ctx.index.current
+    for partial in (SearchQuery(name=last), SearchQuery(name=last, postcode=postcode),
+                    SearchQuery(name=f"{first} {last}", date_of_birth=str(dob.year)),
+                    SearchQuery(date_of_birth=dob.strftime("%d/%m/%Y"))):
+        assert person_id not in [r.person_id for r in search(index, partial)[1]]
+    _, exact = search(index, SearchQuery(name=f"{first} {last}", date_of_birth=dob.strftime("%d/%m/%Y")))
+    hit = [r for r in exact if r.person_id == person_id]
+    assert len(hit) == 1 and hit[0].shielded and hit[0].district is None and hit[0].agency_count is None
+    mash = _principal(ctx, "mash3", "Children's Services", role="multi_agency")
+    access, view = person_service.person_view(ctx.engine, index, mash, person_id, sensitive=[], max_hours=10)
+    assert access.reason == "shielded" and view is None
+
+
+def test_sensitive_service_hidden_without_consent(ctx):
+    person_id = _one(ctx, "select person_id from involvement where service = 'School nursing' and person_id in "
+                          "(select person_id from person where not shielded) limit 1")[0][0]
+    mash = _principal(ctx, "mash4", "Children's Services", role="multi_agency")
+    seq = ctx.audit.write(Actor("mash4"), "break_glass")
+    raise_alert(ctx.engine, ctx.rules, kind="break_glass", username="mash4", person_id=person_id, audit_seq=seq)
+    sensitive = ["school nursing"]
+    _, view = person_service.person_view(ctx.engine, ctx.index.current, mash, person_id, sensitive=sensitive, max_hours=10)
+    assert "School nursing" not in {i.service for i in view.involvements}
+    health = _principal(ctx, "hv4", "Health")  # the service's own agency knows its own involvement
+    _, own = person_service.person_view(ctx.engine, ctx.index.current, health, person_id, sensitive=sensitive, max_hours=10)
+    assert "School nursing" in {i.service for i in own.involvements}
+    record_consent(ctx.engine, person_id=person_id, service="School nursing", recorded_by="ig", basis="written consent")
+    _, view = person_service.person_view(ctx.engine, ctx.index.current, mash, person_id, sensitive=sensitive, max_hours=10)
+    assert "School nursing" in {i.service for i in view.involvements}
+
+
+def test_a_role_maps_to_the_agencies_of_its_sharing_agreements(ctx):
+    set_role(ctx.engine, "police_and_housing", agencies=["Police", "Housing"])
+    person_id = _one(ctx, "select person_id from involvement group by person_id having bool_or(agency = 'Housing') "
+                          "and bool_or(agency = 'Health') and person_id in (select person_id from person where not shielded) "
+                          "limit 1")[0][0]
+    officer = _principal(ctx, "pc", "Police", role="police_and_housing")
+    seq = ctx.audit.write(Actor("pc"), "break_glass")
+    raise_alert(ctx.engine, ctx.rules, kind="break_glass", username="pc", person_id=person_id, audit_seq=seq)
+    rows = person_service.involvements_of(ctx.index.current, [person_id])
+    filtered = person_service.filter_involvements(officer, rows, broke_glass=False, sensitive=[], consents=set())
+    assert {i.agency for i in filtered.shown} <= {"Police", "Housing"} and "Housing" in {i.agency for i in filtered.shown}
+    assert filtered.withheld_agencies == sum(1 for r in rows if r["agency"] not in ("Police", "Housing"))
+
+
+def test_audit_is_append_only_and_tamper_evident(ctx):
+    for n in range(5):
+        ctx.audit.write(Actor("hv", "practitioner", "Health", "Safeguarding enquiry"), "search",
+                        fields="name", person_ids=[str(n)])
+    check = verify_chain(ctx.engine)
+    assert check.ok and check.rows == 5
+    with pytest.raises(sa.exc.DatabaseError):
+        with ctx.engine.begin() as conn:
+            conn.execute(sa.text("update audit_event set person_ids = '[\"99\"]' where seq = 3"))
+    with pytest.raises(sa.exc.DatabaseError):
+        with ctx.engine.begin() as conn:
+            conn.execute(sa.text("delete from audit_event where seq = 5"))
+    with ctx.engine.begin() as conn:  # someone with file access removes the trigger and edits a row
+        conn.execute(sa.text("drop trigger audit_event_no_update"))
+        conn.execute(sa.text("update audit_event set person_ids = '[\"99\"]' where seq = 3"))
+    check = verify_chain(ctx.engine)
+    assert not check.ok and check.first_bad_seq == 3
+
+
+def test_passwords_lockout_and_session_expiry(ctx):
+    add_user(ctx.engine, "lock", display_name="L", agency="Health", password=PASSWORD)
+    with pytest.raises(ValueError):
+        add_user(ctx.engine, "weak", display_name="W", agency="Health", password="short")
+    stored = ctx.engine.connect().execute(sa.text("select password_hash from app_user where username = 'lock'")).scalar()
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    for _ in range(4):
+        with pytest.raises(auth.AuthError):
+            auth.check_password(ctx.engine, "lock", "wrong password!", lockout_attempts=5, lockout_minutes=15)
+    with pytest.raises(auth.AccountLocked):
+        auth.check_password(ctx.engine, "lock", "wrong password!", lockout_attempts=5, lockout_minutes=15)
+    with pytest.raises(auth.AuthError, match="locked"):
+        auth.check_password(ctx.engine, "lock", PASSWORD, lockout_attempts=5, lockout_minutes=15)
+    auth.update_user(ctx.engine, "lock", locked_until=None, failed_logins=0)
+    user_id = auth.check_password(ctx.engine, "lock", PASSWORD, lockout_attempts=5, lockout_minutes=15)
+    token = auth.start_session(ctx.engine, user_id, idle_minutes=30, max_hours=10)
+    assert auth.resolve_session(ctx.engine, token, idle_minutes=30).username == "lock"
+    assert auth.resolve_session(ctx.engine, token + "x", idle_minutes=30) is None
+    with ctx.engine.begin() as conn:  # idle for 31 minutes
+        conn.execute(sa.text("update app_session set last_seen = :t"),
+                     {"t": dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=31)})
+    assert auth.resolve_session(ctx.engine, token, idle_minutes=30) is None
+    token = auth.start_session(ctx.engine, user_id, idle_minutes=30, max_hours=10)
+    auth.update_user(ctx.engine, "lock", role="multi_agency")  # a changed role ends sessions at once
+    assert auth.resolve_session(ctx.engine, token, idle_minutes=30) is None
+
+
+def test_rate_limiter():
+    from practitioner._security import RateLimiter
+
+    limiter = RateLimiter(per_minute=5)
+    assert [limiter.allow("a") for _ in range(6)] == [True] * 5 + [False]
+    assert limiter.allow("b")
+
+
+def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitioner_city, tmp_path):
+    """A referral for a known person and one for a new person: found at once with the right ids; after the
+    agency's next extract carries them and the nightly runs, the ids hold (a provisional id resolves)."""
+    from pipelines.stages import run_nightly
+
+    data = tmp_path / "city"
+    shutil.copytree(practitioner_city.data_dir, data, ignore=shutil.ignore_patterns("practitioner"))
+    settings = city_settings(data)
+    ctx = build_context(settings)
+    ctx.index.refresh()
+    extract = next((data / "landing" / "health").glob("*.parquet"))
+    frame = pl.read_parquet(extract)
+    shielded = shielded_record_id(practitioner_city)
+    known = frame.filter(pl.col("confidential") == "N", pl.col("nhs_number").is_not_null()).row(7, named=True)
+    known_person = _one(ctx, "select person_id from record where source = 'health' and record_id = ?",
+                        [known["patient_id"]])[0][0]
+    as_referral = {k: (None if v is None else str(v)) for k, v in known.items()}
+    as_referral["patient_id"] = "REF-KNOWN-1"
+    as_referral["phone"] = None  # a new record is never a copy: some fields are missing
+    newcomer = dict(as_referral, patient_id="REF-NEW-1", given_name="Oluwaseun", family_name="Brightwater-Okafor",
+                    birth_date="20190314", nhs_number=None, address_1="99 Nowhere Lane", postcode="AV1 9ZZ")
+
+    first = link_referral(ctx.engine, ctx.index.current, contracts_dir=settings.contracts_dir,
+                          models_dir=settings.models, source="health", row=as_referral, received_by="hv",
+                          threshold=settings.match_threshold)
+    second = link_referral(ctx.engine, ctx.index.current, contracts_dir=settings.contracts_dir,
+                           models_dir=settings.models, source="health", row=newcomer, received_by="hv",
+                           threshold=settings.match_threshold)
+    assert first.person_id == known_person and not first.provisional and first.match_probability >= 0.99
+    assert second.provisional and second.person_id == f"R{second.referral_id}"
+    # searchable at once, with the right ids
+    _, found = search(ctx.index.current, SearchQuery(name="Oluwaseun Brightwater-Okafor", date_of_birth="14/03/2019"))
+    assert [r.person_id for r in found] == [second.person_id] and found[0].provisional
+    rows = person_service.involvements_of(ctx.index.current, [known_person])
+    assert "REF-KNOWN-1" in {r["record_id"] for r in rows}  # its involvements show on the person page at once
+    # the same record again is not linked twice
+    again = link_referral(ctx.engine, ctx.index.current, contracts_dir=settings.contracts_dir,
+                          models_dir=settings.models, source="health", row=newcomer, received_by="hv",
+                          threshold=settings.match_threshold)
+    assert again.already_known and again.person_id == second.person_id
+
+    # the agency's next extract carries both records; the nightly run links them in bulk
+    next_extract = extract.with_name(extract.name.replace("20261101", "20261102"))
+    assert next_extract != extract
+    new_rows = pl.DataFrame([as_referral, newcomer], schema={c: pl.String for c in frame.columns})
+    pl.concat([frame.cast(pl.String), new_rows]).cast(frame.schema, strict=False).write_parquet(next_extract)
+    extract.unlink()
+    summary = run_nightly(settings)
+    assert summary.ok, summary.failure
+    assert ctx.index.refresh()  # the service switches to the new snapshot and reconciles
+    with ctx.engine.connect() as conn:
+        outcomes = dict(conn.execute(sa.text("select record_id, outcome from referral")).all())
+        nightly_new = conn.execute(sa.text("select nightly_person_id from referral where record_id = 'REF-NEW-1'")).scalar()
+    assert outcomes == {"REF-KNOWN-1": "kept", "REF-NEW-1": "confirmed"}
+    assert _one(ctx, "select person_id from record where record_id = 'REF-KNOWN-1'")[0][0] == known_person
+    assert resolve_person_id(ctx.engine, second.person_id) == nightly_new
+    _, found = search(ctx.index.current, SearchQuery(name="Oluwaseun Brightwater-Okafor", date_of_birth="14/03/2019"))
+    assert [r.person_id for r in found] == [nightly_new] and not found[0].provisional
+    assert shielded  # the shielded record stayed in the extract untouched
