@@ -41,12 +41,12 @@ def test_the_original_name_is_kept_beside_the_matching_form():
     assert out["last_name_std"].to_list() == ["wojcik", "wojcik"]
 
 
-POLICE_HEADER = ("NOMINAL_ID,SURNAME,FORENAMES,ALIASES,DOB,SEX,ADDRESS,PNC_ID,INCIDENT_TYPE,INCIDENT_DATE,OIC_NAME,"
-                 "OIC_PHONE\n")
+POLICE_HEADER = ("NOMINAL_ID,SURNAME,FORENAMES,ALIASES,DOB,ALT_DOB,SEX,ADDRESS,PNC_ID,INCIDENT_TYPE,INCIDENT_DATE,"
+                 "OIC_NAME,OIC_PHONE\n")
 
 
 def _police(tmp_path, forenames: list[str]) -> Path:
-    rows = [f"N{i:07d},SMITH,{name},,01/02/1990,F,\"1 Mill Road, Ashford Vale AV1 1AA\",90/123456A,ASB,"
+    rows = [f"N{i:07d},SMITH,{name},,01/02/1990,,F,\"1 Mill Road, Ashford Vale AV1 1AA\",90/123456A,ASB,"
             f"01/03/2025,PC Officer,01632 960000\n" for i, name in enumerate(forenames, start=1)]
     path = tmp_path / "nominals_20261101.csv"
     # the agency exported UTF-8 although the contract says cp1252
@@ -65,7 +65,7 @@ def test_utf8_in_a_cp1252_file_is_refused_naming_rows_not_values(tmp_path):
 
 def test_a_correct_cp1252_file_with_accents_is_read(tmp_path):
     path = _police(tmp_path, ["Amy"])
-    path.write_bytes((POLICE_HEADER + "N0000001,SMITH,Zoë,,01/02/1990,F,\"1 Mill Road\",90/123456A,ASB,01/03/2025,"
+    path.write_bytes((POLICE_HEADER + "N0000001,SMITH,Zoë,,01/02/1990,,F,\"1 Mill Road\",90/123456A,ASB,01/03/2025,"
                       "PC Officer,01632 960000\n").encode("cp1252"))
     frame = read_extract(path, load_contracts(CONTRACTS)["police"])
     assert frame["FORENAMES"].to_list() == ["Zoë"]
