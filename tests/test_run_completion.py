@@ -9,7 +9,7 @@ import pytest
 import warehouse
 from pipelines.settings import Settings
 from pipelines.stages import begin_run, end_run, run_nightly
-from warehouse._graph import record_lineage
+from linkage_models._stable_ids import record_lineage
 
 
 def test_merges_and_splits_of_a_killed_run_are_filed_under_the_next_run(tmp_path):
