@@ -19,18 +19,19 @@ from sources.synthetic import CityConfig, generate_city
 
 
 @pytest.mark.parametrize("dob, kept, flag", [
-    (dt.date(1900, 1, 1), None, "date_of_birth_placeholder"),
-    (dt.date(1899, 12, 31), None, "date_of_birth_placeholder"),
-    (dt.date(9999, 12, 31), None, "date_of_birth_placeholder"),
-    (dt.date(1901, 2, 3), dt.date(1901, 2, 3), None),
-    (dt.date(1985, 1, 1), dt.date(1985, 1, 1), None),
+    (dt.date(1900, 1, 1), dt.date(1900, 1, 1), ["date_of_birth_placeholder"]),
+    # before the earliest date or in the future: cleared as well
+    (dt.date(1899, 12, 31), None, ["date_of_birth_placeholder", "date_of_birth_out_of_bounds"]),
+    (dt.date(9999, 12, 31), None, ["date_of_birth_placeholder", "date_of_birth_out_of_bounds"]),
+    (dt.date(1901, 2, 3), dt.date(1901, 2, 3), []),
+    (dt.date(1985, 1, 1), dt.date(1985, 1, 1), []),
 ])
-def test_placeholder_dates_of_birth_are_flagged_and_not_matched_on(dob, kept, flag):
+def test_placeholder_dates_of_birth_are_flagged(dob, kept, flag):
     records = canonical.conform(pl.DataFrame({"source": ["health"], "record_id": ["h1"], "record_role": ["subject"],
                                               "date_of_birth": [dob]}), canonical.PERSON_RECORD)
     out = standardise_person_records(records, as_of=dt.date(2026, 11, 1))
     assert out["date_of_birth"][0] == kept
-    assert out["quality_flags"][0].to_list() == ([flag] if flag else [])
+    assert out["quality_flags"][0].to_list() == flag
 
 
 @pytest.fixture(scope="module")
