@@ -204,7 +204,9 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule["columns"]))
             trained += 1
-        except (SplinkException, ZeroDivisionError) as exc:
+        # ValueError: Splink 5 refuses an m probability that EM drove to 0 (a level seen only among non-matches
+        # in this block); the block is skipped and the others train those levels
+        except (SplinkException, ZeroDivisionError, ValueError) as exc:
             log.info("training block skipped: %s (%s)", rule["rule"], exc.__class__.__name__)
             skipped.append({"rule": rule["rule"], "reason": f"EM could not be estimated ({exc.__class__.__name__})"})
     if trained == 0:

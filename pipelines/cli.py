@@ -71,14 +71,19 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 def synth(
     people: Annotated[int, typer.Option(help="Number of residents in the synthetic city.")] = 20000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 42,
+    profile: Annotated[str, typer.Option(help="realistic (default: errors as real extracts have them, "
+                                              "docs/synthetic-city.md) or easy (light noise, five agencies).")] = "realistic",
     data_dir: DataDir = None,
 ) -> None:
     """Build the synthetic city: gazetteer, agency extracts and (separately) ground truth."""
     from sources.synthetic import CityConfig, generate_city
 
+    if profile not in ("realistic", "easy"):
+        raise typer.BadParameter("profile must be realistic or easy", param_hint="--profile")
     settings = _settings(data_dir=data_dir)
-    with console.status(f"Generating a city of {people:,} people"):
-        manifest = generate_city(settings.data_dir, CityConfig(people=people, seed=seed))
+    config = CityConfig(people=people, seed=seed) if profile == "realistic" else CityConfig.easy(people=people, seed=seed)
+    with console.status(f"Generating a {profile} city of {people:,} people"):
+        manifest = generate_city(settings.data_dir, config)
     _print_city(manifest)
 
 

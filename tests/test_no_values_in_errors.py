@@ -84,8 +84,14 @@ def test_prefect_database_logs_and_results_hold_no_value_after_a_failing_run(cit
     time.sleep(3)  # events and logs reach the server's database in the background
     database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
     assert database.exists()
+    recorded = []
+    for _ in range(30):  # events reach the database (or its write-ahead log) in the background
+        recorded = _files_holding(database.parent, [b"ingest-police"])
+        if recorded:
+            break
+        time.sleep(1)
+    assert recorded, "the run was recorded (database or its write-ahead log)"
     assert _files_holding(database.parent, needles) + _files_holding(prefect_storage, needles) == []
-    assert _files_holding(database.parent, [b"ingest-police"]), "the run was recorded (database or its WAL)"
     con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
     try:
         error = con.sql("select error from audit.run").fetchall()[0][0]

@@ -146,7 +146,8 @@ def generate_city(out_dir: Path, config: CityConfig) -> CityManifest:
     outputs = {
         "truth/records.parquet": truth.sort("source", "record_id"),
         "truth/noise_log.parquet": noise_log.sort("source", "record_id", "field", "kind"),
-        "truth/persons.parquet": persons.drop("uprn_previous", "moved_days_ago", "out_of_area", "mobile_old", "uprn_term")
+        "truth/persons.parquet": persons.drop("uprn_previous", "moved_days_ago", "uprn_previous2", "moved_days_ago2", "moved_in2",
+                                              "out_of_area", "mobile_old", "uprn_term")
         .rename({"uprn_current": "uprn"}),
         "truth/households.parquet": persons.filter(pl.col("status") == "resident").group_by("household_id").agg(
             pl.col("household_type").first(), pl.col("tenure").first(), pl.col("uprn_current").first().alias("uprn"),
@@ -194,7 +195,7 @@ def _at_extract_dates(rng: np.random.Generator, base: pl.DataFrame, persons: pl.
     # the last contact (incident, sentence, referral) for agencies that hold the address given then
     reach = pl.Series(base["source"]).replace_strict(ex.CONTACT_SOURCES, default=0, return_dtype=pl.Int64).to_numpy()
     contact_days = (rng.random(n) * reach).astype(np.int64)
-    updated_since = rng.random(n) < np.array([ex._LAG.get(s, (1.0, 0, 0))[0] for s in base["source"].to_numpy()])
+    updated_since = rng.random(n) < ex.per_source(base["source"], {s: v[0] for s, v in ex._LAG.items()}, 1.0)
     lag = ex._lag_days(rng, base, config.noise)
     lag = np.where((reach > 0) & ~updated_since & config.noise.address_lag, contact_days, np.where(reach > 0, 0, lag))
     parents = persons.filter(pl.col("role").is_in(["parent1", "parent2", "single"]) & (pl.col("mobile") != "")) \
@@ -211,7 +212,12 @@ def _at_extract_dates(rng: np.random.Generator, base: pl.DataFrame, persons: pl.
     moved = pl.col("moved_days_ago") > 0
     before_move = moved & (pl.col("address_date") < pl.col("moved_in"))
     at_date = moved & (pl.col("extract_date") < pl.col("moved_in"))
-    previous = pl.when(pl.col("uprn_previous") > 0).then(pl.col("uprn_previous"))
+    # the address before the last move, or before the one before that
+    earlier = (pl.col("moved_days_ago2") > 0) & (pl.col("address_date") < pl.col("moved_in2"))
+    earlier_at_date = (pl.col("moved_days_ago2") > 0) & (pl.col("extract_date") < pl.col("moved_in2"))
+    previous_uprn = pl.when(earlier).then(pl.col("uprn_previous2")).otherwise(pl.col("uprn_previous"))
+    previous = pl.when(previous_uprn > 0).then(previous_uprn)
+    previous_at_date = pl.when(earlier_at_date).then(pl.col("uprn_previous2")).otherwise(pl.col("uprn_previous"))
     # a young adult's other address reaches the agencies they deal with themselves (GP, police, benefits)
     term = (pl.col("uprn_term") > 0) & pl.col("source").is_in(["health", "police", "benefits"]) & pl.Series(
         rng.random(n) < 0.8)
@@ -219,8 +225,9 @@ def _at_extract_dates(rng: np.random.Generator, base: pl.DataFrame, persons: pl.
         pl.when(term).then(pl.col("uprn_term")).when(before_move).then(previous).otherwise(pl.col("uprn_current"))
         .alias("uprn_recorded"),
         term.alias("address_term_time"),
-        pl.when(at_date).then(previous).otherwise(pl.col("uprn_current")).alias("uprn_at_date"),
-        (before_move & (pl.col("uprn_previous") < 0)).alias("address_outside"),
+        pl.when(at_date).then(pl.when(previous_at_date > 0).then(previous_at_date)).otherwise(pl.col("uprn_current"))
+        .alias("uprn_at_date"),
+        (before_move & (previous_uprn < 0)).alias("address_outside"),
         (before_move & ~at_date).alias("address_stale"),
     ).filter(pl.col("days_old") >= 0)
 

@@ -133,8 +133,17 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
     from_outside = rng.random(h) < 0.25
     previous = np.where(from_outside, -1, rng.choice(homes, h))
     move_days = rng.integers(1, 3 * 365, h)
+    # an earlier move too: private renters stay about two years a tenancy (EHS: 4 years' average residence,
+    # many far shorter), families with needs move repeatedly; others seldom
+    again = moved & (rng.random(h) < np.where(tenure == "private_rent", 0.4, 0.15))
+    if needs is not None:
+        again |= moved & flagged & (rng.random(h) < 0.5)
+    earlier_days = move_days + rng.integers(60, 900, h)
+    earlier = np.where(rng.random(h) < 0.25, -1, rng.choice(homes, h))
     hh_frame = pl.DataFrame({"household_id": households["household_id"], "uprn_current": chosen,
-                             "uprn_previous": np.where(moved, previous, 0), "moved_days_ago": np.where(moved, move_days, 0)})
+                             "uprn_previous": np.where(moved, previous, 0), "moved_days_ago": np.where(moved, move_days, 0),
+                             "uprn_previous2": np.where(again, earlier, 0),
+                             "moved_days_ago2": np.where(again, earlier_days, 0)})
     residents = persons.filter(pl.col("role") == "resident").select("person_id", "household_id", "household_type")
     code = {"care_home": "RI01", "hostel": "RI02A", "student_halls": "RI03"}
     picks = []
@@ -144,8 +153,11 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
         picks.append(subset.with_columns(pl.Series("uprn_current", rng.choice(places, subset.height)))
                      .select("household_id", "uprn_current"))
     communal_hh = pl.concat(picks).with_columns(pl.lit(0, pl.Int64).alias("uprn_previous"),
-                                                pl.lit(0, pl.Int64).alias("moved_days_ago"))
-    hh_frame = pl.concat([hh_frame.cast({"uprn_current": pl.Int64, "uprn_previous": pl.Int64, "moved_days_ago": pl.Int64}),
+                                                pl.lit(0, pl.Int64).alias("moved_days_ago"),
+                                                pl.lit(0, pl.Int64).alias("uprn_previous2"),
+                                                pl.lit(0, pl.Int64).alias("moved_days_ago2"))
+    hh_frame = pl.concat([hh_frame.cast({"uprn_current": pl.Int64, "uprn_previous": pl.Int64, "moved_days_ago": pl.Int64,
+                                         "uprn_previous2": pl.Int64, "moved_days_ago2": pl.Int64}),
                           communal_hh.cast({"uprn_current": pl.Int64})], how="vertical_relaxed")
     end = pl.lit(as_of)
     persons = persons.join(hh_frame, on="household_id", maintain_order="left")
@@ -163,8 +175,11 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
         pl.Series("uprn_term", np.where(term, rng.choice(homes, n), 0)),
         pl.when(pl.Series(alone)).then(pl.Series(own_previous)).otherwise(pl.col("uprn_previous")).alias("uprn_previous"),
         pl.when(pl.Series(alone)).then(pl.Series(own_days)).otherwise(pl.col("moved_days_ago")).alias("moved_days_ago"),
+        pl.when(pl.Series(alone)).then(0).otherwise(pl.col("uprn_previous2")).alias("uprn_previous2"),
+        pl.when(pl.Series(alone)).then(0).otherwise(pl.col("moved_days_ago2")).alias("moved_days_ago2"),
     ).with_columns(
         (end - pl.duration(days=pl.col("moved_days_ago"))).alias("moved_in"),
+        (end - pl.duration(days=pl.col("moved_days_ago2"))).alias("moved_in2"),
         # an out-of-area previous address: a made-up street in another town
         pl.Series("out_of_area", rng.integers(0, len(_OUT_OF_AREA), persons.height)),
     )
@@ -175,12 +190,19 @@ def assign_addresses(rng: np.random.Generator, persons: pl.DataFrame, llpg: pl.D
         ).alias("from"),
         pl.lit(None, pl.Date).alias("to"),
     )
+    twice = pl.col("moved_days_ago2") > 0
     before = persons.filter(pl.col("moved_days_ago") > 0).select(
         "person_id", pl.when(pl.col("uprn_previous") > 0).then(pl.col("uprn_previous")).alias("uprn"),
-        pl.max_horizontal(pl.col("date_of_birth"), pl.col("moved_in") - pl.duration(days=2000)).alias("from"),
+        pl.max_horizontal(pl.col("date_of_birth"), pl.when(twice).then(pl.col("moved_in2"))
+                          .otherwise(pl.col("moved_in") - pl.duration(days=2000))).alias("from"),
         (pl.col("moved_in") - pl.duration(days=1)).alias("to"),
     )
-    residence = pl.concat([current, before]).filter(pl.col("from") <= pl.col("to").fill_null(pl.lit(as_of)))
+    earliest = persons.filter(twice).select(
+        "person_id", pl.when(pl.col("uprn_previous2") > 0).then(pl.col("uprn_previous2")).alias("uprn"),
+        pl.max_horizontal(pl.col("date_of_birth"), pl.col("moved_in2") - pl.duration(days=2000)).alias("from"),
+        (pl.col("moved_in2") - pl.duration(days=1)).alias("to"),
+    )
+    residence = pl.concat([current, before, earliest]).filter(pl.col("from") <= pl.col("to").fill_null(pl.lit(as_of)))
     return persons, residence.sort("person_id", "from")
 
 
@@ -278,13 +300,17 @@ CONTACT_SOURCES = {"police": 700, "probation": 900, "social_care": 900}  # days 
 def _lag_days(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> np.ndarray:
     """Days between a move and the agency recording it (0 where the profile has no lag)."""
     n = records.height
-    src = records["source"].to_numpy()
-    fast_share = np.array([_LAG.get(s, (1.0, 0, 0))[0] for s in src])
-    fast_mean = np.array([_LAG.get(s, (1.0, 0, 0))[1] for s in src], dtype=float)
-    slow_mean = np.array([_LAG.get(s, (1.0, 0, 0))[2] for s in src], dtype=float)
+    fast_share, fast_mean, slow_mean = (per_source(records["source"], {s: v[i] for s, v in _LAG.items()},
+                                                   1.0 if i == 0 else 0.0) for i in range(3))
     fast = rng.random(n) < fast_share
     wait = np.where(fast, rng.exponential(np.maximum(fast_mean, 1.0)), rng.exponential(np.maximum(slow_mean, 1.0)))
     return (wait if noise.address_lag else np.zeros(n)).astype(np.int64)
+
+
+def per_source(source: pl.Series, values: dict, default: float) -> np.ndarray:
+    """A per-agency number for every record (vectorised lookup)."""
+    return source.replace_strict({k: float(v) for k, v in values.items()}, default=float(default),
+                                 return_dtype=pl.Float64).to_numpy()
 
 
 def _error_factor(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> np.ndarray:
@@ -294,15 +320,14 @@ def _error_factor(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseC
     prone = draw[persons] < noise.error_prone_share
     rest = (1 - noise.error_prone_share * noise.error_prone_factor) / max(1e-9, 1 - noise.error_prone_share)
     person = np.where(prone, noise.error_prone_factor, max(rest, 0.1))
-    agency = np.array([noise.source_error.get(s, 1.0) for s in records["source"].to_numpy()])
-    return person * agency
+    return person * per_source(records["source"], noise.source_error, 1.0)
 
 
 def duplicate_records(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseConfig) -> pl.DataFrame:
     """The same person entered twice in one system. A duplicate exists because the system's own search missed
     the first entry, so the second differs in two ways among: a surname letter, the date of birth a month out,
     an old address, a nickname. `duplicate_kind` is a bit mask of them (1, 2, 4, 8; 0: not a duplicate)."""
-    rate = np.array([noise.duplicate_by_source.get(s, 0.02) for s in records["source"].to_numpy()]) * noise.duplicate
+    rate = per_source(records["source"], noise.duplicate_by_source, 0.02) * noise.duplicate
     dup = records.filter(pl.Series(rng.random(records.height) < rate))
     first = rng.integers(0, 4, dup.height)
     second = (first + rng.integers(1, 4, dup.height)) % 4
@@ -324,11 +349,18 @@ class NoiseLog:
 
     def kinds(self) -> pl.Series:
         """Per row, the list of noise kinds applied (deduplicated, in order of application)."""
-        if not self.entries:
-            return pl.Series("noise", [[] for _ in range(self.n)], dtype=pl.List(pl.String))
-        frame = pl.DataFrame({f"m{i}": m for i, (_, _, m) in enumerate(self.entries)})
-        kinds = [pl.when(pl.col(f"m{i}")).then(pl.lit(k)) for i, (k, _, _) in enumerate(self.entries)]
-        return frame.select(pl.concat_list(kinds).list.drop_nulls().list.unique(maintain_order=True).alias("noise"))["noise"]
+        rows = [np.nonzero(m)[0] for _, _, m in self.entries]
+        long = pl.DataFrame({
+            "row": np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+            "order": np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)]) if rows else np.zeros(0, dtype=np.int64),
+        }, schema={"row": pl.Int64, "order": pl.Int64})
+        names = pl.Series([k for k, _, _ in self.entries], dtype=pl.String)
+        per_row = long.sort("row", "order").with_columns(pl.col("order").map_batches(
+            lambda s: names.gather(s), return_dtype=pl.String).alias("kind")).group_by("row", maintain_order=True).agg(
+            pl.col("kind").unique(maintain_order=True))
+        full = pl.DataFrame({"row": np.arange(self.n, dtype=np.int64)}).join(per_row, on="row", how="left",
+                                                                             maintain_order="left")
+        return full.select(pl.col("kind").fill_null(pl.lit([], pl.List(pl.String))).alias("noise"))["noise"]
 
     def frame(self, keys: pl.DataFrame) -> pl.DataFrame:
         parts = [keys.filter(pl.Series(m)).with_columns(pl.lit(f).alias("field"), pl.lit(k).alias("kind"))
@@ -493,21 +525,26 @@ def apply_noise(rng: np.random.Generator, records: pl.DataFrame, noise: NoiseCon
     # phones: adults their own mobile (the old number in older records), else the landline; children a
     # parent's mobile or the landline
     stale = records["address_stale"].to_numpy()
-    own = records["mobile"].to_numpy()
-    old = records["mobile_old"].to_numpy()
-    landline = records["landline"].to_numpy()
-    parent = records["parent_mobile"].fill_null("").to_numpy()
-    choose_landline = rng.random(n) < 0.2
-    adult_phone = np.where((old != "") & (stale | (rng.random(n) < 0.4)), old, own)
-    adult_phone = np.where((adult_phone == "") | (choose_landline & (landline != "")), landline, adult_phone)
-    child_phone = np.where((parent != "") & ((landline == "") | (rng.random(n) < 0.6)), parent, landline)
-    phone = np.where(age >= 16, adult_phone, np.where(own != "", own, child_phone))
-    log.add("phone_old_number", "phone", (phone == old) & (old != ""))
-    log.add("phone_of_parent", "phone", (phone == parent) & (parent != "") & (age < 16))
-    log.add("phone_household_landline", "phone", (phone == landline) & (landline != ""))
+    has_own = (records["mobile"] != "").to_numpy()
+    has_old = (records["mobile_old"] != "").to_numpy()
+    has_landline = (records["landline"] != "").to_numpy()
+    has_parent = (records["parent_mobile"].fill_null("") != "").to_numpy()
+    # which number the record holds: 0 own mobile, 1 old mobile, 2 landline, 3 a parent's mobile, 4 none
+    adult = np.where(has_old & (stale | (rng.random(n) < 0.4)), 1, np.where(has_own, 0, 4))
+    adult = np.where((adult == 4) | ((rng.random(n) < 0.2) & has_landline), np.where(has_landline, 2, 4), adult)
+    child = np.where(has_parent & (~has_landline | (rng.random(n) < 0.6)), 3, np.where(has_landline, 2, 4))
+    which = np.where(age >= 16, adult, np.where(has_own, 0, child))
     phone_missing = (missing & (what == 2)) | mask(noise.phone_missing)
-    phone = np.where(phone_missing, "", phone)
+    which = np.where(phone_missing, 4, which)
+    log.add("phone_old_number", "phone", which == 1)
+    log.add("phone_of_parent", "phone", (which == 3) & (age < 16))
+    log.add("phone_household_landline", "phone", which == 2)
     log.add("phone_missing", "phone", phone_missing)
+    phone = pl.DataFrame({"w": which, "own": records["mobile"], "old": records["mobile_old"],
+                          "landline": records["landline"], "parent": records["parent_mobile"]}).select(
+        pl.when(pl.col("w") == 0).then(pl.col("own")).when(pl.col("w") == 1).then(pl.col("old"))
+        .when(pl.col("w") == 2).then(pl.col("landline")).when(pl.col("w") == 3).then(pl.col("parent"))
+        .otherwise(pl.lit("")).fill_null("").alias("phone"))["phone"]
 
     return records.with_columns(
         first.alias("first_name"), last.alias("last_name"), dob.alias("date_of_birth"),

@@ -93,10 +93,10 @@ def nhs_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _digits_to_str(digits: np.ndarray) -> np.ndarray:
-    return np.array(["".join(map(str, row)) for row in digits]) if len(digits) < 1000 else (
-        pl.DataFrame({f"d{i}": digits[:, i].astype(str) for i in range(digits.shape[1])})
-        .select(pl.concat_str(pl.all()).alias("v"))["v"].to_numpy()
-    )
+    """Rows of digits as zero-padded strings (up to 18 digits fit an int64)."""
+    width = digits.shape[1]
+    value = digits.astype(np.int64) @ (10 ** np.arange(width - 1, -1, -1, dtype=np.int64))
+    return pl.Series(value).cast(pl.String).str.zfill(width).to_numpy()
 
 
 def upn_check_letter(body_values: np.ndarray) -> np.ndarray:
@@ -375,6 +375,13 @@ def population(rng: np.random.Generator, people: int, extract_date: dt.date) -> 
     return persons, relationships
 
 
+def _mobiles(numbers: np.ndarray) -> np.ndarray:
+    """07XX 9XXXXX style mobile numbers from integers below ten million."""
+    s = pl.Series(numbers.astype(np.int64))
+    return ("077" + (s // 100_000).cast(pl.String).str.zfill(2) + " 9"
+            + (s % 100_000).cast(pl.String).str.zfill(5)).to_numpy()
+
+
 def _contacts(rng: np.random.Generator, persons: pl.DataFrame) -> pl.DataFrame:
     """Phones and emails as households have them.
 
@@ -386,12 +393,13 @@ def _contacts(rng: np.random.Generator, persons: pl.DataFrame) -> pl.DataFrame:
     n = persons.height
     age = persons["age"].to_numpy()
     own = rng.random(n) < np.where(age >= 16, 0.95, np.where(age >= 11, 0.6, 0.0))
-    mobile = np.char.add("07700 9", rng.integers(10000, 99999, n).astype(str))
-    old = np.char.add("07700 9", rng.integers(10000, 99999, n).astype(str))
+    # ten million possible numbers, so a large city has few accidental shares
+    mobile = _mobiles(rng.choice(10_000_000, n, replace=False) if n <= 10_000_000 else rng.integers(0, 10_000_000, n))
+    old = _mobiles(rng.integers(0, 10_000_000, n))
     changed = own & (rng.random(n) < 0.4)
     hh = persons["household_id"].to_numpy()
     landline_hh = rng.random(hh.max() + 1) < 0.4
-    landline_no = np.char.add("01632 7", np.char.zfill((hh % 100000).astype(str), 5))
+    landline_no = ("01632 " + pl.Series(hh % 1_000_000).cast(pl.String).str.zfill(6)).to_numpy()
     first = persons["first_name"].str.to_lowercase().str.replace_all(r"[^a-z]", "")
     last = persons["last_name"].str.to_lowercase().str.replace_all(r"[^a-z]", "")
     has_email = (age >= 18) & (rng.random(n) < 0.75)
