@@ -27,7 +27,7 @@ class ExtractProblem:
     """One reason to stop a source's load; the message names file, column and counts, never values."""
 
     check: str  # required_column_missing | row_count_dropped | key_mostly_empty | names_mostly_empty | duplicate_keys
-    #              | dates_unparseable
+    #              | dates_unparseable | row_count_grew
     column: str | None
     message: str
     row_numbers: tuple[int, ...] = field(default=())  # rows involved (duplicate keys: the first few)
@@ -55,11 +55,13 @@ def check_extract(
     context_dir: Path | None = None,
     date_formats: dict[str, list[str]] | None = None,
     max_unparsed_date_share: float = 0.5,
+    max_growth_factor: float | None = 10.0,
 ) -> list[ExtractProblem]:
     """Problems with the extract as a whole (an empty list means load it).
 
     - a required column is missing;
-    - the row count fell by more than `max_drop_share` against the last good load (`previous_row_count`);
+    - the row count fell by more than `max_drop_share` against the last good load (`previous_row_count`), or
+      grew more than `max_growth_factor` times (another agency's file, a join gone wrong, duplicated exports);
     - fewer than `key_min_filled_share` of rows have a record key, or (when `name_columns` are given)
       a name in at least one of them;
     - record keys are duplicated (how many rows, and the first few row numbers);
@@ -83,10 +85,14 @@ def check_extract(
     expectations: list[gxe.Expectation] = [
         gxe.ExpectColumnToExist(column=c, meta={"check": "required_column_missing"}) for c in required_columns
     ]
-    minimum = None
+    minimum = maximum = None
     if previous_row_count:
         minimum = math.ceil(previous_row_count * (1 - max_drop_share))
         expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=minimum, meta={"check": "row_count_dropped"}))
+        if max_growth_factor:
+            maximum = math.floor(previous_row_count * max_growth_factor)
+            expectations.append(gxe.ExpectTableRowCountToBeBetween(max_value=maximum,
+                                                                   meta={"check": "row_count_grew"}))
     if has_key:
         expectations += [
             gxe.ExpectColumnValuesToNotBeNull(column=key_column, mostly=key_min_filled_share,
@@ -119,6 +125,12 @@ def check_extract(
                 check, None,
                 f"{prefix}row count fell from {previous_row_count:,} to {frame.height:,}, more than "
                 f"{max_drop_share:.0%} below the last good load (at least {minimum:,} rows expected)"))
+        elif check == "row_count_grew":
+            problems.append(ExtractProblem(
+                check, None,
+                f"{prefix}row count grew from {previous_row_count:,} to {frame.height:,}, more than "
+                f"{max_growth_factor:g} times the last good load (at most {maximum:,} rows expected): another "
+                "agency's file or a duplicated export?"))
         elif check == "key_mostly_empty":
             filled = 100 - float(stats.get("unexpected_percent") or 0)
             problems.append(ExtractProblem(

@@ -102,9 +102,14 @@ def ingest(data_dir: DataDir = None, landing: Landing = None, contracts: Contrac
     """Read, standardise and validate every agency extract into staging (bad rows to quarantine)."""
     from pipelines.stages import run_ingest
 
+    from pipelines.stages import UnknownSource
+
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
     _exclusive(settings, "ingest")
-    loads = run_ingest(settings, only=source, progress=console)
+    try:
+        loads = run_ingest(settings, only=source, progress=console)
+    except UnknownSource as exc:
+        _fail(str(exc))
     _print_loads(loads)
     if not all(load.ok for load in loads):
         _fail("; ".join(f"{l.source}: {l.message}" for l in loads if not l.ok))

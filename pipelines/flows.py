@@ -73,7 +73,8 @@ def link(settings: Settings, run_id: str) -> stages.LinkSummary:
 @task(task_run_name="publish", persist_result=False)
 def publish(settings: Settings, run_id: str, model_version: str) -> stages.PublishSummary:
     with stages.stage_errors("publish"):
-        return stages.run_publish(settings, run_id, model_version)
+        # made current by end_run, with the run's completion
+        return stages.run_publish(settings, run_id, model_version, switch=False)
 
 
 @task(task_run_name="report", persist_result=False)
@@ -91,7 +92,7 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
         sources = sorted(load_contracts(settings.contracts_dir))
         futures = [ingest_source.submit(settings, source, run_id) for source in sources]
         loads = [f.result() for f in futures]
-        stages.check_loads(loads)
+        stages.check_loads(loads, settings)
         linked = link(settings, run_id)
         published = publish(settings, run_id, linked.model_version)
         report_path = report(settings, run_id)
@@ -104,7 +105,7 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
     except BaseException as exc:
         stages.end_run(settings, run_id, "failed", "unknown", warehouse.safe_error(exc))
         raise
-    stages.end_run(settings, run_id, "completed")
+    published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.snapshot_id)
     summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)
     create_markdown_artifact(summary.markdown, key="familylink-nightly-summary",
                              description="familylink nightly run summary (counts only)")

@@ -44,6 +44,12 @@ class Settings(BaseModel):
     engine: Literal["duckdb", "spark"] = "duckdb"
     match_threshold: float = Field(default=0.99, gt=0, lt=1)
     max_row_count_drop: float = Field(default=0.5, ge=0, le=1, description="Largest share an extract may shrink by against the last good load.")
+    max_row_count_growth: float = Field(default=10.0, ge=1, description="How many times larger than the last good "
+                                        "load an extract may be before it is rejected.")
+    missing_extract_policy: Literal["stop", "publish_last_good"] = Field(
+        default="stop", description="When an agency's extract is missing: stop the run before linking (nothing is "
+        "published), or link and publish the other agencies' new data with the missing agency's last good data, "
+        "marked as such in the run summary, audit.run and the snapshot manifest.")
     snapshot_retention_days: int = Field(default=30, ge=0)
     pseudonymisation_key: str | None = Field(default=None, description="Secret for keyed-hash ids; never committed.")
     duckdb_memory_limit: str = Field(default="6GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",

@@ -43,6 +43,10 @@ def stage_errors(stage: str) -> Iterator[None]:
         raise failure from None
 
 
+class UnknownSource(ValueError):
+    message_is_safe = True
+
+
 class StageFailure(RuntimeError):
     """A stage failed; the message names the stage and source and carries no personal data."""
 
@@ -113,6 +117,10 @@ class NightlySummary:
         lines += ["## Sources", "", "| source | status | read | staged | quarantined |", "|---|---|---:|---:|---:|"]
         lines += [f"| {l.source} | {l.status} | {l.rows_read:,} | {l.rows_staged:,} | {l.rows_quarantined:,} |"
                   for l in self.loads]
+        stale = [l.source for l in self.loads if l.status == "missing"]
+        if stale and self.ok:
+            lines += ["", f"**No new extract from {', '.join(stale)}: published with the last good data "
+                          "(missing_extract_policy: publish_last_good).**"]
         if self.link:
             lk = self.link
             lines += ["", "## Linkage", "",
@@ -174,11 +182,19 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
         raise
     try:
         warehouse.import_refusals(con, warehouse.refusals_file(settings.warehouse))
-        # the run lock lets one run at a time in, so a run still marked running here was killed
-        con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
-                    "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
         run_id = warehouse.new_run_id()
-        warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
+        with warehouse.transaction(con):
+            # the run lock lets one run at a time in, so a run still marked running here was killed
+            abandoned = [r[0] for r in con.execute("select run_id from audit.run where status = 'running'").fetchall()]
+            con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
+                        "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
+            warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
+            # ids a killed run already changed are not changed again by this one: their merges and splits are
+            # filed under this run, which reports them and, if it completes, publishes them
+            if abandoned and con.execute("select count(*) from information_schema.tables where table_schema = "
+                                         "'audit' and table_name = 'id_lineage'").fetchall()[0][0]:
+                con.execute("update audit.id_lineage set run_id = ? where list_contains(?, run_id)",
+                            [run_id, abandoned])
         return run_id
     except BaseException:
         warehouse.release_run_lock(settings.warehouse)
@@ -187,11 +203,24 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
         con.close()
 
 
-def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None) -> None:
+def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None,
+            snapshot_id: str | None = None) -> list[str]:
+    """Record the run's end and release the run lock. A completed run that built a snapshot makes it current
+    in the same transaction, so the published pointer only ever moves with a run that completed.
+    Returns the snapshots expired afterwards."""
+    from warehouse._golden import expire_snapshots, make_current, write_current_pointer
+
     try:
         con = open_warehouse(settings)
         try:
-            warehouse.finish_run(con, run_id, status, stage, error)
+            with warehouse.transaction(con):
+                if snapshot_id and status == "completed":
+                    make_current(con, snapshot_id)
+                warehouse.finish_run(con, run_id, status, stage, error)
+            if snapshot_id and status == "completed":
+                write_current_pointer(settings.snapshots, snapshot_id)
+                return expire_snapshots(con, settings.snapshot_retention_days, settings.snapshots)
+            return []
         finally:
             con.close()
     finally:
@@ -218,7 +247,8 @@ def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> Source
     con = con or open_warehouse(settings, ensure=False)  # begin_run created the tables
     try:
         return ingest_source(con, contract, settings.landing, run_id, gx_dir=gx_dir(settings),
-                             max_row_count_drop=settings.max_row_count_drop)
+                             max_row_count_drop=settings.max_row_count_drop,
+                             max_row_count_growth=settings.max_row_count_growth)
     finally:
         if own:
             con.close()
@@ -226,6 +256,10 @@ def ingest_one(settings: Settings, source: str, run_id: str, con=None) -> Source
 
 def run_ingest(settings: Settings, *, only: list[str] | None = None, progress: Console | None = None,
                run_id: str | None = None, con=None) -> list[SourceLoad]:
+    unknown = sorted(set(only or []) - set(load_contracts(settings.contracts_dir)))
+    if unknown:
+        raise UnknownSource(f"no contract for source(s) {', '.join(unknown)} in {settings.contracts_dir}; known: "
+                            f"{', '.join(sorted(load_contracts(settings.contracts_dir)))}")
     own = con is None
     if own:
         settings.protect_data()
@@ -274,10 +308,17 @@ def publish_data_docs(settings: Settings, run_id: str) -> Path | None:
     return target / "index.html"
 
 
-def check_loads(loads: list[SourceLoad]) -> None:
-    failed = [l for l in loads if not l.ok]
+def check_loads(loads: list[SourceLoad], settings: Settings | None = None) -> None:
+    """Stop the run when a source failed. A missing extract stops it too unless `missing_extract_policy` is
+    `publish_last_good`: then the run goes on with that source's last good data, and says so."""
+    policy = settings.missing_extract_policy if settings else "stop"
+    tolerated = [l for l in loads if l.status == "missing" and policy == "publish_last_good"]
+    failed = [l for l in loads if not l.ok and l not in tolerated]
     if failed:
         raise StageFailure("ingest", "; ".join(f"source {l.source} {l.status}: {l.message}" for l in failed))
+    for load in tolerated:
+        load.message = (f"{load.message}; this run publishes the source's last good data "
+                        "(missing_extract_policy: publish_last_good)")
 
 
 # ------------------------------------------------------------------------------------ link / publish
@@ -295,7 +336,10 @@ def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
     return LinkSummary(**result)
 
 
-def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -> PublishSummary:
+def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *,
+                switch: bool = True) -> PublishSummary:
+    """Build, check and export a snapshot. `switch=False` (the nightly) leaves it ready: `end_run` makes it
+    current in the transaction that completes the run."""
     from warehouse._golden import PublishError, publish_snapshot
 
     from linkage_models.pipeline import ModelError, check_staged_sources
@@ -308,10 +352,16 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None) -
         except ModelError as exc:
             raise StageFailure("publish", str(exc)) from None
         as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
+        # sources whose extract was missing in this run (published with their last good data by policy)
+        stale = {source: str(loaded) for source, loaded in con.execute(
+            "select m.source, c.extract_date from audit.file_manifest as m "
+            "left join audit.current_extract as c using (source) where m.run_id = ? and m.status = 'missing'",
+            [run_id]).fetchall()}
         result = publish_snapshot(
             con, run_id=run_id, model_version=model_version, as_of=as_of, snapshots_dir=settings.snapshots,
             pseudonymisation_key=settings.pseudonymisation_key_bytes(),
             retention_days=settings.snapshot_retention_days,
+            notes={"sources_not_refreshed": stale} if stale else None, switch=switch,
         )
         from warehouse._retention import apply_retention
 
@@ -454,13 +504,13 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     try:
         con = open_warehouse(settings)
         summary.loads = run_ingest(settings, progress=progress, run_id=run_id, con=con)
-        check_loads(summary.loads)
+        check_loads(summary.loads, settings)
         stage = "link"
         with _status(progress, "Linking people, addresses and households"):
             summary.link = run_link(settings, run_id, con=con)
         stage = "publish"
         with _status(progress, "Publishing the golden snapshot"):
-            summary.publish = run_publish(settings, run_id, summary.link.model_version, con=con)
+            summary.publish = run_publish(settings, run_id, summary.link.model_version, con=con, switch=False)
         stage = "report"
         with _status(progress, "Writing reports"):
             summary.report = run_report(settings, run_id, con=con)
@@ -471,7 +521,10 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
     finally:
         if con is not None:
             con.close()
-    end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage, summary.failure)
+    expired = end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage,
+                      summary.failure, snapshot_id=summary.publish.snapshot_id if summary.publish else None)
+    if summary.publish:
+        summary.publish.expired = expired
     summary.outputs = nightly_outputs(settings, summary)
     return summary
 

@@ -108,10 +108,11 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
                 column = header[len(record)] if len(record) < width else None
                 raise ExtractError(path, f"{what} fields ({len(record)}) than the header ({width}): ragged or "
                                    "truncated row", row=contract.header_row + reader.line_num - 1, column=column)
-    except csv.Error:
-        # the csv module's messages describe quoting only, but say no more than that: never a value
-        raise ExtractError(path, "malformed CSV: a quote inside a field or an unterminated quoted field",
-                           row=contract.header_row + reader.line_num - 1) from None
+    except csv.Error as exc:
+        # the csv module's messages describe the fault, never a value; they are still not passed on
+        what = "a NUL byte (a binary or damaged file)" if "NUL" in str(exc) else \
+            "a quote inside a field or an unterminated quoted field"
+        raise ExtractError(path, f"malformed CSV: {what}", row=contract.header_row + reader.line_num - 1) from None
     if rows == 0:
         raise ExtractError(path, "the extract has a header but no data rows")
     frame = pl.read_csv(
@@ -128,7 +129,15 @@ def _read_xlsx(path: Path, contract: SourceContract) -> pl.DataFrame:
         frame = pl.read_excel(path, sheet_name=contract.sheet, engine="calamine",
                               read_options={"header_row": contract.header_row - 1, "dtypes": "string"})
     except Exception as exc:  # the calamine error names sheets, never cell values
-        raise ExtractError(path, f"cannot read workbook ({type(exc).__name__})") from None
+        failure = type(exc).__name__
+    else:
+        failure = None
+    if failure is not None:
+        sheets = _sheet_names(path)
+        if sheets is not None and contract.sheet is not None and contract.sheet not in sheets:
+            raise ExtractError(path, f"the workbook has no sheet named {contract.sheet!r} (it has "
+                               f"{', '.join(repr(s) for s in sheets)})")
+        raise ExtractError(path, f"cannot read workbook ({failure})")
     _check_columns(path, frame.columns, contract, contract.header_row)
     return frame.with_columns(pl.all().fill_null(""))
 
@@ -184,6 +193,15 @@ def _typed_to_text(path: Path, frame: pl.DataFrame, contract: SourceContract) ->
             raise ExtractError(path, f"column type {dtype.base_type()} cannot be read as text; send it as text",
                                column=name)
     return frame.select(converted)
+
+
+def _sheet_names(path: Path) -> list[str] | None:
+    try:
+        import fastexcel
+
+        return list(fastexcel.read_excel(str(path)).sheet_names)
+    except Exception:
+        return None
 
 
 def _read_parquet(path: Path, contract: SourceContract) -> pl.DataFrame:
@@ -245,7 +263,25 @@ def _read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
     first_data_row = contract.header_row + 1 if contract.format in ("csv", "xlsx") else 1
     frame = frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_data_row).alias("_row_number"))
     _refuse_mojibake(path, frame, contract)
-    return frame
+    return _limit_cells(frame)
+
+
+# No field of a person record needs more; a 100,000-character cell is an export fault or an attack, and would
+# reach every table and the golden snapshot.
+MAX_CELL_CHARS = 4000
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+
+
+def _limit_cells(frame: pl.DataFrame) -> pl.DataFrame:
+    """Cut text cells to MAX_CELL_CHARS and remove NUL and other control characters; `_text_limited` marks the
+    rows changed (staged with the quality flag `text_limited`)."""
+    text_columns = [c for c, t in frame.schema.items() if t == pl.String and not c.startswith("_")]
+    if not text_columns:
+        return frame.with_columns(pl.lit(False).alias("_text_limited"))
+    changed = pl.any_horizontal([(pl.col(c).str.len_chars() > MAX_CELL_CHARS) | pl.col(c).str.contains(_CONTROL)
+                                 for c in text_columns]).fill_null(False)
+    return frame.with_columns(changed.alias("_text_limited")).with_columns(
+        [pl.col(c).str.replace_all(_CONTROL, "").str.slice(0, MAX_CELL_CHARS) for c in text_columns])
 
 
 def _is_mojibake(text: str) -> bool:

@@ -26,6 +26,10 @@ _ABBREVIATIONS = {
     "TER": "TERRACE", "TERR": "TERRACE", "GR": "GROVE", "FLT": "FLAT", "APT": "FLAT", "APARTMENT": "FLAT",
 }
 _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
+# dates case systems put in when the real one is unknown: flagged (date_of_birth_placeholder), since they
+# make strangers agree on date of birth
+PLACEHOLDER_DATES = [dt.date(1900, 1, 1), dt.date(1899, 12, 31), dt.date(1901, 1, 1), dt.date(1800, 1, 1),
+                     dt.date(1111, 11, 11), dt.date(9999, 12, 31), dt.date(2999, 12, 31), dt.date(2099, 12, 31)]
 _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
 
 
@@ -236,12 +240,16 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
     flags = pl.col("quality_flags").fill_null(pl.lit([], pl.List(pl.String)))
     impossible = pl.col("date_of_birth").is_not_null() & (
         (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(date_of_birth_earliest)))
+    placeholder = pl.col("date_of_birth").is_in(PLACEHOLDER_DATES)
+    flags = _flag(flags, placeholder, "date_of_birth_placeholder")
     flags = _flag(flags, impossible, "date_of_birth_out_of_bounds")
     flags = _flag(flags, pl.col("_postcode").is_null() & pl.col("_postcode_other").is_not_null(), "postcode_not_uk")
     for name in (*identifiers, "phone"):
         flags = _flag(flags, pl.col(name).is_not_null() & pl.col(f"_{name}").is_null(), f"{name}_invalid")
     out = out.with_columns(
         flags.alias("quality_flags"),
+        # a placeholder is flagged, not cleared: the person model decides what a flagged date is worth (clearing
+        # these few dates upset its EM training on the demo city)
         pl.when(impossible).then(None).otherwise(pl.col("date_of_birth")).alias("date_of_birth"),
         # a UK postcode in the address text beats a non-UK value in the postcode column
         pl.coalesce(pl.col("_postcode"), extract_postcode(pl.col("address_text")),

@@ -5,6 +5,7 @@ Plain functions: the Prefect flow and the CLI both call `ingest_source` / `inges
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -72,6 +73,7 @@ def ingest_source(
     *,
     gx_dir: Path | None,
     max_row_count_drop: float = 0.5,
+    max_row_count_growth: float = 10.0,
     today: dt.date | None = None,
 ) -> SourceLoad:
     """Ingest the newest extract of one source. Never raises for a bad file: an unexpected error anywhere
@@ -79,7 +81,7 @@ def ingest_source(
     failure = None
     try:
         return _ingest_source(con, contract, landing, run_id, gx_dir=gx_dir, max_row_count_drop=max_row_count_drop,
-                              today=today)
+                              max_row_count_growth=max_row_count_growth, today=today)
     except MemoryError:
         raise
     except Exception as exc:
@@ -103,6 +105,7 @@ def _ingest_source(
     *,
     gx_dir: Path | None,
     max_row_count_drop: float = 0.5,
+    max_row_count_growth: float = 10.0,
     today: dt.date | None = None,
 ) -> SourceLoad:
     from expectations import check_extract, validate_records
@@ -149,6 +152,7 @@ def _ingest_source(
         max_drop_share=max_row_count_drop,
         name_columns=_name_columns(contract),
         date_formats=date_columns(contract),
+        max_growth_factor=max_row_count_growth,
     )
     if problems:
         message = "; ".join(f"{display}: {p}" for p in problems)
@@ -156,8 +160,11 @@ def _ingest_source(
 
     mapped = apply_contract(frame, contract, file_sha256=sha, extract_date=extract_date)
     bounds = contract.date_of_birth_bounds
-    people = standardise_person_records(mapped.person_record, as_of=extract_date or (today or dt.date.today()),
+    as_of = extract_date or (today or dt.date.today())
+    people = standardise_person_records(mapped.person_record, as_of=as_of,
                                         date_of_birth_earliest=bounds.earliest, max_age_years=bounds.max_age_years)
+    mapped, people = _flag_future_events(mapped, people, as_of)
+    people = _limit_text(people, frame)
     subjects = people.filter(pl.col("record_role") == "subject").with_columns(
         pl.col("record_id").is_in(mapped.person_identifier["record_id"].implode()).alias("_has_declared_identifier"))
     outcome = validate_records(contract.source, subjects, extract_date=extract_date or dt.date.today(),
@@ -299,6 +306,36 @@ def _suppress_erased(con, source: str, subjects: pl.DataFrame, bad_rows: pl.Data
     raw = raw.with_columns(pl.when(pl.col("row_number").is_in(hit.implode())).then(pl.lit('{"erased": true}'))
                            .otherwise(pl.col("payload")).alias("payload"))
     return bad_rows, raw
+
+
+def _flag_future_events(mapped, people: pl.DataFrame, as_of: dt.date):
+    """An event dated after the extract cannot have happened yet: its date is cleared (so no programme window
+    counts it) and the record carries the flag `event_date_future`."""
+    future = pl.col("event_date") > pl.lit(as_of)
+    ids = mapped.event.filter(future)["record_id"].unique()
+    if ids.len() == 0:
+        return mapped, people
+    mapped = dataclasses.replace(mapped, event=mapped.event.with_columns(
+        pl.when(future).then(None).otherwise(pl.col("event_date")).alias("event_date")))
+    people = people.with_columns(
+        pl.when(pl.col("record_id").is_in(ids.implode()))
+        .then(pl.concat_list([pl.col("quality_flags"), pl.lit(["event_date_future"])]))
+        .otherwise(pl.col("quality_flags")).alias("quality_flags"))
+    return mapped, people
+
+
+def _limit_text(people: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose received text the reader cut to MAX_CELL_CHARS or cleared of NUL and control characters carry
+    the flag `text_limited`."""
+    if "_text_limited" not in frame.columns:
+        return people
+    rows = frame.filter(pl.col("_text_limited"))["_row_number"]
+    if rows.len() == 0:
+        return people
+    return people.with_columns(
+        pl.when(pl.col("row_number").is_in(rows.implode()))
+        .then(pl.concat_list([pl.col("quality_flags"), pl.lit(["text_limited"])]))
+        .otherwise(pl.col("quality_flags")).alias("quality_flags"))
 
 
 def _display_name(path: Path, landing: Path) -> str:

@@ -41,8 +41,8 @@ def test_the_original_name_is_kept_beside_the_matching_form():
     assert out["last_name_std"].to_list() == ["wojcik", "wojcik"]
 
 
-POLICE_HEADER = ("NOMINAL_ID,SURNAME,FORENAMES,ALIASES,DOB,ALT_DOB,SEX,ADDRESS,PNC_ID,INCIDENT_TYPE,INCIDENT_DATE,OIC_NAME,"
-                 "OIC_PHONE\n")
+POLICE_HEADER = ("NOMINAL_ID,SURNAME,FORENAMES,ALIASES,DOB,ALT_DOB,SEX,ADDRESS,PNC_ID,INCIDENT_TYPE,INCIDENT_DATE,"
+                 "OIC_NAME,OIC_PHONE\n")
 
 
 def _police(tmp_path, forenames: list[str]) -> Path:

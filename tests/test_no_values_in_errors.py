@@ -51,43 +51,47 @@ def _files_holding(folder: Path, needles: list[bytes]) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles)]
 
 
-@pytest.mark.slow
-def test_prefect_database_logs_and_results_hold_no_value_after_a_failing_run(city, tmp_path):
-    from prefect.settings import (PREFECT_LOCAL_STORAGE_PATH, PREFECT_SERVER_ANALYTICS_ENABLED,
-                                  PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings)
+@pytest.fixture(scope="module")
+def prefect_storage(tmp_path_factory):
+    """A temporary Prefect server (its own SQLite database) and result storage folder for this module."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect-storage")
+    with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False, PREFECT_LOCAL_STORAGE_PATH: storage}):
+        with prefect_test_harness(server_startup_timeout=90):
+            yield storage
+
+
+@pytest.mark.slow
+def test_prefect_database_logs_and_results_hold_no_value_after_a_failing_run(city, tmp_path, prefect_storage):
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    from pipelines.flows import ingest
+    from pipelines.stages import StageFailure
 
     data = tmp_path / "data"
     shutil.copytree(city / "landing", data / "landing")
     row, pnc, address = _break_a_police_row(data / "landing")
     needles = [pnc.encode(), address.encode(), f'M,"{address}'.encode()]
-    storage = tmp_path / "prefect-storage"
-    with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False, PREFECT_LOCAL_STORAGE_PATH: storage}):
-        with prefect_test_harness(server_startup_timeout=90):
-            from prefect.logging.handlers import APILogHandler
+    with pytest.raises(StageFailure) as caught:
+        ingest(data_dir=str(data))
+    assert f"row {row}" in str(caught.value)
+    APILogHandler().flush()
+    import time
 
-            from pipelines.flows import ingest
-            from pipelines.stages import StageFailure
-
-            with pytest.raises(StageFailure) as caught:
-                ingest(data_dir=str(data))
-            assert f"row {row}" in str(caught.value)
-            APILogHandler().flush()
-            import time
-
-            time.sleep(3)  # events and logs reach the server's database in the background
-            database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
-            assert database.exists()
-            prefect_files = _files_holding(database.parent, needles) + (
-                _files_holding(storage, needles) if storage.exists() else [])
-            assert prefect_files == []
-            recorded = 0
-            for _ in range(30):  # events reach the database (or its write-ahead log) in the background
-                recorded = sum(p.read_bytes().count(b"police") for p in database.parent.glob(database.name + "*"))
-                if recorded:
-                    break
-                time.sleep(1)
-            assert recorded > 0, "the run was recorded"
+    time.sleep(3)  # events and logs reach the server's database in the background
+    database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+    assert database.exists()
+    recorded = []
+    for _ in range(30):  # events reach the database (or its write-ahead log) in the background
+        recorded = _files_holding(database.parent, [b"ingest-police"])
+        if recorded:
+            break
+        time.sleep(1)
+    assert recorded, "the run was recorded (database or its write-ahead log)"
+    assert _files_holding(database.parent, needles) + _files_holding(prefect_storage, needles) == []
     con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
     try:
         error = con.sql("select error from audit.run").fetchall()[0][0]
@@ -96,3 +100,37 @@ def test_prefect_database_logs_and_results_hold_no_value_after_a_failing_run(cit
         con.close()
     assert "police" in error and address not in error and pnc not in error
     assert manifest[0][0] == "rejected" and f"row {row}" in manifest[0][1] and address not in manifest[0][1]
+
+
+@pytest.mark.slow
+def test_a_changed_setting_is_applied_by_the_next_flow_run_not_served_from_a_cache(city, tmp_path, prefect_storage,
+                                                                                   monkeypatch):
+    """Issue 13, defect 9: a rejected extract is not remembered: after the setting that rejected it changes,
+    the next run evaluates it again and records it in the manifest."""
+    from pipelines.flows import ingest
+    from pipelines.settings import get_settings
+    from pipelines.stages import StageFailure
+
+    data = tmp_path / "data"
+    shutil.copytree(city / "landing", data / "landing")
+    get_settings.cache_clear()
+    ingest(data_dir=str(data))
+    police = next((data / "landing" / "police").glob("*.csv"))
+    lines = police.read_bytes().splitlines(keepends=True)
+    police.with_name("nominals_20261108.csv").write_bytes(b"".join(lines[: len(lines) // 4]))  # 75% fewer rows
+    with pytest.raises(StageFailure, match="row count fell"):
+        ingest(data_dir=str(data))
+    monkeypatch.setenv("FAMILYLINK_MAX_ROW_COUNT_DROP", "0.9")
+    get_settings.cache_clear()
+    try:
+        loads = {row["source"]: row["status"] for row in ingest(data_dir=str(data))}
+    finally:
+        get_settings.cache_clear()
+    assert loads["police"] == "loaded"
+    con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
+    try:
+        manifest = con.sql("select status from audit.file_manifest where source = 'police' "
+                           "and file_name like '%20261108%' order by recorded_at").fetchall()
+    finally:
+        con.close()
+    assert manifest == [("rejected",), ("loaded",)]

@@ -68,7 +68,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
             snapshot_id varchar primary key,
             run_id varchar not null,
             model_version varchar,
-            status varchar not null,         -- building | published | superseded | rolled_back | failed | expired
+            status varchar not null,         -- building | ready | published | superseded | rolled_back | failed | expired | purged
             created_at timestamp not null,
             published_at timestamp,
             row_counts json,
@@ -191,8 +191,8 @@ def _drop_abandoned(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall():
         if schema not in published:
             con.execute(f"drop schema if exists {schema} cascade")
-            con.execute("update audit.snapshot set status = 'failed' where snapshot_id = ? and status = 'building'",
-                        [schema])
+            con.execute("update audit.snapshot set status = 'failed' where snapshot_id = ? "
+                        "and status in ('building', 'ready')", [schema])
 
 
 def sql_string(value: object) -> str:
@@ -249,6 +249,8 @@ def publish_snapshot(
     pseudonymisation_key: bytes,
     retention_days: int,
     fail_before_switch: bool = False,
+    notes: dict | None = None,
+    switch: bool = True,
 ) -> SnapshotResult:
     _ensure_tables(con)
     _drop_abandoned(con)
@@ -287,7 +289,7 @@ def publish_snapshot(
         manifest_path = _export(con, snapshot, out_dir, {
             "snapshot_id": snapshot, "run_id": run_id, "model_version": model_version,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "as_of": as_of.isoformat(),
-            "row_counts": counts,
+            "row_counts": counts, **(notes or {}),
         })
         if fail_before_switch:  # used by tests to prove a failure here changes nothing published
             raise PublishError(f"{snapshot}: stopped before the switch on request")
@@ -297,17 +299,27 @@ def publish_snapshot(
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
 
+    con.execute("update audit.snapshot set status = 'ready', row_counts = ?, parquet_dir = ? where snapshot_id = ?",
+                [json.dumps(counts), str(out_dir), snapshot])
+    if not switch:
+        # the caller switches with `make_current` in the transaction that records its run as completed
+        return SnapshotResult(snapshot, counts, out_dir, manifest_path, [])
     with transaction(con):
-        switch_views(con, snapshot)
-        con.execute("update audit.snapshot set status = 'superseded' where status = 'published'")
-        con.execute(
-            "update audit.snapshot set status = 'published', published_at = current_timestamp, row_counts = ?, "
-            "parquet_dir = ? where snapshot_id = ?",
-            [json.dumps(counts), str(out_dir), snapshot],
-        )
+        make_current(con, snapshot)
     write_current_pointer(snapshots_dir, snapshot)
     expired = expire_snapshots(con, retention_days, snapshots_dir)
     return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
+
+
+def make_current(con: duckdb.DuckDBPyConnection, snapshot: str) -> None:
+    """Point the views at a built, checked and exported ('ready') snapshot and mark it published. Call inside
+    a transaction — the nightly's is the one that records its run as completed, so a snapshot is never
+    published by a run that did not complete. A ready snapshot never made current is dropped, with its
+    Parquet export, by the next publish."""
+    switch_views(con, snapshot)
+    con.execute("update audit.snapshot set status = 'superseded' where status = 'published'")
+    con.execute("update audit.snapshot set status = 'published', published_at = current_timestamp "
+                "where snapshot_id = ? and status = 'ready'", [snapshot])
 
 
 CURRENT_POINTER = "current.json"
