@@ -491,13 +491,18 @@ def _education(records, folder, stamp, rng, persons, noise):
     path = folder / f"pupils_{stamp}.csv"
     path.write_bytes(b"\xef\xbb\xbf" + frame.write_csv().encode("utf-8"))
     subjects = _truth(records, pl.col("has_upn") | pl.col("has_nhs"))
-    parent_rows = records.filter(pl.col("parent_person_id").is_not_null()).select(
-        pl.lit("education").alias("source"), (pl.col("record_id") + "-P1").alias("record_id"),
-        pl.col("parent_person_id").alias("person_id"), pl.col("uprn_recorded"), pl.col("p_noise").alias("noise"),
+    return path, pl.concat([subjects, _carer_truth(records, "education", "-P1", "parent_person_id", "p_noise")],
+                           how="diagonal_relaxed")
+
+
+def _carer_truth(records: pl.DataFrame, source: str, suffix: str, person: str, noise: str) -> pl.DataFrame:
+    """Truth rows for the parent/carer each record names (a record of its own: record id + suffix)."""
+    return records.filter(pl.col(person).is_not_null()).select(
+        pl.lit(source).alias("source"), (pl.col("record_id") + suffix).alias("record_id"),
+        pl.col(person).alias("person_id"), pl.col("uprn_recorded"), pl.col(noise).alias("noise"),
         pl.lit(False).alias("unusable"), pl.lit(None, pl.String).alias("unusable_reason"),
         pl.lit("parent_carer").alias("record_role"),
     )
-    return path, pl.concat([subjects, parent_rows], how="diagonal_relaxed")
 
 
 _education.ids = lambda rng, n: _ids(rng, n, "P", 7)
@@ -547,13 +552,8 @@ def _social_care(records, folder, stamp, rng, persons, noise):
     path = folder / f"cin_census_{stamp}.csv"
     frame.write_csv(path)
     subjects = _truth(records, pl.col("has_nhs") | pl.col("has_upn"))
-    carer_rows = records.filter(pl.col("carer_person_id").is_not_null()).select(
-        pl.lit("social_care").alias("source"), (pl.col("record_id") + "-C1").alias("record_id"),
-        pl.col("carer_person_id").alias("person_id"), pl.col("uprn_recorded"), pl.col("c_noise").alias("noise"),
-        pl.lit(False).alias("unusable"), pl.lit(None, pl.String).alias("unusable_reason"),
-        pl.lit("parent_carer").alias("record_role"),
-    )
-    return path, pl.concat([subjects, carer_rows], how="diagonal_relaxed")
+    return path, pl.concat([subjects, _carer_truth(records, "social_care", "-C1", "carer_person_id", "c_noise")],
+                           how="diagonal_relaxed")
 
 
 _social_care.ids = lambda rng, n: _ids(rng, n, "CS", 7)
