@@ -125,3 +125,50 @@ def test_nhs_number_mistyped_invalid_or_still_valid():
     assert c.tolist() == [True, True, False] and blank == ""
     assert still_valid != "9434765919" and valid(still_valid)  # the dangerous kind: someone else's valid number
     assert invalid != "9434765919" and invalid[9] == "9"
+
+
+# ----------------------------------------------------------------------------------------- addresses
+def _address(kind: str, *, flat: bool = False, named: bool = False):
+    """One record at one gazetteer address with only `kind` switched on (rate 1), the others off."""
+    from dataclasses import fields, replace
+
+    from sources.synthetic._extracts import NoiseConfig, NoiseLog, address_parts
+
+    rates = {f.name: 0.0 for f in fields(NoiseConfig) if f.type in ("float", float)}
+    noise = replace(NoiseConfig(), **{**rates, kind: 1.0})
+    llpg = pl.DataFrame({"uprn": [100], "sao_text": ["FLAT 2" if flat else ""], "pao_start_number": [8],
+                         "pao_text": ["Rose Cottage" if named else ""], "street_description": ["Oak Close"],
+                         "locality": ["BROOKSIDE"], "postcode": ["AV3 4PL"], "neighbour_postcode": ["AV3 4PN"]})
+    records = pl.DataFrame({"uprn_recorded": [100], "factor": [1.0], "address_outside": [False], "out_of_area": [0],
+                            "address_missing": [False], "last_name": ["Smith"]})
+    log = NoiseLog(1)
+    out = address_parts(np.random.default_rng(1), records, llpg, noise, log)
+    return out.row(0, named=True), {k for k, _, m in log.entries if m[0]}
+
+
+@pytest.mark.parametrize(
+    "kind, flat, named, check",
+    [
+        ("flat_described", True, False, lambda r: r["line1"] in ("First Floor Flat, 8 Oak Close", "8B Oak Close")),
+        ("street_misspelt", False, False, lambda r: r["line1"].startswith("8 ") and r["line1"] != "8 Oak Close"),
+        ("house_number_missing", False, False, lambda r: r["line1"] == "Oak Close"),
+        ("building_name_only", False, True, lambda r: r["line1"] == "Rose Cottage" and r["line2"] is None),
+        ("address_abbreviated", False, False, lambda r: r["line1"] == "8 Oak Cl"),
+        ("postcode_typo", False, False, lambda r: r["postcode"] == "AV3 4LP"),
+        ("postcode_wrong_unit", False, False, lambda r: r["postcode"] == "AV3 4PN"),
+        ("postcode_missing", False, False, lambda r: r["postcode"] is None),
+        ("locality_for_town", False, False, lambda r: r["town"] == "Brookside"),
+    ],
+)
+def test_address_noise(kind, flat, named, check):
+    row, logged = _address(kind, flat=flat, named=named)
+    assert check(row), row
+    assert kind in logged
+
+
+def test_address_without_noise_is_the_gazetteer_address():
+    row, logged = _address("typo")  # no address noise switched on
+    assert (row["line1"], row["line2"], row["town"], row["postcode"]) == ("8 Oak Close", None, "Ashford Vale", "AV3 4PL")
+    assert logged == set()
+    row, _ = _address("typo", flat=True, named=True)
+    assert row["line1"] == "Flat 2, Rose Cottage" and row["line2"] == "8 Oak Close"

@@ -64,6 +64,7 @@ class NoiseConfig:
     house_number_missing: float = 0.03
     street_misspelt: float = 0.03
     flat_described: float = 0.5  # of flats: "2nd Floor Flat" / "8B" instead of "Flat 2"
+    building_name_only: float = 0.3  # of named houses: the name without the street line
     locality_for_town: float = 0.25
     address_abbreviated: float = 0.15
     # identifiers and contacts
@@ -652,7 +653,7 @@ def address_parts(rng: np.random.Generator, records: pl.DataFrame, llpg: pl.Data
     line2 = pl.when(pl.col("house_name").is_not_null()).then(pl.col("number") + " " + pl.col("street"))
     lines = frame.select(line1.alias("line1"), line2.alias("line2"))
     # a house name given without its street line in a third of cases: building name only
-    name_only = mask(0.3, r["house_name"].is_not_null().to_numpy())
+    name_only = mask(noise.building_name_only, r["house_name"].is_not_null().to_numpy())
     log.add("building_name_only", "address", name_only)
     abbreviate = mask(noise.address_abbreviated, known)
     log.add("address_abbreviated", "address", abbreviate)
