@@ -77,16 +77,22 @@ def test_service_store_on_postgresql(postgres_url, practitioner_city):
     # two writers (as two service processes would be) append concurrently: one unbroken chain
     writers = [AuditWriter(ctx.engine), AuditWriter(ctx.engine)]
 
+    failures: list[BaseException] = []
+
     def burst(writer: AuditWriter, n: int) -> None:
-        for i in range(n):
-            writer.write(Actor("pg-user", "practitioner", "Health", "Safeguarding enquiry"), "search",
-                         fields="name", person_ids=[str(i)])
+        try:
+            for i in range(n):
+                writer.write(Actor("pg-user", "practitioner", "Health", "Safeguarding enquiry"), "search",
+                             fields="name", person_ids=[str(i)])
+        except BaseException as error:  # a lost audit row must fail the test, not die with its thread
+            failures.append(error)
 
     threads = [threading.Thread(target=burst, args=(w, 25)) for w in writers]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert failures == []
     check = verify_chain(ctx.engine)
     assert check.ok and check.rows == 50
     with pytest.raises(sa.exc.DatabaseError, match="append-only"):

@@ -52,24 +52,26 @@ class AuditWriter:
 
     def write(self, actor: Actor, action: str, *, person_ids: list[str] | None = None, fields: str | None = None,
               detail: str | None = None) -> int:
-        for _attempt in range(20):
-            with self._lock, self.engine.begin() as conn:
-                head = conn.execute(sa.select(audit_event.c.seq, audit_event.c.row_hash)
-                                    .order_by(audit_event.c.seq.desc()).limit(1)).first()
-                seq, prev = (head.seq + 1, head.row_hash) if head else (1, GENESIS)
-                stamp = now()
-                at = stamp.replace(microsecond=(stamp.microsecond // 1000) * 1000)
-                row = {"seq": seq, "at": at, "username": actor.username, "role": actor.role, "agency": actor.agency,
-                       "purpose": actor.purpose, "action": action, "fields": fields,
-                       "person_ids": [str(p) for p in (person_ids or [])], "detail": detail}
-                row["prev_hash"] = prev
-                row["row_hash"] = _row_hash(prev, row)
-                try:
+        for _attempt in range(50):
+            # the losing insert aborts its transaction: leave the `begin()` block by the exception so it is rolled
+            # back, then retry on the new head (continuing inside the block would try to commit an aborted one)
+            try:
+                with self._lock, self.engine.begin() as conn:
+                    head = conn.execute(sa.select(audit_event.c.seq, audit_event.c.row_hash)
+                                        .order_by(audit_event.c.seq.desc()).limit(1)).first()
+                    seq, prev = (head.seq + 1, head.row_hash) if head else (1, GENESIS)
+                    stamp = now()
+                    at = stamp.replace(microsecond=(stamp.microsecond // 1000) * 1000)
+                    row = {"seq": seq, "at": at, "username": actor.username, "role": actor.role,
+                           "agency": actor.agency, "purpose": actor.purpose, "action": action, "fields": fields,
+                           "person_ids": [str(p) for p in (person_ids or [])], "detail": detail}
+                    row["prev_hash"] = prev
+                    row["row_hash"] = _row_hash(prev, row)
                     conn.execute(audit_event.insert().values(**row))
-                except IntegrityError:
-                    continue
                 return seq
-        raise RuntimeError("audit: could not append after 20 attempts")
+            except IntegrityError:
+                continue
+        raise RuntimeError("audit: could not append after 50 attempts")
 
 
 @dataclass
