@@ -19,9 +19,6 @@ from dataclasses import dataclass
 
 import duckdb
 import polars as pl
-from splink import DuckDBAPI
-from splink.clustering import cluster_pairwise_predictions_at_threshold
-
 from linkage_models.clerical import decisions_in_force
 
 PAIRS = "linkage.person_pairs"
@@ -134,20 +131,16 @@ def _split(nodes: pl.DataFrame, edges: pl.DataFrame, cannot: set[frozenset[str]]
     return {node: min(members) for members in groups.values() for node in members}
 
 
-def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold: float) -> Clustering:
+def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold: float, engine=None) -> Clustering:
     """Cluster the scored pairs in linkage.person_pairs over the records of `nodes_table` (unique_id,
-    nhs_number, date_of_birth)."""
+    nhs_number, date_of_birth). Connected components run on the engine (linkage_models/_engine.py); the
+    guard works on the few suspect clusters in the warehouse."""
+    from linkage_models._engine import DuckDBEngine
+
     must = _decision_pairs(con, "match")
     cannot = _decision_pairs(con, "non_match")
     _build_edges(con, nodes_table, threshold, must, cannot)
-    db_api = DuckDBAPI(connection=con)
-    components = cluster_pairwise_predictions_at_threshold(
-        db_api.register(nodes_table), db_api.register(EDGES), db_api, node_id_column_name="unique_id",
-        threshold_match_probability=None,  # the edges are already the accepted links
-    )
-    con.execute(f"create or replace temp table _cluster as select unique_id, cast(cluster_id as varchar) as cluster_id "
-                f"from {components.physical_name}")
-    components.drop_table_from_database_and_remove_from_cache()
+    (engine or DuckDBEngine()).connected_components(con, nodes_table, EDGES, "_cluster")
 
     con.register("_cannot", cannot)
     try:

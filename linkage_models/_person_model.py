@@ -21,9 +21,10 @@ from pathlib import Path
 import duckdb
 import splink
 import splink.comparison_library as cl
-from splink import DuckDBAPI, Linker, block_on
+from splink import Linker, block_on
 from splink.internals.exceptions import SplinkException  # EMTrainingException and the rest (no public path)
 
+from linkage_models._engine import DuckDBEngine
 from linkage_models._model_builder import (INPUT_TABLE, ModelBuildError, ModelPlan, build_input, build_plan,
                                           load_plan)
 
@@ -139,10 +140,9 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     return f"{row[0]}:{row[1]}"
 
 
-def make_linker(con: duckdb.DuckDBPyConnection, settings) -> Linker:
-    db_api = DuckDBAPI(connection=con)
-    sdf = db_api.register(INPUT_TABLE)
-    return Linker(sdf, settings, log_level=logging.WARNING)
+def make_linker(con: duckdb.DuckDBPyConnection, settings, engine=None) -> Linker:
+    """A Linker over the Splink input on the engine (DuckDB in the warehouse by default, or Spark)."""
+    return (engine or DuckDBEngine()).linker(con, INPUT_TABLE, settings)
 
 
 @dataclass
@@ -173,14 +173,17 @@ def _training_table(con: duckdb.DuckDBPyConnection, max_records: int) -> tuple[s
 
 
 def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 2e6,
-                       max_records: int = 300_000, seed: int = 1, settings_path: Path | None = None) -> TrainedModel:
+                       max_records: int = 300_000, seed: int = 1, settings_path: Path | None = None,
+                       engine=None) -> TrainedModel:
     """Unsupervised training on the staged records; saves a new version (never promoted here).
 
     The model is built from the fields the staged records carry (linkage_models/_model_builder.py), or from
     a pinned settings file (`settings_path`, a settings.json a data team reviewed and edited). The settings
     used are written beside the trained model. Raises ModelBuildError (one line) when there is too little
     data; a training block that yields no pairs or cannot be estimated is skipped and logged, not fatal.
+    `engine` (linkage_models/_engine.py) runs the Splink work; the plan is built and saved in DuckDB SQL.
     """
+    engine = engine or DuckDBEngine()
     pinned = load_plan(settings_path) if settings_path is not None else None
     records = build_input(con, pinned.identifiers if pinned else None)
     if records < 10:
@@ -188,9 +191,8 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
                               "(at least 10 needed); ingest the sources first")
     table, trained_on = _training_table(con, max_records)
     plan = pinned or build_plan(con, table=table)
-    db_api = DuckDBAPI(connection=con)
-    records_sdf = db_api.register(table)
-    linker = Linker(records_sdf, plan.splink_settings, log_level=logging.WARNING)
+    linker = engine.linker(con, table, plan.splink_settings)
+    records_sdf = next(iter(linker._input_tables_dict.values()))
     log = logging.getLogger("familylink.model")
     skipped = list(plan.skipped)
     if plan.deterministic_rules:
@@ -223,10 +225,11 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     plan.skipped = skipped
     plan.write(out / "settings.json")
     model_path = out / "model.duckdb.json"
-    linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    # the approved model is always in DuckDB SQL (the practitioner service links referrals with it)
+    model_path.write_text(json.dumps(engine.model_json(linker, plan.splink_settings), indent=4), encoding="utf-8")
     metadata = {
         "version": version, "trained_at": trained_at.isoformat(), "splink_version": splink.__version__,
-        "engine": "duckdb", "training_data_fingerprint": fingerprint(con), "records": records,
+        "engine": engine.name, "training_data_fingerprint": fingerprint(con), "records": records,
         "records_trained_on": trained_on, "max_pairs": max_pairs, "identifiers": plan.identifiers,
         "settings_file": "settings.json", "settings_pinned_from": str(settings_path) if settings_path else None,
         "training_blocks_skipped": skipped,
@@ -265,7 +268,7 @@ def _split_unique_id(frame: "pl.DataFrame") -> "pl.DataFrame":
 
 
 def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, threshold: float,
-                        review_threshold: float = 0.5) -> LinkResult:
+                        review_threshold: float = 0.5, engine=None) -> LinkResult:
     """Score candidate pairs with an approved model and cluster at the threshold, honouring clerical
     decisions and the over-merge guard (linkage_models/_clusters.py).
 
@@ -279,16 +282,14 @@ def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, thresh
 
     started = time.perf_counter()
     build_input(con, model_identifiers(model_path))
-    linker = make_linker(con, str(model_path))
+    engine = engine or DuckDBEngine()
+    linker = make_linker(con, str(model_path), engine)
     pairs = linker.inference.predict(threshold_match_probability=min(review_threshold, threshold))
+    engine.save_pairs(con, pairs, "linkage.person_pairs", "unique_id_l, unique_id_r, match_weight, match_probability")
     logging.getLogger("familylink.link").info("link step predict took %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
-    con.execute(
-        f"create or replace table linkage.person_pairs as select unique_id_l, unique_id_r, match_weight, "
-        f"match_probability from {pairs.physical_name}"
-    )
     linker.table_management.delete_tables_created_by_splink_from_db()
-    clustering = cluster_persons(con, INPUT_TABLE, threshold)
+    clustering = cluster_persons(con, INPUT_TABLE, threshold, engine)
     con.register("_clusters", clustering.clusters)
     # each record's strongest accepted link (null for a record linked to nothing)
     frame = con.sql(

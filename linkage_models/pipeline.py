@@ -49,10 +49,26 @@ def train(con: duckdb.DuckDBPyConnection, settings: Settings, settings_file: Pat
     """Train a model version from the staged records (or from a pinned settings file); one-line ModelError
     when there is too little data."""
     check_staged_sources(con, settings.contracts_dir)
+    with engine_for(settings) as engine:
+        try:
+            return train_person_model(con, settings.models, settings_path=settings_file, engine=engine).version
+        except ModelBuildError as exc:
+            raise ModelError(str(exc)) from None
+
+
+@contextmanager
+def engine_for(settings: Settings):
+    """The engine `settings.engine` names, closed (its exchanged files deleted) when the step ends."""
+    from linkage_models._engine import EngineError, open_engine
+
     try:
-        return train_person_model(con, settings.models, settings_path=settings_file).version
-    except ModelBuildError as exc:
+        engine = open_engine(settings)
+    except EngineError as exc:
         raise ModelError(str(exc)) from None
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def check_staged_sources(con: duckdb.DuckDBPyConnection, contracts_dir: Path) -> dict:
@@ -97,7 +113,8 @@ def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
     from linkage_models._stable_ids import assign_person_ids
 
     version, path = approved_model(settings)
-    result = predict_and_cluster(con, path, settings.match_threshold)
+    with engine_for(settings) as engine:
+        result = predict_and_cluster(con, path, settings.match_threshold, engine=engine)
     with _timed("stable person ids"):
         assigned = assign_person_ids(con, result.clusters, run_id)
         _record_overmerge_flags(con, run_id, result.flags)
@@ -157,9 +174,6 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     from linkage_models._address import load_gazetteer, match_addresses
     from warehouse._graph import build_graph
 
-    if settings.engine != "duckdb":
-        raise ModelError(f"engine {settings.engine!r} is not available in this release: the link stage runs on "
-                         "DuckDB (set engine: duckdb)")
     contracts = check_staged_sources(con, settings.contracts_dir)
     trust = pl.DataFrame({"source": list(contracts), "trust_rank": [c.trust_rank for c in contracts.values()]})
     con.register("_trust", trust)

@@ -41,7 +41,21 @@ class Settings(BaseModel):
     reports_dir: Path | None = Field(default=None, description="Reports; default data/reports.")
     models_dir: Path | None = Field(default=None, description="Trained models; default data/models.")
     snapshots_dir: Path | None = Field(default=None, description="Parquet exports; default data/snapshots.")
-    engine: Literal["duckdb", "spark"] = "duckdb"
+    engine: Literal["duckdb", "spark"] = Field(default="duckdb", description="Where the link stage's pairwise work "
+                                              "(training, prediction, clustering) runs: DuckDB in the warehouse, or "
+                                              "Spark (docs/operations.md, Spark).")
+    spark_master: str = Field(default="local[2]", description="Spark master URL: local[N], spark://host:7077, yarn, "
+                              "k8s://...; an active SparkSession in the process is used as it is.")
+    spark_driver_memory: str = Field(default="2g", pattern=r"^[0-9]{1,6}[kmgtKMGT]$")
+    spark_executor_memory: str | None = Field(default=None, pattern=r"^[0-9]{1,6}[kmgtKMGT]$",
+                                              description="Per executor on a cluster; default Spark's own.")
+    spark_shuffle_partitions: int = Field(default=8, ge=1, le=100_000, description="spark.sql.shuffle.partitions: "
+                                          "2-3 per executor core (8 on local[2]; ~2000 for 100M records).")
+    spark_checkpoint_dir: Path | None = Field(default=None, description="Checkpoints and the Parquet exchanged "
+                                              "with the warehouse, deleted after each step; default data/spark. "
+                                              "On a cluster: a mount every executor and this machine share.")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Any other Spark properties "
+                                       "(spark.driver.host, spark.executor.cores...); JSON in FAMILYLINK_SPARK_CONF.")
     match_threshold: float = Field(default=0.99, gt=0, lt=1)
     max_row_count_drop: float = Field(default=0.5, ge=0, le=1, description="Largest share an extract may shrink by against the last good load.")
     max_row_count_growth: float = Field(default=10.0, ge=1, description="How many times larger than the last good "
@@ -86,6 +100,18 @@ class Settings(BaseModel):
     practitioner_oidc_client_secret: str | None = None
     practitioner_snapshot_poll_seconds: float = Field(default=5.0, gt=0, description="How often to look for a newer snapshot.")
 
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _json_mapping(cls, value: object) -> object:
+        import json
+
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError("expected a JSON object of Spark property names to values") from None
+        return value
+
     @field_validator("practitioner_sensitive_services", "practitioner_purposes", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -106,6 +132,10 @@ class Settings(BaseModel):
     @property
     def warehouse(self) -> Path:
         return self.warehouse_path or self.data_dir / "warehouse" / "familylink.duckdb"
+
+    @property
+    def spark_checkpoints(self) -> Path:
+        return self.spark_checkpoint_dir or self.data_dir / "spark"
 
     @property
     def reports(self) -> Path:
@@ -153,7 +183,7 @@ class Settings(BaseModel):
         os.umask(0o007 if gid is not None else 0o077)
         too_wide = 0o007 if gid is not None else 0o077
         roots = {self.data_dir, self.landing, self.reference, self.warehouse.parent, self.reports, self.models,
-                 self.snapshots}
+                 self.snapshots, self.spark_checkpoints}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         tightened = 0
         seen: set[Path] = set()

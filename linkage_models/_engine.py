@@ -1,0 +1,318 @@
+"""Where the pairwise work of the person model runs: DuckDB inside the warehouse (the default) or Spark.
+
+The link stage has two kinds of work. Scoring candidate pairs (training's EM and u sampling, prediction)
+and connected components grow with the pairs and the records of a region; they run through Splink's own
+database abstraction (`DuckDBAPI` or `SparkAPI`), so the same Splink calls serve both engines. Everything
+else — building the Splink input from staging, the over-merge guard, stable ids, the household graph —
+is linear in the records and stays in the warehouse's DuckDB, which reads the Parquet files Spark writes.
+See docs/adr/0012-spark-engine.md.
+
+One model spec: the settings file and the approved model (`model.duckdb.json`) are written in DuckDB SQL,
+the dialect the practitioner service links referrals with. On Spark, `spark_settings` translates every
+comparison level and blocking rule mechanically (sqlglot, plus the few functions whose names differ);
+a model trained on Spark has its parameters copied back onto the DuckDB spec, level by level.
+
+The Parquet exchanged between DuckDB and Spark (the Splink input holds names and dates of birth) lives in
+a per-run folder under `spark_work_dir` and is deleted when the step ends, like Splink's checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+if TYPE_CHECKING:
+    from splink import Linker
+    from splink.internals.splink_dataframe import SplinkDataFrame
+
+log = logging.getLogger("familylink.engine")
+
+
+class EngineError(RuntimeError):
+    """The engine could not start or run (no Java, cluster unreachable): one line, no record values."""
+
+    message_is_safe = True
+    stage = "link"
+
+
+# ------------------------------------------------------------------------------ DuckDB SQL → Spark SQL
+# DuckDB functions the person model uses whose Spark name or meaning differs. The Spark names are Splink's
+# own (its similarity UDF jar registers jaro_winkler and damerau_levenshtein) or Spark built-ins.
+_RENAMED = {"list_intersect": "array_intersect", "list_distinct": "array_distinct", "list_concat": "concat",
+            "array_length": "size", "jaro_winkler_similarity": "jaro_winkler", "jaro_similarity": "jaro_sim"}
+
+
+def _to_spark(node: exp.Expression, array_columns: frozenset[str]) -> exp.Expression:
+    if isinstance(node, exp.JarowinklerSimilarity):
+        return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
+    if isinstance(node, exp.Anonymous) and node.name.lower() in _RENAMED:
+        return exp.Anonymous(this=_RENAMED[node.name.lower()], expressions=node.expressions)
+    if isinstance(node, (exp.Length, exp.ArraySize)):
+        arg = node.this
+        is_array = (isinstance(arg, exp.Column) and arg.name.lower() in array_columns) or (
+            isinstance(arg, (exp.Anonymous, exp.ArrayDistinct, exp.ArrayConcat, exp.ArrayIntersect)))
+        if is_array:
+            return exp.Anonymous(this="size", expressions=[arg])
+    if isinstance(node, exp.DateDiff) and (node.unit is None or node.text("unit").lower() in ("day", "days")):
+        # DuckDB date_diff('day', start, end) is end - start in days: Spark's datediff(end, start)
+        return exp.Anonymous(this="datediff", expressions=[node.this, node.expression])
+    return node
+
+
+def spark_sql(condition: str, array_columns: frozenset[str] = frozenset()) -> str:
+    """One DuckDB boolean expression of the model (a comparison level, a blocking rule) in Spark SQL."""
+    if condition.strip().upper() == "ELSE":
+        return condition
+    tree = sqlglot.parse_one(condition, read="duckdb")
+    # children first, so a renamed list function is seen as an array by the len() around it
+    for node in reversed(list(tree.walk())):
+        replacement = _to_spark(node, array_columns)
+        if replacement is not node:
+            if node is tree:
+                tree = replacement
+            else:
+                node.replace(replacement)
+    return tree.sql(dialect="spark")
+
+
+def spark_settings(settings: dict, array_columns: frozenset[str]) -> dict:
+    """The same Splink model with every SQL condition translated to Spark SQL (comparison levels and their
+    array columns, blocking rules). Parameters, labels and level order are untouched."""
+    out = copy.deepcopy(settings)
+    out["sql_dialect"] = "spark"
+    names = frozenset(c.lower() for base in array_columns for c in (base, f"{base}_l", f"{base}_r"))
+    for comparison in out.get("comparisons", []):
+        for level in comparison["comparison_levels"]:
+            if "sql_condition" in level:
+                level["sql_condition"] = spark_sql(level["sql_condition"], names)
+    rules = []
+    for rule in out.get("blocking_rules_to_generate_predictions", []):
+        if isinstance(rule, dict):
+            rules.append({**rule, "blocking_rule": spark_sql(rule["blocking_rule"], names), "sql_dialect": "spark"})
+        else:
+            rules.append(spark_sql(rule, names))
+    out["blocking_rules_to_generate_predictions"] = rules
+    return out
+
+
+_TRAINED_LEVEL_KEYS = ("m_probability", "u_probability", "tf_adjustment_weight", "fix_m_probability",
+                       "fix_u_probability")
+
+
+def trained_onto_spec(spec: dict, trained: dict) -> dict:
+    """The DuckDB spec with the parameters a model trained elsewhere learnt, comparison by comparison and level
+    by level (the translation keeps both in the same order)."""
+    out = copy.deepcopy(spec)
+    out["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
+    if len(out["comparisons"]) != len(trained["comparisons"]):
+        raise EngineError("trained model and settings differ in their comparisons")
+    for mine, theirs in zip(out["comparisons"], trained["comparisons"]):
+        if len(mine["comparison_levels"]) != len(theirs["comparison_levels"]):
+            raise EngineError(f"comparison {mine.get('output_column_name')}: levels differ after training")
+        for level, learnt in zip(mine["comparison_levels"], theirs["comparison_levels"]):
+            for key in _TRAINED_LEVEL_KEYS:
+                if key in learnt:
+                    level[key] = learnt[key]
+                else:
+                    level.pop(key, None)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- engines
+@dataclass
+class DuckDBEngine:
+    """Splink on the warehouse connection itself: tables are registered by name, nothing is copied."""
+
+    name = "duckdb"
+
+    def linker(self, con: duckdb.DuckDBPyConnection, table: str, settings: dict | str | Path) -> "Linker":
+        from splink import DuckDBAPI, Linker
+
+        sdf = DuckDBAPI(connection=con).register(table)
+        return Linker(sdf, settings, log_level=logging.WARNING)
+
+    def model_json(self, linker: "Linker", spec: dict) -> dict:
+        return linker.misc.save_model_to_json()
+
+    def save_pairs(self, con: duckdb.DuckDBPyConnection, pairs: "SplinkDataFrame", target: str, columns: str) -> None:
+        con.execute(f"create or replace table {target} as select {columns} from {pairs.physical_name}")
+
+    def connected_components(self, con: duckdb.DuckDBPyConnection, nodes_table: str, edges_table: str,
+                             target: str) -> None:
+        """`target` (unique_id, cluster_id varchar): connected components of the edges over the nodes."""
+        from splink import DuckDBAPI
+        from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+        db_api = DuckDBAPI(connection=con)
+        components = cluster_pairwise_predictions_at_threshold(
+            db_api.register(nodes_table), db_api.register(edges_table), db_api, node_id_column_name="unique_id",
+            threshold_match_probability=None)  # the edges are already the accepted links
+        con.execute(f"create or replace temp table {target} as select unique_id, cast(cluster_id as varchar) as "
+                    f"cluster_id from {components.physical_name}")
+        components.drop_table_from_database_and_remove_from_cache()
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class SparkOptions:
+    """Where and how big: from settings (pipelines/settings.py `spark_*`)."""
+
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    executor_memory: str | None = None
+    shuffle_partitions: int = 8
+    work_dir: Path = Path("data/spark")  # exchange Parquet and checkpoints; shared storage on a cluster
+    conf: dict[str, str] = field(default_factory=dict)
+    app_name: str = "familylink"
+    # how Splink cuts Spark's lineage between steps: "parquet" (its default) writes each intermediate table to
+    # the checkpoint folder and scales; "persist" keeps them in executor memory, quicker for small runs
+    break_lineage: str = "parquet"
+
+
+def spark_session(options: SparkOptions):
+    """(session, started): the process's active SparkSession is reused (a test's, or a notebook's on a
+    cluster); otherwise one is started from the options with Splink's similarity UDFs on its classpath."""
+    from pyspark.sql import SparkSession
+    from splink.backends.spark import similarity_jar_location
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    builder = (SparkSession.builder.appName(options.app_name).master(options.master)
+               .config("spark.jars", similarity_jar_location())
+               .config("spark.driver.memory", options.driver_memory)
+               .config("spark.sql.shuffle.partitions", str(options.shuffle_partitions))
+               .config("spark.default.parallelism", str(options.shuffle_partitions))
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               # shuffle and spill files hold record values: keep them in the private work folder
+               .config("spark.local.dir", str(Path(options.work_dir).resolve() / "local")))
+    if options.executor_memory:
+        builder = builder.config("spark.executor.memory", options.executor_memory)
+    if options.master.startswith("local"):
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+    for key, value in options.conf.items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # Java missing, master unreachable: the class and the master only
+        raise EngineError(f"Spark did not start against {options.master} ({exc.__class__.__name__}); is Java "
+                          "installed (make system-deps) and the master reachable?") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark, True
+
+
+class SparkEngine:
+    """Splink's SparkAPI on a SparkSession. Tables cross from the warehouse as Parquet in a per-engine folder
+    (under `work_dir`) that `close` deletes, checkpoints included."""
+
+    name = "spark"
+
+    def __init__(self, options: SparkOptions, spark=None):
+        self.options = options
+        self.spark, self.started = (spark, False) if spark is not None else spark_session(options)
+        self.folder = Path(options.work_dir).resolve() / f"run-{uuid.uuid4().hex[:12]}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.spark.sparkContext.setCheckpointDir(str(self.folder / "checkpoints"))
+        self._db_api = None
+
+    @property
+    def db_api(self):
+        from splink.backends.spark import SparkAPI
+
+        if self._db_api is None:
+            self._db_api = SparkAPI(spark_session=self.spark, break_lineage_method=self.options.break_lineage,
+                                    num_partitions_on_repartition=self.options.shuffle_partitions)
+        return self._db_api
+
+    def to_spark(self, con: duckdb.DuckDBPyConnection, table: str):
+        """A warehouse table as a Spark DataFrame, through Parquet the executors can read."""
+        path = self.folder / "in" / table
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"copy (select * from {table}) to '{path}.parquet' (format parquet)")
+        return self.spark.read.parquet(f"{path}.parquet")
+
+    def from_spark(self, con: duckdb.DuckDBPyConnection, frame, name: str, target: str, *, temp: bool = False) -> None:
+        """A Spark DataFrame written as Parquet and loaded into the warehouse as `target`."""
+        path = self.folder / "out" / name
+        frame.write.mode("overwrite").parquet(str(path))
+        kind = "temp table" if temp else "table"
+        con.execute(f"create or replace {kind} {target} as select * from read_parquet('{path}/*.parquet')")
+
+    def _array_columns(self, frame) -> frozenset[str]:
+        from pyspark.sql.types import ArrayType
+
+        return frozenset(f.name for f in frame.schema.fields if isinstance(f.dataType, ArrayType))
+
+    def linker(self, con: duckdb.DuckDBPyConnection, table: str, settings: dict | str | Path) -> "Linker":
+        from splink import Linker
+
+        frame = self.to_spark(con, table)
+        if not isinstance(settings, dict):
+            settings = json.loads(Path(settings).read_text(encoding="utf-8"))
+        if settings.get("sql_dialect", "duckdb") == "duckdb":
+            settings = spark_settings(settings, self._array_columns(frame))
+        sdf = self.db_api.register(frame)
+        return Linker(sdf, settings, log_level=logging.WARNING)
+
+    def model_json(self, linker: "Linker", spec: dict) -> dict:
+        return trained_onto_spec(spec, linker.misc.save_model_to_json())
+
+    def save_pairs(self, con: duckdb.DuckDBPyConnection, pairs: "SplinkDataFrame", target: str, columns: str) -> None:
+        self.from_spark(con, self.spark.sql(f"select {columns} from {pairs.physical_name}"), "pairs", target)
+
+    def connected_components(self, con: duckdb.DuckDBPyConnection, nodes_table: str, edges_table: str,
+                             target: str) -> None:
+        from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+        nodes = self.db_api.register(self.to_spark(con, nodes_table).select("unique_id"))
+        edges = self.db_api.register(self.to_spark(con, edges_table))
+        components = cluster_pairwise_predictions_at_threshold(
+            nodes, edges, self.db_api, node_id_column_name="unique_id", threshold_match_probability=None)
+        frame = self.spark.sql(f"select unique_id, cast(cluster_id as string) as cluster_id "
+                               f"from {components.physical_name}")
+        self.from_spark(con, frame, "clusters", target, temp=True)
+        components.drop_table_from_database_and_remove_from_cache()
+
+    def close(self) -> None:
+        """Drop what Splink cached and delete every file this engine wrote (record values among them)."""
+        if self._db_api is not None:
+            for table in list(self._db_api._intermediate_table_cache.values()):
+                try:
+                    table.drop_table_from_database_and_remove_from_cache()
+                except Exception:  # a view Spark already dropped
+                    pass
+        for view in self.spark.catalog.listTables():
+            if view.isTemporary and view.name.startswith("__splink"):
+                self.spark.catalog.dropTempView(view.name)
+        self.spark.catalog.clearCache()
+        if self.started:  # a session this step started ends with it (its JVM holds the driver's memory)
+            self.spark.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def open_engine(settings: Any):
+    """The engine the settings name (`engine: duckdb | spark`)."""
+    if settings.engine == "duckdb":
+        return DuckDBEngine()
+    return SparkEngine(spark_options(settings))
+
+
+def spark_options(settings: Any) -> SparkOptions:
+    return SparkOptions(master=settings.spark_master, driver_memory=settings.spark_driver_memory,
+                        executor_memory=settings.spark_executor_memory,
+                        shuffle_partitions=settings.spark_shuffle_partitions, work_dir=settings.spark_checkpoints,
+                        conf=dict(settings.spark_conf))
