@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $@
 
-## system-deps: Debian packages the tests and reports need (headless Chromium for the report test)
+## system-deps: Debian packages the tests and reports need (headless Chromium, PostgreSQL, a Java runtime for Spark)
 system-deps:
 	@bash .ci/system-deps.sh
 

@@ -5,7 +5,7 @@ and connected components grow with the pairs and the records of a region; they r
 database abstraction (`DuckDBAPI` or `SparkAPI`), so the same Splink calls serve both engines. Everything
 else — building the Splink input from staging, the over-merge guard, stable ids, the household graph —
 is linear in the records and stays in the warehouse's DuckDB, which reads the Parquet files Spark writes.
-See docs/adr/0012-spark-engine.md.
+See docs/adr/0008-spark-engine.md.
 
 One model spec: the settings file and the approved model (`model.duckdb.json`) are written in DuckDB SQL,
 the dialect the practitioner service links referrals with. On Spark, `spark_settings` translates every
@@ -22,6 +22,7 @@ import copy
 import json
 import logging
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,15 +47,18 @@ class EngineError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------ DuckDB SQL → Spark SQL
-# DuckDB functions the person model uses whose Spark name or meaning differs. The Spark names are Splink's
-# own (its similarity UDF jar registers jaro_winkler and damerau_levenshtein) or Spark built-ins.
+# DuckDB functions the person model uses whose Spark name or meaning differs: Spark built-ins, and DuckDB's
+# string similarities as `register_duckdb_similarities` gives them to Spark (Spark 4's own
+# jaro_winkler_similarity is another variant, and a built-in shadows any function registered under its name)
+_SIMILARITIES = {"jaro_winkler_similarity": "duckdb_jaro_winkler_similarity", "jaro_similarity": "duckdb_jaro_similarity",
+                 "damerau_levenshtein": "duckdb_damerau_levenshtein"}
 _RENAMED = {"list_intersect": "array_intersect", "list_distinct": "array_distinct", "list_concat": "concat",
-            "array_length": "size", "jaro_winkler_similarity": "jaro_winkler", "jaro_similarity": "jaro_sim"}
+            "array_length": "size", **_SIMILARITIES}
 
 
 def _to_spark(node: exp.Expression, array_columns: frozenset[str]) -> exp.Expression:
     if isinstance(node, exp.JarowinklerSimilarity):
-        return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
+        return exp.Anonymous(this=_SIMILARITIES["jaro_winkler_similarity"], expressions=[node.this, node.expression])
     if isinstance(node, exp.Anonymous) and node.name.lower() in _RENAMED:
         return exp.Anonymous(this=_RENAMED[node.name.lower()], expressions=node.expressions)
     if isinstance(node, (exp.Length, exp.ArraySize)):
@@ -128,12 +132,55 @@ def trained_onto_spec(spec: dict, trained: dict) -> dict:
     return out
 
 
+def register_duckdb_similarities(spark) -> None:
+    """DuckDB's jaro_similarity, jaro_winkler_similarity and damerau_levenshtein as Spark functions giving the
+    same numbers (named duckdb_*). DuckDB's come from RapidFuzz's C++ library; Spark 4's built-in and Splink's
+    JVM UDFs implement another Jaro variant (half transpositions counted differently), which moves pairs
+    across the model's thresholds: 'williams'/'wilmiams' is 0.908 on DuckDB and 0.892 on Spark, either
+    side of a 0.9 level. These are
+    Python UDFs (Arrow batches) calling RapidFuzz, so executors need Python with rapidfuzz installed.
+    The functions are defined here, not at module level, so they travel to executors by value."""
+    from pyspark.sql.functions import udf
+    from pyspark.sql.types import DoubleType, LongType
+
+    def jaro_winkler_similarity(a, b):
+        from rapidfuzz.distance import JaroWinkler
+
+        if a is None or b is None:
+            return None
+        return JaroWinkler.similarity(a, b) if a or b else 0.0  # DuckDB: two empty strings score 0
+
+    def jaro_similarity(a, b):
+        from rapidfuzz.distance import Jaro
+
+        if a is None or b is None:
+            return None
+        return Jaro.similarity(a, b) if a or b else 0.0
+
+    def damerau_levenshtein(a, b):
+        from rapidfuzz.distance import DamerauLevenshtein
+
+        if a is None or b is None:
+            return None
+        return DamerauLevenshtein.distance(a, b)
+
+    for function, kind in ((jaro_winkler_similarity, DoubleType()), (jaro_similarity, DoubleType()),
+                           (damerau_levenshtein, LongType())):
+        spark.udf.register(_SIMILARITIES[function.__name__], udf(function, kind, useArrow=True))
+
+
 # ------------------------------------------------------------------------------------------- engines
+def _quoted(path: str) -> str:
+    """A path as a SQL string literal (a data folder may contain an apostrophe)."""
+    return "'" + path.replace("'", "''") + "'"
+
+
 @dataclass
 class DuckDBEngine:
     """Splink on the warehouse connection itself: tables are registered by name, nothing is copied."""
 
     name = "duckdb"
+    u_sampling: dict = field(default_factory=dict)  # Splink's defaults: 10 chunks, stop when levels have counts
 
     def linker(self, con: duckdb.DuckDBPyConnection, table: str, settings: dict | str | Path) -> "Linker":
         from splink import DuckDBAPI, Linker
@@ -212,6 +259,9 @@ def spark_session(options: SparkOptions):
         raise EngineError(f"Spark did not start against {options.master} ({exc.__class__.__name__}); is Java "
                           "installed (make system-deps) and the master reachable?") from None
     spark.sparkContext.setLogLevel("ERROR")
+    # the Python that runs the similarity UDFs on executors (pyspark reads only PYSPARK_PYTHON otherwise):
+    # `spark.pyspark.python` from spark_conf on a cluster, this very interpreter (with rapidfuzz) by default
+    spark.sparkContext.pythonExec = options.conf.get("spark.pyspark.python", sys.executable)
     return spark, True
 
 
@@ -220,6 +270,9 @@ class SparkEngine:
     (under `work_dir`) that `close` deletes, checkpoints included."""
 
     name = "spark"
+    # one chunk: each of Splink's u-sampling chunks is a full Spark job graph, and its early stop rarely
+    # comes before the last chunk on sparse levels (identifiers); one pass over max_pairs is cheaper
+    u_sampling = {"num_chunks": 1}
 
     def __init__(self, options: SparkOptions, spark=None):
         self.options = options
@@ -236,13 +289,14 @@ class SparkEngine:
         if self._db_api is None:
             self._db_api = SparkAPI(spark_session=self.spark, break_lineage_method=self.options.break_lineage,
                                     num_partitions_on_repartition=self.options.shuffle_partitions)
+            register_duckdb_similarities(self.spark)  # after Splink's own UDFs, so DuckDB's meaning wins
         return self._db_api
 
     def to_spark(self, con: duckdb.DuckDBPyConnection, table: str):
         """A warehouse table as a Spark DataFrame, through Parquet the executors can read."""
         path = self.folder / "in" / table
         path.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(f"copy (select * from {table}) to '{path}.parquet' (format parquet)")
+        con.execute(f"copy (select * from {table}) to {_quoted(f'{path}.parquet')} (format parquet)")
         return self.spark.read.parquet(f"{path}.parquet")
 
     def from_spark(self, con: duckdb.DuckDBPyConnection, frame, name: str, target: str, *, temp: bool = False) -> None:
@@ -250,7 +304,7 @@ class SparkEngine:
         path = self.folder / "out" / name
         frame.write.mode("overwrite").parquet(str(path))
         kind = "temp table" if temp else "table"
-        con.execute(f"create or replace {kind} {target} as select * from read_parquet('{path}/*.parquet')")
+        con.execute(f"create or replace {kind} {target} as select * from read_parquet({_quoted(f'{path}/*.parquet')})")
 
     def _array_columns(self, frame) -> frozenset[str]:
         from pyspark.sql.types import ArrayType

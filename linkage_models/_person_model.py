@@ -201,7 +201,7 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
         except (SplinkException, ZeroDivisionError, ValueError) as exc:
             log.info("prior not estimated (%s): Splink's default kept", exc.__class__.__name__)
             skipped.append({"rule": "deterministic rules", "reason": f"prior not estimated ({exc.__class__.__name__})"})
-    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed, **engine.u_sampling)
     trained = 0
     for rule in plan.training_rules:
         # an EM session that fails midway leaves the linker's comparisons half-edited: restart from the

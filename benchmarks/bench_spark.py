@@ -1,0 +1,155 @@
+"""The link stage on DuckDB and on Spark `local[2]`, same city, same approved model: wall time and peak
+memory of the whole process tree (the Python process and, on Spark, its JVM), and whether both engines gave
+the same persons and households.
+
+    .venv/bin/python benchmarks/bench_spark.py --people 60000            # ≈100k records, built in a temp dir
+    .venv/bin/python benchmarks/bench_spark.py --data-dir data/bench1m   # an ingested city with an approved model
+
+The city is built, ingested and a model trained and promoted on DuckDB once (`--train-on-spark` also times
+training on Spark). Each engine links a fresh copy of the same warehouse in its own process; a sampler reads
+/proc every 0.2 s and sums the resident memory of that process and all its descendants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of `root` and every descendant (the JVM py4j starts is a child), in MB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total / 2**20
+
+
+def _measured(target, *args) -> dict:
+    """Run target(*args, queue) in a child process; its result plus the peak memory of its process tree."""
+    queue: mp.Queue = mp.get_context("spawn").Queue()
+    process = mp.get_context("spawn").Process(target=target, args=(*args, queue))
+    peak = [0.0]
+    process.start()
+
+    def sample():
+        while process.is_alive():
+            peak[0] = max(peak[0], _tree_rss_mb(process.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    result = queue.get()
+    process.join()
+    sampler.join()
+    return {**result, "peak_tree_mb": round(peak[0])}
+
+
+def _settings(data_dir: str, engine: str):
+    from pipelines.settings import Settings
+
+    return Settings(data_dir=Path(data_dir), engine=engine, pseudonymisation_key="bench",
+                    spark_checkpoint_dir=Path(data_dir).parent / "spark-work")
+
+
+def _train(data_dir: str, engine: str, out: mp.Queue) -> None:
+    from linkage_models.pipeline import promote, train
+    from pipelines.stages import open_warehouse
+
+    settings = _settings(data_dir, engine)
+    con = open_warehouse(settings)
+    started = time.perf_counter()
+    version = train(con, settings)
+    seconds = time.perf_counter() - started
+    con.close()
+    if engine == "duckdb":
+        promote(settings, version)
+    out.put({"phase": f"training on {engine}", "seconds": round(seconds, 1), "version": version})
+
+
+def _link(data_dir: str, engine: str, out: mp.Queue) -> None:
+    from linkage_models.pipeline import link_all
+    from pipelines.stages import begin_run, open_warehouse
+
+    settings = _settings(data_dir, engine)
+    run_id = begin_run(settings, "benchmark")
+    con = open_warehouse(settings)
+    started = time.perf_counter()
+    result = link_all(con, settings, run_id)
+    seconds = time.perf_counter() - started
+    records = con.execute("select count(*) from staging.person_record").fetchall()[0][0]
+    ids = con.execute("select md5(string_agg(source || ':' || record_id || '=' || person_id, ',' order by all)) "
+                      "from linkage.person_cluster").fetchall()[0][0]
+    households = con.execute("select md5(string_agg(person_id || '=' || household_id, ',' order by all)) "
+                             "from graph.household_member").fetchall()[0][0]
+    con.close()
+    out.put({"phase": f"link_all on {engine}", "seconds": round(seconds, 1), "records": records,
+             "persons": result["persons"], "households": result["households"],
+             "scored_pairs": result["scored_pairs"], "person_ids_md5": ids, "household_ids_md5": households})
+
+
+def _build(data_dir: Path, people: int, seed: int) -> None:
+    from pipelines.settings import Settings
+    from pipelines.stages import run_ingest
+    from sources.synthetic import CityConfig, generate_city
+
+    generate_city(data_dir, CityConfig(people=people, seed=seed))
+    run_ingest(Settings(data_dir=data_dir, pseudonymisation_key="bench"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="an ingested city (built in a temp dir when omitted)")
+    parser.add_argument("--people", type=int, default=60_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--train-on-spark", action="store_true", help="also time training on Spark")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
+    try:
+        source = args.data_dir
+        if source is None:
+            source = work / "city"
+            started = time.perf_counter()
+            _build(source, args.people, args.seed)
+            print(json.dumps({"phase": "build and ingest", "seconds": round(time.perf_counter() - started, 1)}))
+        if not (source / "models" / "person" / "approved.json").exists():
+            print(json.dumps(_measured(_train, str(source), "duckdb")), flush=True)
+        rows = []
+        for engine in ("duckdb", "spark"):
+            copy = work / engine / "data"
+            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("landing", "snapshots", "reports"))
+            row = _measured(_link, str(copy), engine)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        if args.train_on_spark:
+            print(json.dumps(_measured(_train, str(work / "spark" / "data"), "spark")), flush=True)
+        same = all(rows[0][k] == rows[1][k] for k in ("person_ids_md5", "household_ids_md5"))
+        print(json.dumps({"same_person_and_household_ids": same,
+                          "spark_over_duckdb_wall": round(rows[1]["seconds"] / rows[0]["seconds"], 1),
+                          "spark_over_duckdb_memory": round(rows[1]["peak_tree_mb"] / rows[0]["peak_tree_mb"], 1)}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

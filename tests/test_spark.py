@@ -1,0 +1,240 @@
+"""The Spark engine (`engine: spark`): the link stage on Spark gives the pairs, clusters, stable ids and
+households DuckDB gives, on `local[2]` and on a standalone master and worker started on loopback.
+
+One tiny trained city for the module (about 1,500 records). JVM start-ups are few: one SparkSession on
+`local[2]` for the local tests, then one standalone cluster (master, worker, one executor). Java comes from
+Debian's packages (`make system-deps`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from linkage_models._engine import SparkOptions, spark_settings, spark_sql, spark_session
+from pipelines.settings import Settings
+
+# C1 only: the JIT's slower second tier never pays for itself on runs this small (halves the first predict)
+_QUICK_JVM = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+              "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
+
+
+# ---------------------------------------------------------------------------------- translation, no JVM
+def test_duckdb_functions_of_the_model_become_their_spark_equivalents():
+    arrays = frozenset({"address_tokens_l", "address_tokens_r"})
+    assert spark_sql("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.92") == \
+        "DUCKDB_JARO_WINKLER_SIMILARITY(first_name_std_l, first_name_std_r) >= 0.92"  # DuckDB's, on Spark
+    assert spark_sql("10 * len(list_intersect(address_tokens_l, address_tokens_r)) >= "
+                     "6 * len(list_distinct(list_concat(address_tokens_l, address_tokens_r)))", arrays) == \
+        ("10 * SIZE(ARRAY_INTERSECT(address_tokens_l, address_tokens_r)) >= "
+         "6 * SIZE(ARRAY_DISTINCT(CONCAT(address_tokens_l, address_tokens_r)))")
+    assert spark_sql("len(address_tokens_l) >= 2", arrays) == "SIZE(address_tokens_l) >= 2"
+    assert spark_sql("len(first_name_std_l) >= 2", arrays) == "LENGTH(first_name_std_l) >= 2"  # a string
+    # DuckDB's date_diff('day', start, end) is end - start: Spark's datediff(end, start)
+    assert spark_sql("abs(date_diff('day', date_of_birth_l, date_of_birth_r)) <= 366") == \
+        "ABS(DATEDIFF(date_of_birth_r, date_of_birth_l)) <= 366"
+    assert spark_sql('"sex_l" IS NULL OR "sex_r" IS NULL') == "`sex_l` IS NULL OR `sex_r` IS NULL"
+
+
+def test_the_spark_model_is_the_same_model_in_another_dialect():
+    settings = {"sql_dialect": "duckdb", "probability_two_random_records_match": 0.01,
+                "blocking_rules_to_generate_predictions": [{"blocking_rule": 'l."phone" = r."phone"',
+                                                            "sql_dialect": "duckdb"}],
+                "comparisons": [{"output_column_name": "forename", "comparison_levels": [
+                    {"sql_condition": "first_name_std_l is null", "is_null_level": True},
+                    {"sql_condition": "jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.9",
+                     "m_probability": 0.7, "u_probability": 0.01, "label_for_charts": "close"},
+                    {"sql_condition": "ELSE", "m_probability": 0.3, "u_probability": 0.99}]}]}
+    spark = spark_settings(settings, frozenset())
+    assert spark["sql_dialect"] == "spark"
+    assert spark["blocking_rules_to_generate_predictions"][0]["blocking_rule"] == "l.`phone` = r.`phone`"
+    levels = spark["comparisons"][0]["comparison_levels"]
+    assert levels[1]["sql_condition"].startswith("DUCKDB_JARO_WINKLER_SIMILARITY(")
+    assert [(l.get("m_probability"), l.get("label_for_charts")) for l in levels] == \
+        [(l.get("m_probability"), l.get("label_for_charts")) for l in settings["comparisons"][0]["comparison_levels"]]
+    assert settings["comparisons"][0]["comparison_levels"][1]["sql_condition"].startswith("jaro_winkler_similarity")
+
+
+# ------------------------------------------------------------------------------------ on a real JVM
+@pytest.fixture(scope="module")
+def city(tmp_path_factory) -> Settings:
+    from tests._city import trained_city
+
+    return trained_city(tmp_path_factory.mktemp("spark-city"), people=500, seed=3)
+
+
+def _link(city: Settings, folder: Path, **changes) -> dict:
+    """The link stage on a copy of the city's warehouse and models; what it wrote, read back."""
+    from linkage_models.pipeline import link_all
+
+    shutil.copytree(city.data_dir, folder)
+    settings = city.with_overrides(data_dir=folder, spark_checkpoint_dir=folder.parent / f"{folder.name}-spark",
+                                   **changes)
+    con = duckdb.connect(str(settings.warehouse))
+    try:
+        summary = link_all(con, settings, "run-1")
+        tables = {
+            "person_cluster": "select source, record_id, person_id, cluster_size from linkage.person_cluster",
+            "pairs": "select unique_id_l, unique_id_r, round(match_weight, 9) from linkage.person_pairs",
+            "record_link": "select source, record_id, person_id from graph.record_link",
+            "household_member": "select person_id, household_id from graph.household_member",
+            "lineage": "select kind, event, id, related_id, members from audit.id_lineage",
+            "overmerge": "select source, record_id, person_id, reason, action from linkage.overmerge_flag",
+        }
+        out = {name: sorted(con.execute(sql).fetchall(), key=repr) for name, sql in tables.items()}
+    finally:
+        con.close()
+    return {"summary": summary, "settings": settings, **out}
+
+
+@pytest.fixture(scope="module")
+def on_duckdb(city, tmp_path_factory) -> dict:
+    return _link(city, tmp_path_factory.mktemp("duckdb-run") / "data")
+
+
+@pytest.fixture(scope="module")
+def local_spark(tmp_path_factory):
+    spark, _ = spark_session(SparkOptions(work_dir=tmp_path_factory.mktemp("spark-session"), conf=_QUICK_JVM))
+    yield spark
+    spark.stop()
+
+
+def _assert_same_link(on_spark: dict, on_duckdb: dict) -> None:
+    for table in ("pairs", "person_cluster", "record_link", "household_member", "lineage", "overmerge"):
+        assert on_spark[table] == on_duckdb[table], table
+    for key in ("records", "persons", "scored_pairs", "households", "lineage"):
+        assert on_spark["summary"][key] == on_duckdb["summary"][key], key
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_link_stage_on_spark_gives_the_pairs_clusters_and_ids_duckdb_gives(city, on_duckdb, local_spark, tmp_path):
+    on_spark = _link(city, tmp_path / "data", engine="spark")
+    # the city links for real: most people are known to several agencies, households have several members
+    assert on_duckdb["summary"]["persons"] < 0.8 * on_duckdb["summary"]["records"]
+    assert on_duckdb["summary"]["households"] < on_duckdb["summary"]["persons"] / 2
+    _assert_same_link(on_spark, on_duckdb)
+    # the Parquet exchanged with Spark (record values) is gone once the stage ends
+    work = on_spark["settings"].spark_checkpoints
+    assert not [p for p in work.glob("run-*")], "the engine's exchange folder outlived the link stage"
+    assert local_spark.sparkContext.master == "local[2]"  # the session the stage ran on, still the test's
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_training_on_spark_keeps_the_model_spec_and_saves_it_in_duckdb_sql(city, local_spark, tmp_path):
+    """A pinned settings file with one training block keeps this short; the trained model is the same spec
+    (every level's SQL as the settings file has it) and DuckDB predicts with it."""
+    from linkage_models.pipeline import train
+    from linkage_models._person_model import make_linker
+    from linkage_models._model_builder import build_input
+
+    folder = tmp_path / "data"
+    shutil.copytree(city.data_dir, folder)
+    settings = city.with_overrides(data_dir=folder, engine="spark", spark_checkpoint_dir=tmp_path / "spark")
+    approved = json.loads((settings.models / "person" / "approved.json").read_text())["version"]
+    plan = json.loads((settings.models / "person" / approved / "settings.json").read_text())
+    plan["familylink"]["training_rules"] = [r for r in plan["familylink"]["training_rules"]
+                                            if r["columns"] == ["date_of_birth"]]
+    plan["familylink"]["deterministic_rules"] = []
+    plan["splink_settings"]["max_iterations"] = 4
+    pinned = tmp_path / "pinned.json"
+    pinned.write_text(json.dumps(plan))
+    con = duckdb.connect(str(settings.warehouse))
+    try:
+        version = train(con, settings, pinned)
+        folder_of = settings.models / "person" / version
+        model = json.loads((folder_of / "model.duckdb.json").read_text())
+        assert json.loads((folder_of / "metadata.json").read_text())["engine"] == "spark"
+        spec = plan["splink_settings"]
+        assert [[l["sql_condition"] for l in c["comparison_levels"]] for c in model["comparisons"]] == \
+            [[l["sql_condition"] for l in c["comparison_levels"]] for c in spec["comparisons"]]
+        forename = model["comparisons"][0]["comparison_levels"]
+        exact = next(l for l in forename if l.get("label_for_charts") == "exact")
+        assert exact["m_probability"] > exact["u_probability"] * 10  # learnt on Spark, not Splink's defaults
+        build_input(con)
+        pairs = make_linker(con, str(folder_of / "model.duckdb.json")).inference.predict(
+            threshold_match_probability=0.9)
+        assert con.execute(f"select count(*) from {pairs.physical_name}").fetchall()[0][0] > 100
+    finally:
+        con.close()
+    assert not list((tmp_path / "spark").glob("run-*"))
+
+
+# ------------------------------------------------------------------ a standalone cluster on loopback
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, ready, seconds: float = 120) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                state = json.loads(response.read())
+            if ready(state):
+                return state
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready after {seconds} s")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(local_spark, tmp_path_factory):
+    """A Spark master and one worker (1 core, 1 GB) on 127.0.0.1, from the pyspark package's own jars."""
+    import pyspark
+
+    local_spark.stop()  # one JVM at a time: the driver below is a new SparkSession
+    home = Path(pyspark.__file__).parent
+    logs = tmp_path_factory.mktemp("spark-cluster")
+    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work"),
+           "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m",
+           "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1"}
+    spark_class = str(home / "bin" / "spark-class")
+    master = subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                               "--port", str(port), "--webui-port", str(ui)], env=env,
+                              stdout=open(logs / "master.log", "wb"), stderr=subprocess.STDOUT)
+    url = f"spark://127.0.0.1:{port}"
+    worker = subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
+                               "--cores", "1", "--memory", "1g", "--webui-port", str(worker_ui),
+                               "--work-dir", str(logs / "work")], env=env,
+                              stdout=open(logs / "worker.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        _wait_for(f"http://127.0.0.1:{ui}/json/", lambda s: s.get("aliveworkers", 0) >= 1)
+        yield url, f"http://127.0.0.1:{ui}/json/"
+    finally:
+        for process in (worker, master):  # the worker first, so the master does not try to recover it
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_link_stage_runs_against_a_standalone_cluster(city, on_duckdb, standalone_cluster, tmp_path):
+    url, status = standalone_cluster
+    conf = {**_QUICK_JVM, "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+            "spark.cores.max": "1"}
+    on_cluster = _link(city, tmp_path / "data", engine="spark", spark_master=url, spark_executor_memory="768m",
+                       spark_shuffle_partitions=4, spark_conf=conf)
+    _assert_same_link(on_cluster, on_duckdb)
+    # the work ran on the cluster: the master lists the finished familylink application with its executor
+    state = _wait_for(status, lambda s: s.get("completedapps"), seconds=30)
+    apps = [a for a in state["completedapps"] if a["name"] == "familylink"]
+    assert apps and apps[0]["cores"] >= 1
