@@ -134,9 +134,9 @@ def test_link_stage_on_spark_gives_the_pairs_clusters_and_ids_duckdb_gives(city,
 def test_training_on_spark_keeps_the_model_spec_and_saves_it_in_duckdb_sql(city, local_spark, tmp_path):
     """A pinned settings file with one training block keeps this short; the trained model is the same spec
     (every level's SQL as the settings file has it) and DuckDB predicts with it."""
-    from linkage_models.pipeline import train
-    from linkage_models._person_model import make_linker
     from linkage_models._model_builder import build_input
+    from linkage_models._person_model import make_linker, train_person_model
+    from linkage_models.pipeline import engine_for
 
     folder = tmp_path / "data"
     shutil.copytree(city.data_dir, folder)
@@ -151,7 +151,9 @@ def test_training_on_spark_keeps_the_model_spec_and_saves_it_in_duckdb_sql(city,
     pinned.write_text(json.dumps(plan))
     con = duckdb.connect(str(settings.warehouse))
     try:
-        version = train(con, settings, pinned)
+        with engine_for(settings) as engine:  # the test's session; u sampled on fewer pairs than a real run
+            version = train_person_model(con, settings.models, settings_path=pinned, engine=engine,
+                                         max_pairs=5e4).version
         folder_of = settings.models / "person" / version
         model = json.loads((folder_of / "model.duckdb.json").read_text())
         assert json.loads((folder_of / "metadata.json").read_text())["engine"] == "spark"
