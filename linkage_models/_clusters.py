@@ -7,8 +7,9 @@
    first (must-links before any scored pair), refusing any edge that would join two NHS numbers or a
    cannot-link pair: the weakest links that caused the conflict are the ones left out. Recorded as `split`.
    Two dates of birth a generation apart (more than GENERATION_YEARS, and not one mistyped or
-   transposed digit apart) are a conflict too: a parent and a child joined through a contact row that
-   names one and carries the other's phone.
+   transposed digit apart) are a conflict too, when the two records are joined only through others: a
+   parent and a child joined through a contact row that names one and carries the other's phone. Two
+   records the model linked directly, dates and all, stay linked (a date keyed badly).
 3. A cluster whose dates of birth still lie more than a year apart cannot be one person unless a date was
    mistyped; it is kept, and recorded as `flagged` for review (the report lists it).
 
@@ -108,11 +109,12 @@ class _Components:
     """Union-find over one cluster's records, refusing unions that join conflicting records."""
 
     def __init__(self, nodes: list[str], nhs: dict[str, str | None], cannot: set[frozenset[str]],
-                 dob: dict[str, str | None] | None = None):
+                 dob: dict[str, str | None] | None = None, direct: set[frozenset[str]] | None = None):
         self.parent = {n: n for n in nodes}
+        self.direct = direct or set()  # records scored as a match directly: their dates were weighed already
         self.nhs = {n: ({nhs[n]} if nhs.get(n) else set()) for n in nodes}
         dob = dob or {}
-        self.dob = {n: ({dob[n]} if dob.get(n) else set()) for n in nodes}
+        self.dob = {n: ({(n, dob[n])} if dob.get(n) else set()) for n in nodes}
         self.members = {n: {n} for n in nodes}
         self.cannot = cannot
 
@@ -125,7 +127,10 @@ class _Components:
     def conflicts(self, a: str, b: str) -> bool:
         if len(self.nhs[a] | self.nhs[b]) > 1:
             return True
-        if any(dates_conflict(x, y) for x in self.dob[a] for y in self.dob[b]):
+        # a generation apart through others (a contact row naming a parent, carrying a child's number) is a
+        # conflict; two records the model linked directly despite their dates (a badly keyed date) are not
+        if any(dates_conflict(x, y) and frozenset((m, n)) not in self.direct
+               for m, x in self.dob[a] for n, y in self.dob[b]):
             return True
         small, large = sorted((self.members[a], self.members[b]), key=len)
         return any(frozenset((x, y)) in self.cannot for x in small for y in large)
@@ -148,7 +153,8 @@ class _Components:
 def _split(nodes: pl.DataFrame, edges: pl.DataFrame, cannot: set[frozenset[str]]) -> dict[str, str]:
     """Rebuild one over-merged cluster from its edges, strongest first; returns unique_id → new cluster id."""
     components = _Components(nodes["unique_id"].to_list(), dict(zip(nodes["unique_id"], nodes["nhs_number"])),
-                             cannot, dict(zip(nodes["unique_id"], nodes["dob"])))
+                             cannot, dict(zip(nodes["unique_id"], nodes["dob"])),
+                             {frozenset(p) for p in edges.select("unique_id_l", "unique_id_r").iter_rows()})
     ordered = edges.sort(["must_link", "match_probability", "unique_id_l", "unique_id_r"],
                          descending=[True, True, False, False])
     for left, right, must in ordered.select("unique_id_l", "unique_id_r", "must_link").iter_rows():
