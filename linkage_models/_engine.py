@@ -191,6 +191,12 @@ class DuckDBEngine:
     def model_json(self, linker: "Linker", spec: dict) -> dict:
         return linker.misc.save_model_to_json()
 
+    def relink(self, records: "SplinkDataFrame", model: dict) -> "Linker":
+        """A Linker over already registered records with a (DuckDB SQL) model."""
+        from splink import Linker
+
+        return Linker(records, model, log_level=logging.WARNING)
+
     def save_pairs(self, con: duckdb.DuckDBPyConnection, pairs: "SplinkDataFrame", target: str, columns: str) -> None:
         con.execute(f"create or replace table {target} as select {columns} from {pairs.physical_name}")
 
@@ -281,6 +287,7 @@ class SparkEngine:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.spark.sparkContext.setCheckpointDir(str(self.folder / "checkpoints"))
         self._db_api = None
+        self._arrays: frozenset[str] = frozenset()  # array columns of the last table sent to Spark
 
     @property
     def db_api(self):
@@ -317,13 +324,19 @@ class SparkEngine:
         frame = self.to_spark(con, table)
         if not isinstance(settings, dict):
             settings = json.loads(Path(settings).read_text(encoding="utf-8"))
+        self._arrays = self._array_columns(frame)
         if settings.get("sql_dialect", "duckdb") == "duckdb":
-            settings = spark_settings(settings, self._array_columns(frame))
+            settings = spark_settings(settings, self._arrays)
         sdf = self.db_api.register(frame)
         return Linker(sdf, settings, log_level=logging.WARNING)
 
     def model_json(self, linker: "Linker", spec: dict) -> dict:
         return trained_onto_spec(spec, linker.misc.save_model_to_json())
+
+    def relink(self, records: "SplinkDataFrame", model: dict) -> "Linker":
+        from splink import Linker
+
+        return Linker(records, spark_settings(model, self._arrays), log_level=logging.WARNING)
 
     def save_pairs(self, con: duckdb.DuckDBPyConnection, pairs: "SplinkDataFrame", target: str, columns: str) -> None:
         self.from_spark(con, self.spark.sql(f"select {columns} from {pairs.physical_name}"), "pairs", target)
