@@ -9,7 +9,8 @@ See docs/adr/0008-spark-engine.md.
 
 One model spec: the settings file and the approved model (`model.duckdb.json`) are written in DuckDB SQL,
 the dialect the practitioner service links referrals with. On Spark, `spark_settings` translates every
-comparison level and blocking rule mechanically (sqlglot, plus the few functions whose names differ);
+comparison level and blocking rule mechanically (sqlglot, plus the few functions whose names differ, and
+DuckDB's own string similarities registered as UDFs so every level means the same on both engines);
 a model trained on Spark has its parameters copied back onto the DuckDB spec, level by level.
 
 The Parquet exchanged between DuckDB and Spark (the Splink input holds names and dates of birth) lives in
