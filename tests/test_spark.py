@@ -64,6 +64,22 @@ def test_the_spark_model_is_the_same_model_in_another_dialect():
     assert settings["comparisons"][0]["comparison_levels"][1]["sql_condition"].startswith("jaro_winkler_similarity")
 
 
+def test_spark_settings_come_from_the_settings_file_and_environment(tmp_path):
+    from pipelines.settings import SettingsError, load_settings
+    from linkage_models._engine import spark_options
+
+    settings = load_settings({"FAMILYLINK_ENGINE": "spark", "FAMILYLINK_SPARK_MASTER": "spark://10.0.0.1:7077",
+                              "FAMILYLINK_SPARK_CONF": '{"spark.executor.cores": "4"}',
+                              "FAMILYLINK_SPARK_SHUFFLE_PARTITIONS": "400", "FAMILYLINK_DATA_DIR": str(tmp_path)},
+                             settings_file=tmp_path / "none.yaml")
+    options = spark_options(settings)
+    assert (options.master, options.shuffle_partitions, options.conf) == \
+        ("spark://10.0.0.1:7077", 400, {"spark.executor.cores": "4"})
+    assert options.work_dir == tmp_path / "spark"  # checkpoints under the data folder by default
+    with pytest.raises(SettingsError, match="spark_conf"):
+        load_settings({"FAMILYLINK_SPARK_CONF": "executor.cores=4"}, settings_file=tmp_path / "none.yaml")
+
+
 # ------------------------------------------------------------------------------------ on a real JVM
 @pytest.fixture(scope="module")
 def city(tmp_path_factory) -> Settings:
