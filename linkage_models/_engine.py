@@ -186,8 +186,8 @@ class DuckDBEngine:
     def linker(self, con: duckdb.DuckDBPyConnection, table: str, settings: dict | str | Path) -> "Linker":
         from splink import DuckDBAPI, Linker
 
-        sdf = DuckDBAPI(connection=con).register(table)
-        return Linker(sdf, settings, log_level=logging.WARNING)
+        self.records = DuckDBAPI(connection=con).register(table)  # the last registered input (relink)
+        return Linker(self.records, settings, log_level=logging.WARNING)
 
     def model_json(self, linker: "Linker", spec: dict) -> dict:
         return linker.misc.save_model_to_json()
@@ -328,8 +328,8 @@ class SparkEngine:
         self._arrays = self._array_columns(frame)
         if settings.get("sql_dialect", "duckdb") == "duckdb":
             settings = spark_settings(settings, self._arrays)
-        sdf = self.db_api.register(frame)
-        return Linker(sdf, settings, log_level=logging.WARNING)
+        self.records = self.db_api.register(frame)  # the last registered input (relink)
+        return Linker(self.records, settings, log_level=logging.WARNING)
 
     def model_json(self, linker: "Linker", spec: dict) -> dict:
         return trained_onto_spec(spec, linker.misc.save_model_to_json())

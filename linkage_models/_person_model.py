@@ -246,7 +246,7 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     table, trained_on = _training_table(con, max_records)
     plan = pinned or build_plan(con, table=table)
     linker = engine.linker(con, table, plan.splink_settings)
-    records_sdf = next(iter(linker._input_tables_dict.values()))
+    records_sdf = engine.records
     log = logging.getLogger("familylink.model")
     skipped = list(plan.skipped)
     if plan.deterministic_rules:
