@@ -152,8 +152,10 @@ def _split(nodes: pl.DataFrame, edges: pl.DataFrame, cannot: set[frozenset[str]]
     """Rebuild one over-merged cluster from its edges, strongest first; returns unique_id → new cluster id."""
     components = _Components(nodes["unique_id"].to_list(), dict(zip(nodes["unique_id"], nodes["nhs_number"])),
                              cannot, dict(zip(nodes["unique_id"], nodes["dob"])))
-    ordered = edges.sort(["must_link", "match_probability", "unique_id_l", "unique_id_r"],
-                         descending=[True, True, False, False])
+    # probabilities rounded: DuckDB and Spark sum the same weights in another order (last-bit differences),
+    # which must not reorder equally strong edges (ties go to the ids on either engine)
+    ordered = edges.with_columns(pl.col("match_probability").round(9)).sort(
+        ["must_link", "match_probability", "unique_id_l", "unique_id_r"], descending=[True, True, False, False])
     for left, right, must in ordered.select("unique_id_l", "unique_id_r", "must_link").iter_rows():
         components.union(left, right, force=must)  # a reviewer's must-link stands even against the guard
     groups: dict[str, list[str]] = {}
