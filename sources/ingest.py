@@ -124,9 +124,12 @@ def _ingest_source(
     sha = file_sha256(path)
     display = _display_name(path, landing)
     with _WRITE_LOCK:
-        if _load.file_already_loaded(con, contract.source, sha):
+        key = _load.ingest_key(con, sha, contract.model_dump_json(), {
+            "max_row_count_drop": max_row_count_drop, "max_row_count_growth": max_row_count_growth})
+        if _load.unchanged_since_loaded(con, contract.source, sha, key):
             _load.record_manifest(con, run_id=run_id, source=contract.source, file_name=display, status="unchanged",
-                                  file_sha256=sha, message="same checksum as an extract already loaded")
+                                  file_sha256=sha, message="same checksum, contract and settings as an extract "
+                                                           "already loaded")
             return SourceLoad(contract.source, "unchanged", display, sha, message="already loaded")
         previous = _load.current_extract(con, contract.source)
 
@@ -211,6 +214,7 @@ def _ingest_source(
         staged=staged,
         quarantined=bad_rows,
         data_docs=outcome.data_docs,
+        ingest_key=key,
     )
     with _WRITE_LOCK:
         _load.write_outcome(con, result)

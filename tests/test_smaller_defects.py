@@ -186,3 +186,28 @@ def test_a_placeholder_date_of_birth_is_no_evidence_for_linking():
     blocked = con.sql(f"with i as ({input_select('records', FIXED_IDENTIFIERS)}) select count(*) from i as l "
                       "join i as r on l.date_of_birth = r.date_of_birth and l.unique_id < r.unique_id").fetchall()
     assert blocked == [(0,)]
+
+
+def test_an_unchanged_extract_is_skipped_only_under_the_same_contract_and_settings(settings, tmp_path):
+    """Issue 13, defect 9: what decides an extract's outcome is its checksum *and* the contract and settings it
+    was loaded under. The same file under the same contract and settings is `unchanged` (skipped, recorded);
+    a changed contract or setting reads it again."""
+    import yaml
+
+    contracts = tmp_path / "contracts"
+    shutil.copytree(canonical.__file__.rsplit("/", 1)[0] + "/contracts", contracts)
+    settings = Settings(data_dir=settings.data_dir, contracts_dir=contracts)
+    statuses = [run_ingest(settings, only=["health"])[0].status, run_ingest(settings, only=["health"])[0].status]
+    health = contracts / "health.yaml"
+    contract = yaml.safe_load(health.read_text(encoding="utf-8"))
+    contract["max_quarantined_share"] = 0.4
+    health.write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+    statuses.append(run_ingest(settings, only=["health"])[0].status)
+    statuses.append(run_ingest(settings, only=["health"])[0].status)
+    looser = Settings(data_dir=settings.data_dir, contracts_dir=contracts, max_row_count_drop=0.8)
+    statuses.append(run_ingest(looser, only=["health"])[0].status)
+    assert statuses == ["loaded", "unchanged", "loaded", "unchanged", "loaded"]
+    assert _sql(settings, "select status from audit.file_manifest where source = 'health' order by recorded_at") == [
+        (s,) for s in ["superseded", "unchanged", "superseded", "unchanged", "loaded"]]
+    assert _sql(settings, "select count(*) = count(distinct row_number) from raw.row where source = 'health'") == [
+        (True,)]
