@@ -127,3 +127,28 @@ def test_a_snapshot_is_published_only_by_a_run_that_completes(published_city, tm
     assert statuses[summary.publish.snapshot_id] == "failed"
     assert not (settings.snapshots / summary.publish.snapshot_id).exists()
     assert statuses[again.publish.snapshot_id] == "published" and publisher == [("completed",)]
+
+
+def test_the_next_run_repairs_a_pointer_left_behind_by_a_kill_after_the_commit(tmp_path):
+    """Killed between committing its completion (snapshot published in the warehouse) and rewriting
+    snapshots/current.json: the next run points the file at the published snapshot."""
+    import json
+
+    from warehouse._golden import write_current_pointer
+
+    settings = Settings(data_dir=tmp_path / "data")
+    run = begin_run(settings, "nightly")
+    con = warehouse.connect(settings.warehouse)
+    try:
+        con.execute("select 1 from audit.snapshot limit 0")
+        con.execute("insert into audit.snapshot (snapshot_id, run_id, status, created_at) values "
+                    "('snapshot_000001', ?, 'superseded', now()), ('snapshot_000002', ?, 'published', now())",
+                    [run, run])
+    finally:
+        con.close()
+    end_run(settings, run, "completed")
+    write_current_pointer(settings.snapshots, "snapshot_000001")  # what the killed process left on disk
+    following = begin_run(settings, "nightly")
+    end_run(settings, following, "failed", "ingest", "nothing to do")
+    pointer = json.loads((settings.snapshots / "current.json").read_text(encoding="utf-8"))
+    assert pointer["snapshot_id"] == "snapshot_000002"
