@@ -254,7 +254,10 @@ def main() -> None:
             th.start()
         for th in threads:
             th.join()
-        print(f"{args.users} concurrent users for {args.seconds:.0f} s on loopback, {args.persons:,} persons:")
+        load = os.getloadavg()[0]
+        print(f"{args.users} concurrent users for {args.seconds:.0f} s on loopback, {args.persons:,} persons "
+              f"({os.cpu_count()} cores, load average {load:.1f} at the end: other work on the machine inflates "
+              "every figure):")
         for kind, label in (("search", "search"), ("person", "person page"), ("link", "real-time link")):
             v = timings[kind]
             print(f"  {label:15s} n={len(v):6d}  p50 {_pct(v, 50):7.1f} ms  p95 {_pct(v, 95):7.1f} ms  "

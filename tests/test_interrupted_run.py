@@ -77,7 +77,6 @@ def _kill_when(settings, ready) -> int:
     return process.wait(60)
 
 
-@pytest.mark.parametrize("moment, date", [("link", "20261201"), ("publish", "20261202")])
 def _person_ids(settings) -> set[int]:
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
@@ -86,6 +85,7 @@ def _person_ids(settings) -> set[int]:
         con.close()
 
 
+@pytest.mark.parametrize("moment, date", [("link", "20261201"), ("publish", "20261202")])
 def test_a_run_killed_midway_changes_nothing_published(city, moment, date):
     before = _published(city)
     ids_before = _person_ids(city)
