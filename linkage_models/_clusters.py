@@ -7,8 +7,9 @@
    first (must-links before any scored pair), refusing any edge that would join two NHS numbers or a
    cannot-link pair: the weakest links that caused the conflict are the ones left out. Recorded as `split`.
    Two dates of birth a generation apart (more than GENERATION_YEARS, and not one mistyped or
-   transposed digit apart) are a conflict too: a parent and a child joined through a contact row that
-   names one and carries the other's phone.
+   transposed digit apart) are a conflict too for a link made without dates (one of its records has
+   none): a parent and a child joined through a contact row that names one and carries the other's
+   phone. A link between two dated records weighed the dates already (a date keyed badly stays).
 3. A cluster whose dates of birth still lie more than a year apart cannot be one person unless a date was
    mistyped; it is kept, and recorded as `flagged` for review (the report lists it).
 
@@ -112,6 +113,7 @@ class _Components:
         self.parent = {n: n for n in nodes}
         self.nhs = {n: ({nhs[n]} if nhs.get(n) else set()) for n in nodes}
         dob = dob or {}
+        self.dated = {n for n in nodes if dob.get(n)}
         self.dob = {n: ({dob[n]} if dob.get(n) else set()) for n in nodes}
         self.members = {n: {n} for n in nodes}
         self.cannot = cannot
@@ -122,19 +124,23 @@ class _Components:
             node = self.parent[node]
         return node
 
-    def conflicts(self, a: str, b: str) -> bool:
+    def conflicts(self, a: str, b: str, undated_link: bool = True) -> bool:
         if len(self.nhs[a] | self.nhs[b]) > 1:
             return True
-        if any(dates_conflict(x, y) for x in self.dob[a] for y in self.dob[b]):
+        # a link the model made without dates of birth (a contact row naming a parent, carrying a child's
+        # number) must not join dates a generation apart; a link between two dated records weighed them
+        # already (a badly keyed date stays with its person)
+        if undated_link and any(dates_conflict(x, y) for x in self.dob[a] for y in self.dob[b]):
             return True
         small, large = sorted((self.members[a], self.members[b]), key=len)
         return any(frozenset((x, y)) in self.cannot for x in small for y in large)
 
     def union(self, a: str, b: str, force: bool = False) -> bool:
+        undated = a not in self.dated or b not in self.dated
         a, b = self.find(a), self.find(b)
         if a == b:
             return True
-        if not force and self.conflicts(a, b):
+        if not force and self.conflicts(a, b, undated):
             return False
         if len(self.members[a]) < len(self.members[b]):
             a, b = b, a

@@ -206,7 +206,9 @@ def regularise(model: dict, pairs_sampled: float) -> dict:
 
     - u of a level no random pair reached: the upper bound of a zero count in `pairs_sampled` trials
       (rule of three) — conservative, where Splink would fall back on a fixed default weight;
-    - m of a level below M_FLOOR (or never seen by EM): M_FLOOR, the comparison's m renormalised to sum to 1.
+    - m of a level EM never saw: equal to its u, so the level is neutral (a floor under both would make an
+      unseen level strong evidence for a link);
+    - m of a level below M_FLOOR: M_FLOOR; the comparison's m renormalised to sum to 1.
     """
     u_unseen = 3.0 / max(pairs_sampled, 1.0)
     for comparison in model["comparisons"]:
@@ -214,7 +216,9 @@ def regularise(model: dict, pairs_sampled: float) -> dict:
         for level in levels:
             if not isinstance(level.get("u_probability"), float):
                 level["u_probability"] = u_unseen
-            if not isinstance(level.get("m_probability"), float) or level["m_probability"] < M_FLOOR:
+            if not isinstance(level.get("m_probability"), float):
+                level["m_probability"] = level["u_probability"]
+            elif level["m_probability"] < M_FLOOR:
                 level["m_probability"] = M_FLOOR
         total = sum(level["m_probability"] for level in levels)
         for level in levels:

@@ -18,10 +18,11 @@ def con():
     nodes = pl.DataFrame(
         {
             "unique_id": ["h:a", "p:b", "e:c", "h:d", "p:e", "h:f", "p:g", "e:h", "h:i", "p:j", "h:k", "p:l", "e:m",
-                          "h:n", "p:o", "h:q", "p:r"],
-            "nhs_number": ["9434765919", None, "9434765870"] + [None] * 14,
+                          "h:n", "p:o", "h:q", "p:r", "h:s", "p:t", "e:u"],
+            "nhs_number": ["9434765919", None, "9434765870"] + [None] * 17,
             "date_of_birth": [D(1990, 1, 1)] * 10 + [D(1980, 1, 1), D(2010, 1, 1), None, D(1990, 1, 1),
-                                                     D(1992, 6, 1), D(1987, 5, 3), D(1997, 5, 3)],
+                                                     D(1992, 6, 1), D(1987, 5, 3), D(1997, 5, 3), D(1950, 3, 1),
+                                                     D(2001, 7, 9), D(1950, 3, 1)],
         }
     )
     pairs = pl.DataFrame(
@@ -35,6 +36,8 @@ def con():
             ("e:m", "p:l", 0.995),  # m-l is the weaker link
             ("h:n", "p:o", 0.999),  # dates of birth two years apart: kept together, flagged
             ("h:q", "p:r", 0.999),  # 1987 and 1997: one mistyped digit, kept together, flagged
+            ("h:s", "p:t", 0.999),  # 1950 and 2001 linked with both dates: the model weighed them; kept, flagged
+            ("e:u", "h:s", 0.999),  # u's date agrees with s's: u-s-t is one person whose t date was keyed badly
             ("h:i", "p:j", 0.40),   # too weak, but a reviewer said they match
         ],
         schema=["unique_id_l", "unique_id_r", "match_probability"],
@@ -93,8 +96,9 @@ def test_dates_of_birth_apart_are_flagged_not_split(con):
     result = cluster_persons(con, "person_linkage_input", 0.99)
     groups = _groups(result)
     assert frozenset({"h:n", "p:o"}) in groups and frozenset({"h:q", "p:r"}) in groups
+    assert frozenset({"h:s", "p:t", "e:u"}) in groups
     flagged = result.flags.filter(pl.col("action") == "flagged")
-    assert set(flagged["unique_id"]) == {"h:n", "p:o", "h:q", "p:r"}
+    assert set(flagged["unique_id"]) == {"h:n", "p:o", "h:q", "p:r", "h:s", "p:t", "e:u"}
     assert set(flagged["reason"]) == {"date_of_birth_conflict"}
 
 
