@@ -101,9 +101,9 @@ def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
     with _timed("stable person ids"):
         assigned = assign_person_ids(con, result.clusters, run_id)
         _record_overmerge_flags(con, run_id, result.flags)
-    lineage = con.execute(
-        "select event, count(*) from audit.id_lineage where run_id = ? and kind = 'person' group by event", [run_id]
-    ).fetchall()
+    from linkage_models._stable_ids import run_lineage
+
+    lineage = run_lineage(con, run_id).filter(pl.col("kind") == "person").group_by("event").len().rows()
     return {
         "model_version": version, "records": assigned.height, "persons": assigned["person_id"].n_unique(),
         "scored_pairs": result.scored_pairs, "lineage": dict(lineage),

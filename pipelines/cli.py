@@ -333,7 +333,7 @@ def review(
 
     from linkage_models.pipeline import approved_version
     from pipelines.stages import open_warehouse
-    from reports.review import sample_pairs
+    from reports.review import LABELS, sample_pairs
     from reports.review import review as run_review
 
     settings = _settings(data_dir=data_dir)
@@ -355,7 +355,7 @@ def review(
             table.add_column(f"{shown.pair.left[0]} record")
             table.add_column(f"{shown.pair.right[0]} record")
             for name, left, right in shown.rows:
-                table.add_row(name.replace("_std", "").replace("_", " "), str(left), str(right))
+                table.add_row(LABELS.get(name, name), str(left), str(right))
             for name, agreement in shown.identifiers:
                 table.add_row(name.replace("_", " "), agreement, agreement)
             console.print(table)

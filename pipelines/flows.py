@@ -33,9 +33,10 @@ def _settings(data_dir: str | None, landing: str | None = None, contracts: str |
 # Results are not persisted (persist_result=False on every task and flow): a persisted result or a pickled
 # exception is a file outside the warehouse that erasure and retention do not reach. Tasks return counts and
 # ids only, and any error leaves a task as a StageFailure whose message holds no personal data.
-# Ingest is not cached by Prefect either: the ingest itself recognises an unchanged extract by its checksum
-# (within its source) and records it in the manifest, while a Prefect cache would skip that audit row and keep
-# serving a result that depends on settings, contracts, suites and erasures it cannot see (issue 13, item 9).
+# Ingest is not cached by Prefect either: the ingest itself recognises an unchanged extract by its ingest key
+# (checksum within its source + contract + settings + code version + erasure blocks, sources/_load.ingest_key)
+# and records it in the manifest, while a Prefect cache hit would skip that audit row, need a persisted result,
+# and not see the warehouse it depends on (issue 13, item 9).
 @task(retries=2, retry_delay_seconds=10, retry_condition_fn=stages.retry_on_io_error, persist_result=False,
       task_run_name="ingest-{source}")
 def ingest_source(settings: Settings, source: str, run_id: str) -> stages.SourceLoad:

@@ -173,6 +173,8 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
 
     The lock is held until `end_run`; the operating system releases it if the process is killed.
     """
+    from linkage_models import discard_uncommitted
+
     settings.protect_data()
     warehouse.acquire_run_lock(settings.warehouse, flow)
     try:
@@ -185,22 +187,34 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
         run_id = warehouse.new_run_id()
         with warehouse.transaction(con):
             # the run lock lets one run at a time in, so a run still marked running here was killed
-            abandoned = [r[0] for r in con.execute("select run_id from audit.run where status = 'running'").fetchall()]
             con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
                         "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
             warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
-            # ids a killed run already changed are not changed again by this one: their merges and splits are
-            # filed under this run, which reports them and, if it completes, publishes them
-            if abandoned and con.execute("select count(*) from information_schema.tables where table_schema = "
-                                         "'audit' and table_name = 'id_lineage'").fetchall()[0][0]:
-                con.execute("update audit.id_lineage set run_id = ? where list_contains(?, run_id)",
-                            [run_id, abandoned])
+            # a killed or failed run's id assignment was never committed: its pending lineage is void, and this
+            # run compares against the last committed ids, so it reports the real changes (linkage_models)
+            discard_uncommitted(con)
+        _repair_current_pointer(con, settings)
         return run_id
     except BaseException:
         warehouse.release_run_lock(settings.warehouse)
         raise
     finally:
         con.close()
+
+
+def _repair_current_pointer(con, settings: Settings) -> None:
+    """A run killed between committing its completion and rewriting snapshots/current.json left the file naming
+    the previous snapshot: the next run points it at the one the warehouse says is published."""
+    from warehouse._golden import CURRENT_POINTER, current_snapshot, write_current_pointer
+
+    published = current_snapshot(con)
+    pointer = settings.snapshots / CURRENT_POINTER
+    try:
+        named = json.loads(pointer.read_text(encoding="utf-8")).get("snapshot_id") if pointer.exists() else None
+    except ValueError:
+        named = None
+    if published is not None and named != published:
+        write_current_pointer(settings.snapshots, published)
 
 
 def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None,

@@ -181,11 +181,11 @@ def clusters(con: duckdb.DuckDBPyConnection, run_id: str, largest: int = 10) -> 
 
 
 def changes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
-    if not _exists(con, "audit.id_lineage"):
-        return []
-    return _rows(con, """
-        select kind, event, count(*) as ids from audit.id_lineage
-        where run_id = ? group by all order by kind, event""", [run_id])
+    """The run's id changes: pending while it runs (its report is written before it completes), then committed."""
+    from linkage_models import run_lineage
+
+    frame = run_lineage(con, run_id)
+    return frame.group_by("kind", "event").agg(pl.len().alias("ids")).sort("kind", "event").to_dicts()
 
 
 def model(model_dir: Path | None) -> dict | None:

@@ -17,6 +17,7 @@ from sources._gazetteer import (
 )
 from sources._mapping import apply_contract
 from sources._standardise import (
+    PLACEHOLDER_DATES,
     address_tokens,
     clean_name,
     formal_first_name,
@@ -26,6 +27,7 @@ from sources._standardise import (
 )
 
 __all__ = [
+    "PLACEHOLDER_DATES",
     "ContractError",
     "GazetteerContract",
     "GazetteerError",

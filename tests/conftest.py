@@ -27,3 +27,11 @@ def published_city(tmp_path_factory):
     summary = run_nightly(settings)
     assert summary.ok, summary.failure
     return settings, summary
+
+
+@pytest.fixture(scope="session")
+def practitioner_city(tmp_path_factory):
+    """The practitioner tests' city (tests/test_practitioner_city.py), built once for the whole session."""
+    from tests.test_practitioner_city import build_city
+
+    return build_city(tmp_path_factory.mktemp("practitioner-city"))
