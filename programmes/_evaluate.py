@@ -51,6 +51,7 @@ class CohortSummary:
     recorded_cost: float = 0.0
     unpriced_items: int = 0
     parquet_files: dict[str, str] = field(default_factory=dict)
+    report: Path | None = None
 
     @property
     def markdown(self) -> str:
@@ -63,6 +64,8 @@ class CohortSummary:
                   f"- recorded cost over 12 months (priced items only): £{self.recorded_cost:,.0f}; "
                   f"items with a placeholder unit cost: {self.unpriced_items:,}",
                   "", "Counts only; costs are recorded interventions × unit costs, not savings."]
+        if self.report:
+            lines += ["", f"Cohort and needs report: `{self.report}`"]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -267,3 +270,18 @@ def export_parquet(con: duckdb.DuckDBPyConnection, snapshot: str, out_dir: Path)
         tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
         tmp.replace(manifest)
     return files
+
+
+def evaluate_published(con: duckdb.DuckDBPyConnection, settings, snapshot: str, as_of: dt.date,
+                       parquet_dir: Path | None, report_dir: Path | None = None) -> CohortSummary:
+    """The publish hook: evaluate every programme on a snapshot just built, export the published tables beside
+    its Parquet files and (with `report_dir`) write the cohort and needs report. Settings are passed down."""
+    summary = evaluate_snapshot(con, snapshot, as_of=as_of, pseudonymisation_key=settings.pseudonymisation_key_bytes(),
+                                rules_dir=settings.programmes_dir, unit_costs=settings.unit_costs_path,
+                                price_year=settings.cost_price_year, parquet_dir=parquet_dir)
+    if report_dir is not None:
+        from programmes._report import write_cohort_report
+
+        summary.report = write_cohort_report(con, report_dir, snapshot, rules_dir=settings.programmes_dir,
+                                             unit_costs=settings.unit_costs_path)
+    return summary
