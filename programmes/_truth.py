@@ -99,12 +99,13 @@ def household_map(con: duckdb.DuckDBPyConnection, truth_dir: Path, snapshot: str
     """Each product household → the true household most of its members' records belong to, and whether the
     true household was rebuilt exactly (its records all in this product household, and nothing else in it)."""
     prefix = f"{snapshot}." if snapshot else "golden."
-    links = con.sql(f"select l.source, l.record_id, p.household_id as product_household from {prefix}person_source_link l "
-                    f"join {prefix}person p using (person_id) where p.household_id is not null").pl()
+    # a record whose person has no household (no current address) is -1: its true household is then not whole
+    links = con.sql(f"select l.source, l.record_id, coalesce(p.household_id, -1) as product_household "
+                    f"from {prefix}person_source_link l join {prefix}person p using (person_id)").pl()
     records = pl.read_parquet(truth_dir / "records.parquet").select("source", "record_id",
                                                                     pl.col("household_id").alias("true_household"))
     joined = links.join(records, on=["source", "record_id"], how="inner")
-    majority = joined.group_by("product_household", "true_household").agg(pl.len().alias("n")) \
+    majority = joined.filter(pl.col("product_household") >= 0).group_by("product_household", "true_household").agg(pl.len().alias("n")) \
         .sort(["product_household", "n", "true_household"], descending=[False, True, False]) \
         .group_by("product_household", maintain_order=True).first()
     pure_product = joined.group_by("product_household").agg(pl.col("true_household").n_unique().alias("k")) \
