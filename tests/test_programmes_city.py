@@ -130,6 +130,7 @@ def test_triage_through_the_cli_survives_a_rerun_of_the_nightly_flow(published_c
     shutil.copytree(settings.data_dir, tmp_path / "data")
     data = tmp_path / "data"
     monkeypatch.setenv("FAMILYLINK_PSEUDONYMISATION_KEY", "test-key")
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables unwrapped, so the assertions see whole cells
     runner = CliRunner()
     con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
     household, snapshot = con.execute(
@@ -172,3 +173,6 @@ def test_triage_through_the_cli_survives_a_rerun_of_the_nightly_flow(published_c
         shown = runner.invoke(app, [*command, "--data-dir", str(data)])
         assert shown.exit_code == 0, shown.output
     assert "removed at triage: wrong_link" in runner.invoke(app, ["cohort", "changes", "--data-dir", str(data)]).output
+    evaluated = runner.invoke(app, ["evaluate", "--data-dir", str(data)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "Programme cohorts against ground truth" in evaluated.output and "troubled_families_2012" in evaluated.output
