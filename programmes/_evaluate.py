@@ -174,6 +174,7 @@ def evaluate_snapshot(
     fingerprints = rules_fingerprint(programmes)
     for table in (*SNAPSHOT_TABLES, "evaluation"):
         con.execute(f"delete from programmes.{table} where snapshot_id = ?", [snapshot])
+    _drop_expired(con)
 
     con.execute(_sql("programme_event", snapshot=snapshot))
     summary = CohortSummary(snapshot, as_of)
@@ -228,6 +229,16 @@ def evaluate_snapshot(
     if parquet_dir is not None:
         summary.parquet_files = export_parquet(con, snapshot, Path(parquet_dir))
     return summary
+
+
+def _drop_expired(con: duckdb.DuckDBPyConnection) -> None:
+    """Rows of snapshots that expired, were purged or failed go with them (storage limitation). The cohort
+    membership rows (ids and criteria, no records) and the evaluation counts stay for first_qualified and the
+    cohort-size history."""
+    gone = ("(select snapshot_id from audit.snapshot where status in ('expired', 'purged', 'failed'))")
+    for table in SNAPSHOT_TABLES:
+        if table != "cohort":
+            con.execute(f"delete from programmes.{table} where snapshot_id in {gone}")
 
 
 def _household_pseudonyms(con: duckdb.DuckDBPyConnection, snapshot: str, key: bytes) -> pl.DataFrame:

@@ -252,7 +252,13 @@ def test_triage_survives_refreshes_and_changes_say_why(con):
     assert any(h == 4 and c == "joined" for h, c, _ in changes) and len(changes) == 2
 
     # the decision holds at the next refresh too; household 3 stops meeting the rule; household 4 moves away
+    con.execute("update audit.snapshot set status = 'expired' where snapshot_id = 'snapshot_000001'")
     _refresh(con, "snapshot_000003", [1, 2, 3], with_offence=False)
+    # an expired snapshot's evidence (record ids) goes; its membership rows stay for first_qualified
+    assert con.execute("select count(*) from programmes.cohort_evidence where snapshot_id = 'snapshot_000001'"
+                       ).fetchall()[0][0] == 0
+    assert con.execute("select count(*) from programmes.cohort where snapshot_id = 'snapshot_000001'"
+                       ).fetchall()[0][0] > 0
     assert _cohort(con, "snapshot_000003", tf) == set()
     _refresh(con, "snapshot_000004", [1, 2, 3])
     assert _cohort(con, "snapshot_000004", tf) == {1, 3}
