@@ -130,9 +130,15 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_sql("schema"))
 
 
+# snapshots that were published at some time: the changes and first_qualified compare with these only, never with
+# a snapshot whose run failed before publishing
+WAS_PUBLISHED = ("(select snapshot_id from audit.snapshot "
+                 "where status in ('published', 'superseded', 'rolled_back', 'expired'))")
+
+
 def _previous_snapshot(con: duckdb.DuckDBPyConnection, programme: str, snapshot: str) -> str:
-    row = con.execute("select max(snapshot_id) from programmes.evaluation where programme = ? and snapshot_id < ?",
-                      [programme, snapshot]).fetchall()
+    row = con.execute("select max(snapshot_id) from programmes.evaluation where programme = ? and snapshot_id < ? "
+                      f"and snapshot_id in {WAS_PUBLISHED}", [programme, snapshot]).fetchall()
     return row[0][0] or ""
 
 
@@ -187,6 +193,7 @@ def evaluate_snapshot(
             + "\nunion all\n".join(selects) + "\n)"
         )
         con.execute(_sql("cohort", snapshot=snapshot, programme=name, rule_met=rule_sql(programme),
+                         was_published=WAS_PUBLISHED,
                          dependent_child_max_age=programme.household_requires.dependent_child_max_age or 17))
         previous = _previous_snapshot(con, name, snapshot)
         con.execute(_sql("cohort_change", snapshot=snapshot, previous=previous, programme=name))

@@ -331,3 +331,14 @@ def test_needs_interventions_and_costs(con, tmp_path):
     items = dict(con.execute("select cost_key, units from golden.household_cost where household_id = 10").fetchall())
     assert items["jsa_claim_processing"] == 1 and items["permanent_exclusion_ap_place"] == 1
     assert items["social_care_allocation"] == pytest.approx((AS_OF - D(2026, 5, 1)).days / 365.25)
+
+
+def test_changes_compare_with_the_last_published_snapshot_not_a_failed_one(con):
+    tf = "troubled_families_2012"
+    _refresh(con, "snapshot_000001", [1, 2])
+    _refresh(con, "snapshot_000002", [1, 2, 3])
+    con.execute("update audit.snapshot set status = 'failed' where snapshot_id = 'snapshot_000002'")
+    _refresh(con, "snapshot_000003", [1, 2, 3])
+    changes = con.execute("select previous_snapshot_id, household_id, change from programmes.cohort_change "
+                          "where snapshot_id = 'snapshot_000003' and programme = ?", [tf]).fetchall()
+    assert changes == [("snapshot_000001", 3, "joined")]

@@ -28,7 +28,9 @@ ruled as (
 ),
 earlier as (
     select household_id, min(first_qualified) as first_qualified
-    from programmes.cohort where programme = '{programme}' and snapshot_id <> '{snapshot}' group by household_id
+    from programmes.cohort
+    where programme = '{programme}' and snapshot_id <> '{snapshot}' and snapshot_id in {was_published}
+    group by household_id
 ),
 triage as (
     select household_id, decision, reason_code
