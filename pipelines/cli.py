@@ -207,6 +207,9 @@ def evaluate(data_dir: DataDir = None) -> None:
             from linkage_models.evaluate import household_quality
 
             quality.update(household_quality(con, settings.truth))
+        from pipelines.cohort_cli import cohort_quality  # issue 16: cohorts against truth, when evaluated
+
+        cohorts = cohort_quality(con, settings.truth)
     finally:
         con.close()
     table = Table(title="Person linkage against ground truth (final clusters)")
@@ -228,6 +231,8 @@ def evaluate(data_dir: DataDir = None) -> None:
     for row in errors.iter_rows(named=True):
         causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
     console.print(causes)
+    if cohorts is not None:
+        console.print(cohorts)
 
 
 @app.command()
@@ -620,3 +625,9 @@ def users_audit_check(data_dir: DataDir = None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+# issue 16: `familylink cohort …` (programme cohorts, triage, needs and costs) lives in pipelines/cohort_cli.py
+from pipelines.cohort_cli import cohort_app  # noqa: E402  (imports this module's helpers, so it comes last)
+
+app.add_typer(cohort_app, name="cohort")

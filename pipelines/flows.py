@@ -112,6 +112,9 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
                              description="familylink nightly run summary (counts only)")
     create_table_artifact(summary.source_table, key="familylink-sources", description="rows per source")
     create_table_artifact(summary.count_table, key="familylink-counts", description="graph and golden counts")
+    if published.cohorts:  # issue 16: programme cohorts evaluated after publishing (counts only)
+        create_markdown_artifact(published.cohorts.markdown, key="familylink-cohorts",
+                                 description="programme cohorts, needs and costs (counts only)")
     logger.info("nightly run %s completed: snapshot %s", run_id, published.snapshot_id)
     return summary.as_dict()
 

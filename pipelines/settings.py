@@ -58,6 +58,13 @@ class Settings(BaseModel):
     shared_group: str | None = Field(default=None, description="A group that may read and write the data folder; "
                                      "by default everything familylink writes is readable by its owner only.")
 
+    # --- programme cohorts, needs and costs (programmes/, issue 16) ---
+    programmes_dir: Path | None = Field(default=None, description="Programme rule files (YAML, one per programme and "
+                                        "version); default the shipped programmes/rules.")
+    unit_costs_path: Path | None = Field(default=None, description="Unit costs (YAML); default programmes/unit_costs.yaml.")
+    cost_price_year: int | None = Field(default=None, ge=1990, le=2100, description="Price year costs are uplifted to; "
+                                        "default the snapshot's year.")
+
     # --- practitioner service (practitioner/, `familylink serve`) ---
     practitioner_database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the service's own store; default SQLite data/practitioner/store.sqlite3. "

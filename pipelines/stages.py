@@ -80,6 +80,7 @@ class PublishSummary:
     parquet_dir: Path
     manifest_path: Path
     expired: list[str]
+    cohorts: Any = None  # programmes.CohortSummary (issue 16)
 
 
 @dataclass
@@ -138,6 +139,8 @@ class NightlySummary:
             lines += ["", "## Published snapshot", "", f"- `{self.publish.snapshot_id}`",
                       f"- Parquet and manifest: `{self.publish.parquet_dir}`"]
             lines += [f"- golden.{k}: {v:,}" for k, v in self.publish.row_counts.items() if not k.startswith("pseudo")]
+        if self.publish and self.publish.cohorts:  # issue 16
+            lines += ["", self.publish.cohorts.markdown.replace("# familylink programme cohorts", "## Programme cohorts")]
         if self.report:
             lines += ["", "## Reports", "", f"- match and data quality: `{self.report}`"]
         return "\n".join(lines)
@@ -380,13 +383,20 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
         from warehouse._retention import apply_retention
 
         apply_retention(con, {name: c.sharing.retention_days for name, c in load_contracts(settings.contracts_dir).items()})
+        # --- issue 16: programme cohorts, needs and costs, evaluated on every snapshot published (programmes/) ---
+        with stage_errors("cohorts"):
+            from programmes import evaluate_published
+
+            cohorts = evaluate_published(con, settings, result.snapshot_id, as_of, result.parquet_dir,
+                                         report_dir=settings.reports / run_id)
+        # --- end issue 16 ---
     except PublishError as exc:
         raise StageFailure("publish", str(exc)) from None
     finally:
         if own:
             con.close()
     return PublishSummary(result.snapshot_id, result.row_counts, result.parquet_dir, result.manifest_path,
-                          result.expired)
+                          result.expired, cohorts)
 
 
 def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
@@ -553,6 +563,8 @@ def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Pa
         outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir
     if summary.report:
         outputs["match-quality report"] = summary.report
+    if summary.publish and summary.publish.cohorts and summary.publish.cohorts.report:  # issue 16
+        outputs["cohort and needs report"] = summary.publish.cohorts.report
     outputs["person model and charts"] = settings.models / "person"
     return outputs
 
