@@ -105,13 +105,17 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
     except BaseException as exc:
         stages.end_run(settings, run_id, "failed", "unknown", warehouse.safe_error(exc))
         raise
-    published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.snapshot_id)
+    published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.to_make_current)
     summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)
     create_markdown_artifact(summary.markdown, key="familylink-nightly-summary",
                              description="familylink nightly run summary (counts only)")
     create_table_artifact(summary.source_table, key="familylink-sources", description="rows per source")
     create_table_artifact(summary.count_table, key="familylink-counts", description="graph and golden counts")
-    logger.info("nightly run %s completed: snapshot %s", run_id, published.snapshot_id)
+    if published.unchanged_from:
+        logger.info("nightly run %s completed: nothing changed, %s stays published (no new snapshot)", run_id,
+                    published.unchanged_from)
+    else:
+        logger.info("nightly run %s completed: snapshot %s published", run_id, published.snapshot_id)
     return summary.as_dict()
 
 

@@ -80,6 +80,12 @@ class PublishSummary:
     parquet_dir: Path
     manifest_path: Path
     expired: list[str]
+    unchanged_from: str | None = None  # nothing changed: no new snapshot, this one stays published
+
+    @property
+    def to_make_current(self) -> str | None:
+        """The snapshot `end_run` makes current: none when the run built nothing new."""
+        return None if self.unchanged_from else self.snapshot_id
 
 
 @dataclass
@@ -134,9 +140,13 @@ class NightlySummary:
                       f"- clusters split or flagged by the over-merge guard: {lk.overmerge_flags or 0:,}",
                       "- changes since the last run: " + (", ".join(f"{k} {v:,}" for k, v in sorted(lk.lineage.items()))
                                                          or "none")]
-        if self.publish:
+        if self.publish and self.publish.unchanged_from:
+            lines += ["", "## Published snapshot", "",
+                      f"- **No new snapshot: nothing changed since `{self.publish.unchanged_from}`, which stays "
+                      "published.**"]
+        elif self.publish:
             lines += ["", "## Published snapshot", "", f"- `{self.publish.snapshot_id}`",
-                      f"- Parquet and manifest: `{self.publish.parquet_dir}`"]
+                      f"- Parquet, analysts' database and manifest: `{self.publish.parquet_dir}`"]
             lines += [f"- golden.{k}: {v:,}" for k, v in self.publish.row_counts.items() if not k.startswith("pseudo")]
         if self.report:
             lines += ["", "## Reports", "", f"- match and data quality: `{self.report}`"]
@@ -372,7 +382,7 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
         if own:
             con.close()
     return PublishSummary(result.snapshot_id, result.row_counts, result.parquet_dir, result.manifest_path,
-                          result.expired)
+                          result.expired, result.unchanged_from)
 
 
 def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
@@ -522,7 +532,7 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
         if con is not None:
             con.close()
     expired = end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage,
-                      summary.failure, snapshot_id=summary.publish.snapshot_id if summary.publish else None)
+                      summary.failure, snapshot_id=summary.publish.to_make_current if summary.publish else None)
     if summary.publish:
         summary.publish.expired = expired
     summary.outputs = nightly_outputs(settings, summary)
