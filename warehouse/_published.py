@@ -150,6 +150,9 @@ def write_analysts_database(con: duckdb.DuckDBPyConnection, snapshot: str, path:
                     + ") as t(key, value)")
         con.execute(f"comment on table {alias}.main.snapshot is 'Which snapshot this file holds: snapshot_id, run_id, "
                     "as_of (the newest extract date), model_version, created_at.'")
+        con.execute(f"comment on column {alias}.main.snapshot.key is 'snapshot_id, run_id, as_of, model_version or "
+                    "created_at.'")
+        con.execute(f"comment on column {alias}.main.snapshot.value is 'Its value, as text.'")
     finally:
         con.execute(f"detach {alias}")
     os.chmod(path, 0o440)  # nobody writes a published snapshot; a reader takes no lock a writer could meet
