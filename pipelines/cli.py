@@ -392,6 +392,39 @@ def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
 
 
 @app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL query, e.g. \"select * from pseudonymised.household limit 5\".")],
+    data_dir: DataDir = None,
+    snapshot: Annotated[Optional[str], typer.Option(help="A snapshot id (default: the published one).")] = None,
+    limit: Annotated[int, typer.Option(help="Most rows to print.")] = 50,
+) -> None:
+    """Run one read-only query on the analysts' database of the published snapshot (never the working warehouse)."""
+    import duckdb
+
+    settings = _settings(data_dir=data_dir)
+    folder = settings.snapshots / (snapshot or "current")
+    path = folder / "analysts.duckdb"
+    if not path.exists():
+        _fail(f"no analysts' database at {path}: nothing is published yet (run `familylink run`)"
+              if snapshot is None else f"no analysts' database for {snapshot} under {settings.snapshots}")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        try:
+            relation = con.sql(sql)
+        except duckdb.Error as exc:
+            _fail(f"query failed: {str(exc).splitlines()[0]}")
+        if relation is None:
+            return
+        columns, rows = relation.columns, relation.limit(limit).fetchall()
+    finally:
+        con.close()
+    table = Table(*columns, title=f"{folder.resolve().name}/analysts.duckdb")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
 def dictionary(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if docs/data-dictionary.md is out of step, "
                                         "without writing it.")] = False,
