@@ -533,10 +533,25 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
             con.close()
     expired = end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage,
                       summary.failure, snapshot_id=summary.publish.to_make_current if summary.publish else None)
+    finalise_report(summary.report, "completed" if summary.ok else f"failed at {summary.failed_stage}",
+                    summary.publish)
     if summary.publish:
         summary.publish.expired = expired
     summary.outputs = nightly_outputs(settings, summary)
     return summary
+
+
+def finalise_report(report: Path | None, status: str, published: PublishSummary | None) -> None:
+    """The report is written as the run's last stage, so it cannot know how the run ended: say it now."""
+    if report is None:
+        return
+    from reports import finalise_run_report
+
+    note = None
+    if published is not None and status == "completed":
+        note = (f"nothing changed, {published.unchanged_from} stays published" if published.unchanged_from
+                else f"{published.snapshot_id} published")
+    finalise_run_report(report, status, note)
 
 
 def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Path]:
@@ -546,7 +561,8 @@ def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Pa
         "GX Data Docs": settings.reports / summary.run_id / "data-docs" / "index.html",
     }
     if summary.publish:
-        outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir
+        outputs["published snapshot (Parquet)"] = summary.publish.parquet_dir
+        outputs["analysts' database"] = settings.snapshots / "current" / "analysts.duckdb"
     if summary.report:
         outputs["match-quality report"] = summary.report
     outputs["person model and charts"] = settings.models / "person"

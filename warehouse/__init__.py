@@ -5,9 +5,10 @@ from warehouse._db import (RunRefused, acquire_run_lock, compact, connect, ensur
                            run_lock, transaction)
 
 from warehouse._db import refusals_file
+from warehouse._measures import UPRN_MATCH_RATE_DEFINITION, uprn_match_rate
 from warehouse._published import DOCS_PATH as DATA_DICTIONARY_PATH
 from warehouse._published import data_dictionary_markdown, dictionary
 
 __all__ = ["DATA_DICTIONARY_PATH", "RunRefused", "data_dictionary_markdown", "dictionary", "acquire_run_lock", "audited_run", "compact", "connect", "ensure_schema", "finish_run",
            "import_refusals", "log_access", "new_run_id", "refusals_file", "release_run_lock", "run_lock", "safe_error",
-           "start_run", "transaction"]
+           "start_run", "transaction", "UPRN_MATCH_RATE_DEFINITION", "uprn_match_rate"]
