@@ -61,6 +61,10 @@ class Settings(BaseModel):
     duckdb_memory_limit: str = Field(default="6GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",
                                      description="DuckDB memory limit: 6GB, 512MiB or 80%.")
     duckdb_threads: int = Field(default=2, ge=1, le=256)
+    failure_webhook: str | None = Field(
+        default=None, description="URL that receives a JSON POST when a Prefect flow run of familylink fails or "
+        "crashes (a Prefect automation with a Custom Webhook block, created by `make serve`; Teams, Slack and most "
+        "alerting tools accept one). The message names the flow, the run and its state message: never personal data.")
     shared_group: str | None = Field(default=None, description="A group that may read and write the data folder; "
                                      "by default everything familylink writes is readable by its owner only.")
 
