@@ -315,7 +315,11 @@ def publish_data_docs(settings: Settings, run_id: str) -> Path | None:
         return None
     target = settings.reports / run_id / "data-docs"
     shutil.copytree(site, target, dirs_exist_ok=True)
-    return target / "index.html"
+    from reports import write_validation_page
+
+    # GX's pages need CDNs to render; this one page of the same results does not
+    return write_validation_page(gx_dir(settings) / "gx" / "uncommitted" / "validations", target / "validation.html",
+                                 run_id)
 
 
 def check_loads(loads: list[SourceLoad], settings: Settings | None = None) -> None:
@@ -558,7 +562,7 @@ def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Pa
     outputs = {
         "warehouse (DuckDB)": settings.warehouse,
         "landing extracts": settings.landing,
-        "GX Data Docs": settings.reports / summary.run_id / "data-docs" / "index.html",
+        "validation results": settings.reports / summary.run_id / "data-docs" / "validation.html",
     }
     if summary.publish:
         outputs["published snapshot (Parquet)"] = summary.publish.parquet_dir

@@ -2,5 +2,6 @@
 open it), and clerical review of borderline pairs (`familylink review`)."""
 
 from reports._report import finalise_run_report, write_run_report
+from reports._validation import write_validation_page
 
-__all__ = ["finalise_run_report", "write_run_report"]
+__all__ = ["finalise_run_report", "write_run_report", "write_validation_page"]

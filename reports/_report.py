@@ -171,10 +171,10 @@ def write_run_report(con: duckdb.DuckDBPyConnection, settings, run_id: str) -> P
     model_dir = settings.models / "person" / version if version else None
     out = settings.reports / run_id
     out.mkdir(parents=True, exist_ok=True)
-    docs = out / "data-docs" / "index.html"
+    docs = out / "data-docs" / "validation.html"
     html = render(con, run_id=run_id, threshold=settings.match_threshold,
                   contracts=load_contracts(settings.contracts_dir), model_version=version, model_dir=model_dir,
-                  truth_dir=settings.truth, data_docs="data-docs/index.html" if docs.exists() else None,
+                  truth_dir=settings.truth, data_docs="data-docs/validation.html" if docs.exists() else None,
                   target_precision=settings.accuracy_target_precision, target_recall=settings.accuracy_target_recall)
     path = out / "report.html"
     path.write_text(html, encoding="utf-8")

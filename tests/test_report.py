@@ -141,3 +141,13 @@ def test_report_figures_need_no_javascript_and_nothing_is_fetched(report):
     assert page.values["print_rules"] >= 1
     remote = [u for u in page.requests if not u.startswith(("file:", "data:", "about:"))]
     assert remote == [], remote
+
+
+def test_validation_results_page_is_offline_and_holds_counts_only(report):
+    settings, summary, path = report
+    page = path.parent / "data-docs" / "validation.html"
+    html = page.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "the validation page must not load anything remote"
+    for source in ("benefits", "education", "health", "housing", "police", "probation", "social_care"):
+        assert f"familylink_{source}" in html
+    assert "✔" in html and 'href="data-docs/validation.html"' in path.read_text(encoding="utf-8")
