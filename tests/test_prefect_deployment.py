@@ -86,7 +86,7 @@ def test_nightly_deployment_runs_to_a_published_snapshot(prefect_server, city):
 @pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (make system-deps installs it)")
 def test_the_prefect_ui_shows_the_schedule_time_zone_and_a_completed_run_with_logs_and_artifacts(prefect_server):
     deployment = _api(prefect_server, "/deployments/name/nightly/nightly")
-    page = open_page(f"{prefect_server.ui_url}deployments/deployment/{deployment['id']}",
+    page = open_page(f"{prefect_server.ui_url}deployments/deployment/{deployment['id']}?tab=Description",
                      {"text": "document.body.innerText"}, settle_s=12)
     text = page.values["text"]
     assert "nightly" in text and "Europe/London" in text, text[:2000]

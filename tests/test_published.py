@@ -146,3 +146,14 @@ def test_an_analyst_holding_the_published_database_does_not_block_a_nightly_run(
     finally:
         analyst.kill()
         analyst.wait()
+
+
+def test_a_data_folder_copied_without_its_links_still_switches_current(con, tmp_path):
+    first = _publish(con, tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # follows links: `current` becomes a real folder
+    assert (tmp_path / "b" / "current").is_dir() and not (tmp_path / "b" / "current").is_symlink()
+    con.execute("update staging.person_record set last_name = 'Taylor', extract_date = date '2026-11-02' "
+                "where record_id = 'h1'")
+    second = _publish(con, tmp_path / "b")
+    assert (tmp_path / "b" / "current").is_symlink()
+    assert (tmp_path / "b" / "current").resolve().name == second.snapshot_id != first.snapshot_id

@@ -387,6 +387,10 @@ def write_current_pointer(snapshots_dir: Path, snapshot: str) -> None:
                                "folder": snapshot, "analysts_database": f"{snapshot}/{ANALYSTS_DATABASE}"}),
                    encoding="utf-8")
     tmp.replace(snapshots_dir / CURRENT_POINTER)
+    current = snapshots_dir / CURRENT_LINK
+    if current.is_dir() and not current.is_symlink():
+        # a data folder copied without keeping symbolic links (cp -r, copytree): a stale copy of a snapshot
+        shutil.rmtree(current)
     link = snapshots_dir / f".{CURRENT_LINK}.tmp"
     link.unlink(missing_ok=True)
     os.symlink(snapshot, link)  # relative: a moved data folder keeps working
