@@ -6,7 +6,11 @@
    cannot-link pair (connected through others). Such a cluster is rebuilt from its own edges, strongest
    first (must-links before any scored pair), refusing any edge that would join two NHS numbers or a
    cannot-link pair: the weakest links that caused the conflict are the ones left out. Recorded as `split`.
-3. A cluster whose dates of birth lie more than a year apart cannot be one person unless a date was
+   Two dates of birth a generation apart (more than GENERATION_YEARS, and not one mistyped or
+   transposed digit apart) are a conflict too for a link made without dates (one of its records has
+   none): a parent and a child joined through a contact row that names one and carries the other's
+   phone. A link between two dated records weighed the dates already (a date keyed badly stays).
+3. A cluster whose dates of birth still lie more than a year apart cannot be one person unless a date was
    mistyped; it is kept, and recorded as `flagged` for review (the report lists it).
 
 Standardisation has already nulled NHS numbers that fail the modulus-11 check, so every NHS number
@@ -30,6 +34,22 @@ EDGES = "person_linkage_edges"  # main schema, like the Splink input table
 # Dates of birth further apart than this cannot belong to one person (a year off by one is a known
 # recording error and is allowed by the model).
 DOB_SPREAD_DAYS = 366
+# Dates of birth further apart than this are different generations: a conflict the guard splits, unless
+# the two dates are one keying error apart (a digit mistyped, two digits transposed: 1987 → 1997).
+GENERATION_YEARS = 12
+
+
+def _one_keying_error(a: str, b: str) -> bool:
+    diffs = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    if len(diffs) == 1:
+        return True
+    return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+
+
+def dates_conflict(a: str, b: str) -> bool:
+    """Two ISO dates of birth (YYYY-MM-DD) that cannot be one person's, even allowing one keying error."""
+    years = abs(int(a[:4]) - int(b[:4]))
+    return years > GENERATION_YEARS and not _one_keying_error(a, b)
 
 
 @dataclass
@@ -88,9 +108,13 @@ def _build_edges(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold: fl
 class _Components:
     """Union-find over one cluster's records, refusing unions that join conflicting records."""
 
-    def __init__(self, nodes: list[str], nhs: dict[str, str | None], cannot: set[frozenset[str]]):
+    def __init__(self, nodes: list[str], nhs: dict[str, str | None], cannot: set[frozenset[str]],
+                 dob: dict[str, str | None] | None = None):
         self.parent = {n: n for n in nodes}
         self.nhs = {n: ({nhs[n]} if nhs.get(n) else set()) for n in nodes}
+        dob = dob or {}
+        self.dated = {n for n in nodes if dob.get(n)}
+        self.dob = {n: ({dob[n]} if dob.get(n) else set()) for n in nodes}
         self.members = {n: {n} for n in nodes}
         self.cannot = cannot
 
@@ -100,30 +124,37 @@ class _Components:
             node = self.parent[node]
         return node
 
-    def conflicts(self, a: str, b: str) -> bool:
+    def conflicts(self, a: str, b: str, undated_link: bool = True) -> bool:
         if len(self.nhs[a] | self.nhs[b]) > 1:
+            return True
+        # a link the model made without dates of birth (a contact row naming a parent, carrying a child's
+        # number) must not join dates a generation apart; a link between two dated records weighed them
+        # already (a badly keyed date stays with its person)
+        if undated_link and any(dates_conflict(x, y) for x in self.dob[a] for y in self.dob[b]):
             return True
         small, large = sorted((self.members[a], self.members[b]), key=len)
         return any(frozenset((x, y)) in self.cannot for x in small for y in large)
 
     def union(self, a: str, b: str, force: bool = False) -> bool:
+        undated = a not in self.dated or b not in self.dated
         a, b = self.find(a), self.find(b)
         if a == b:
             return True
-        if not force and self.conflicts(a, b):
+        if not force and self.conflicts(a, b, undated):
             return False
         if len(self.members[a]) < len(self.members[b]):
             a, b = b, a
         self.parent[b] = a
         self.members[a] |= self.members.pop(b)
         self.nhs[a] |= self.nhs.pop(b)
+        self.dob[a] |= self.dob.pop(b)
         return True
 
 
 def _split(nodes: pl.DataFrame, edges: pl.DataFrame, cannot: set[frozenset[str]]) -> dict[str, str]:
     """Rebuild one over-merged cluster from its edges, strongest first; returns unique_id → new cluster id."""
     components = _Components(nodes["unique_id"].to_list(), dict(zip(nodes["unique_id"], nodes["nhs_number"])),
-                             cannot)
+                             cannot, dict(zip(nodes["unique_id"], nodes["dob"])))
     ordered = edges.sort(["must_link", "match_probability", "unique_id_l", "unique_id_r"],
                          descending=[True, True, False, False])
     for left, right, must in ordered.select("unique_id_l", "unique_id_r", "must_link").iter_rows():
@@ -166,10 +197,19 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
                 join _cluster as cl on cl.unique_id = x.unique_id_l
                 join _cluster as cr on cr.unique_id = x.unique_id_r
                 where cl.cluster_id = cr.cluster_id
+            ),
+            generations as (
+                select c.cluster_id
+                from _cluster as c join {nodes_table} as n using (unique_id)
+                where n.date_of_birth is not null
+                group by c.cluster_id
+                having date_diff('year', min(n.date_of_birth), max(n.date_of_birth)) > {GENERATION_YEARS}
             )
             select cluster_id, 'nhs_number_conflict' as reason from nhs
             union all
             select distinct cluster_id, 'cannot_link' from cannot
+            union all
+            select cluster_id, 'generations_apart' from generations
             """
         ).pl()
     finally:
@@ -180,7 +220,8 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
                                   "action": pl.String})]
     if suspects.height:
         con.register("_suspect", suspects.select("cluster_id").unique())
-        nodes = con.sql(f"select c.cluster_id, c.unique_id, n.nhs_number from _cluster as c "
+        nodes = con.sql(f"select c.cluster_id, c.unique_id, n.nhs_number, strftime(n.date_of_birth, '%Y-%m-%d') as dob "
+                        f"from _cluster as c "
                         f"join {nodes_table} as n using (unique_id) semi join _suspect using (cluster_id)").pl()
         edges = con.sql(f"select c.cluster_id, e.* from {EDGES} as e join _cluster as c on c.unique_id = e.unique_id_l "
                         f"semi join _suspect using (cluster_id)").pl()
@@ -189,7 +230,11 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
         for (cluster_id,), cluster_nodes in nodes.group_by(["cluster_id"]):
             new_ids.update(_split(cluster_nodes, edges.filter(pl.col("cluster_id") == cluster_id), cannot_set))
         remap = pl.DataFrame({"unique_id": list(new_ids), "new_cluster_id": list(new_ids.values())})
-        reasons = suspects.group_by("cluster_id").agg(pl.col("reason").sort().str.join(","))
+        # a suspect the guard found no conflict in (dates one keying error apart) is not recorded as split
+        split = nodes.join(remap, on="unique_id").group_by("cluster_id").agg(
+            pl.col("new_cluster_id").n_unique().alias("parts")).filter(pl.col("parts") > 1)
+        reasons = suspects.group_by("cluster_id").agg(pl.col("reason").sort().str.join(",")).join(
+            split.select("cluster_id"), on="cluster_id")
         flags.append(nodes.join(reasons, on="cluster_id").select(
             "unique_id", pl.col("cluster_id").alias("cluster_key"), "reason", pl.lit("split").alias("action")))
         clusters = clusters.join(remap, on="unique_id", how="left").select(

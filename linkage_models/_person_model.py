@@ -42,22 +42,46 @@ def _level(sql: str, label: str, **extra) -> dict:
     return {"sql_condition": sql, "label_for_charts": label, **extra}
 
 
-def forename_comparison() -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name="forename",
-        comparison_levels=[
-            _level("first_name_std_l is null or first_name_std_r is null", "null", is_null_level=True),
-            _level("first_name_std_l = first_name_std_r", "exact", tf_adjustment_column="first_name_std"),
-            _level("first_name_formal_l = first_name_formal_r", "same formal name (nickname)"),
-            # forename and surname entered the other way round (often with a typo as well)
-            _level("jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9 and "
-                   "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9", "first/last swapped"),
-            _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.92", "Jaro-Winkler >= 0.92"),
-            _level("jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.8", "Jaro-Winkler >= 0.8"),
-            _level("substr(first_name_std_l, 1, 1) = substr(first_name_std_r, 1, 1)", "same initial"),
-            {"sql_condition": "ELSE", "label_for_charts": "different"},
-        ],
-    )
+_FORENAME_LEVELS = [
+    ("exact", "first_name_std_l = first_name_std_r"),
+    ("same formal name (nickname)", "first_name_formal_l = first_name_formal_r"),
+    # forename and surname entered the other way round (often with a typo as well)
+    ("first/last swapped", "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9 and "
+                           "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9"),
+    # a forename recorded as its initial ("K Smith"), the other in full: compatible, not two names
+    ("initial of the other", "(length(first_name_std_l) = 1 or length(first_name_std_r) = 1) and "
+                             "substr(first_name_std_l, 1, 1) = substr(first_name_std_r, 1, 1)"),
+    ("Jaro-Winkler >= 0.92", "jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.92"),
+    ("Jaro-Winkler >= 0.8", "jaro_winkler_similarity(first_name_std_l, first_name_std_r) >= 0.8"),
+    ("same initial", "substr(first_name_std_l, 1, 1) = substr(first_name_std_r, 1, 1)"),
+]
+
+
+def forename_comparison(contacts: list[str] = ()) -> cl.CustomComparison:
+    """Forenames in degrees; with `contacts`, each degree split by whether a household's contact agrees.
+
+    `contacts` are phone or email columns the data shows to be shared by different people
+    (_model_builder.shared_share): a child's record carries a parent's number. Such a number is strong
+    evidence only between records with the same forename; between records whose forenames differ it says
+    "same household", which the surname-and-address comparison already weighs, so the "different" level
+    ignores it. Modelled jointly, the forename's and the contact's evidence are counted once.
+    """
+    levels = [_level("first_name_std_l is null or first_name_std_r is null", "null", is_null_level=True)]
+    same = " or ".join(f"{c}_l = {c}_r" for c in contacts)
+    differ = " and ".join(f"{c}_l <> {c}_r" for c in contacts)
+    names = " or ".join(f"same {c}" for c in contacts)
+    for label, condition in _FORENAME_LEVELS:
+        tf = {"tf_adjustment_column": "first_name_std"} if label == "exact" else {}
+        # only the same name (its formal form, or its initial alone) with the household's number is one
+        # person: siblings and parents often share an initial or a similar name, and then the number says
+        # nothing more
+        if contacts and label in ("exact", "same formal name (nickname)", "initial of the other"):
+            levels.append(_level(f"({condition}) and ({same})", f"{label}, {names}", **tf))
+            levels.append(_level(f"({condition}) and {differ}", f"{label}, other {names.removeprefix('same ')}",
+                                 **tf))
+        levels.append(_level(condition, label, **tf))
+    levels.append({"sql_condition": "ELSE", "label_for_charts": "different"})
+    return cl.CustomComparison(output_column_name="forename", comparison_levels=levels)
 
 
 _SIMILAR_ADDRESS = {
@@ -172,7 +196,37 @@ def _training_table(con: duckdb.DuckDBPyConnection, max_records: int) -> tuple[s
     return TRAINING_SAMPLE, con.execute(f"select count(*) from {TRAINING_SAMPLE}").fetchall()[0][0]
 
 
-def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 2e6,
+# A level's m below this is a training artefact, not a measurement: EM on one blocked sample saw no matching
+# pair disagree (an email, a PNC id) and would make any disagreement veto a link at -100 bits or more.
+M_FLOOR = 0.005
+
+
+def regularise(model: dict, pairs_sampled: float) -> dict:
+    """Bound what finite training data cannot establish, in a saved Splink model (edited in place).
+
+    - u of a level no random pair reached: the upper bound of a zero count in `pairs_sampled` trials
+      (rule of three) — conservative, where Splink would fall back on a fixed default weight;
+    - m of a level EM never saw: equal to its u, so the level is neutral (a floor under both would make an
+      unseen level strong evidence for a link);
+    - m of a level below M_FLOOR: M_FLOOR; the comparison's m renormalised to sum to 1.
+    """
+    u_unseen = 3.0 / max(pairs_sampled, 1.0)
+    for comparison in model["comparisons"]:
+        levels = [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")]
+        for level in levels:
+            if not isinstance(level.get("u_probability"), float):
+                level["u_probability"] = u_unseen
+            if not isinstance(level.get("m_probability"), float):
+                level["m_probability"] = level["u_probability"]
+            elif level["m_probability"] < M_FLOOR:
+                level["m_probability"] = M_FLOOR
+        total = sum(level["m_probability"] for level in levels)
+        for level in levels:
+            level["m_probability"] = level["m_probability"] / total
+    return model
+
+
+def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 1e7,
                        max_records: int = 300_000, seed: int = 1, settings_path: Path | None = None) -> TrainedModel:
     """Unsupervised training on the staged records; saves a new version (never promoted here).
 
@@ -223,7 +277,9 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     plan.skipped = skipped
     plan.write(out / "settings.json")
     model_path = out / "model.duckdb.json"
-    linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    model = regularise(linker.misc.save_model_to_json(), min(max_pairs, trained_on * (trained_on - 1) / 2))
+    model_path.write_text(json.dumps(model, indent=2), encoding="utf-8")
+    linker = Linker(records_sdf, model, log_level=logging.WARNING)
     metadata = {
         "version": version, "trained_at": trained_at.isoformat(), "splink_version": splink.__version__,
         "engine": "duckdb", "training_data_fingerprint": fingerprint(con), "records": records,

@@ -30,6 +30,10 @@ _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
 # make strangers agree on date of birth
 PLACEHOLDER_DATES = [dt.date(1900, 1, 1), dt.date(1899, 12, 31), dt.date(1901, 1, 1), dt.date(1800, 1, 1),
                      dt.date(1111, 11, 11), dt.date(9999, 12, 31), dt.date(2999, 12, 31), dt.date(2099, 12, 31)]
+# forenames case systems put in before a child is named or when the name is not known ("Baby", "Baby of
+# Smith", "Unborn", "Unknown", "NK"): not a name, so cleared for matching (two babies would agree) and flagged
+# first_name_placeholder; the original stays in first_name
+PLACEHOLDER_FORENAME = r"^(baby|unborn|unknown|not known|nk|n k|infant|newborn|tbc|tba|twin|male|female)( .*)?$"
 _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
 
 
@@ -242,6 +246,8 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
         (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(date_of_birth_earliest)))
     placeholder = pl.col("date_of_birth").is_in(PLACEHOLDER_DATES)
     flags = _flag(flags, placeholder, "date_of_birth_placeholder")
+    named_placeholder = pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME).fill_null(False)
+    flags = _flag(flags, named_placeholder, "first_name_placeholder")
     flags = _flag(flags, impossible, "date_of_birth_out_of_bounds")
     flags = _flag(flags, pl.col("_postcode").is_null() & pl.col("_postcode_other").is_not_null(), "postcode_not_uk")
     for name in (*identifiers, "phone"):
@@ -251,6 +257,7 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
         # a placeholder is flagged, not cleared: the person model decides what a flagged date is worth (clearing
         # these few dates upset its EM training on the demo city)
         pl.when(impossible).then(None).otherwise(pl.col("date_of_birth")).alias("date_of_birth"),
+        pl.when(named_placeholder).then(None).otherwise(pl.col("first_name_std")).alias("first_name_std"),
         # a UK postcode in the address text beats a non-UK value in the postcode column
         pl.coalesce(pl.col("_postcode"), extract_postcode(pl.col("address_text")),
                     pl.col("_postcode_other")).alias("postcode"),

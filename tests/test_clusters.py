@@ -17,9 +17,12 @@ def con():
     con = warehouse.connect(":memory:")
     nodes = pl.DataFrame(
         {
-            "unique_id": ["h:a", "p:b", "e:c", "h:d", "p:e", "h:f", "p:g", "e:h", "h:i", "p:j", "h:k", "p:l"],
-            "nhs_number": ["9434765919", None, "9434765870", None, None, None, None, None, None, None, None, None],
-            "date_of_birth": [D(1990, 1, 1)] * 10 + [D(1980, 1, 1), D(2010, 1, 1)],
+            "unique_id": ["h:a", "p:b", "e:c", "h:d", "p:e", "h:f", "p:g", "e:h", "h:i", "p:j", "h:k", "p:l", "e:m",
+                          "h:n", "p:o", "h:q", "p:r", "h:s", "p:t", "e:u"],
+            "nhs_number": ["9434765919", None, "9434765870"] + [None] * 17,
+            "date_of_birth": [D(1990, 1, 1)] * 10 + [D(1980, 1, 1), D(2010, 1, 1), None, D(1990, 1, 1),
+                                                     D(1992, 6, 1), D(1987, 5, 3), D(1997, 5, 3), D(1950, 3, 1),
+                                                     D(2001, 7, 9), D(1950, 3, 1)],
         }
     )
     pairs = pl.DataFrame(
@@ -29,7 +32,12 @@ def con():
             ("h:d", "p:e", 0.999),  # a reviewer said d and e are different people
             ("h:f", "p:g", 0.999),  # f-g-h chain with a cannot-link between f and h
             ("p:g", "e:h", 0.993),
-            ("h:k", "p:l", 0.999),  # dates of birth 30 years apart
+            ("h:k", "e:m", 0.999),  # k (born 1980) and l (born 2010) joined through m, which has no date;
+            ("e:m", "p:l", 0.995),  # m-l is the weaker link
+            ("h:n", "p:o", 0.999),  # dates of birth two years apart: kept together, flagged
+            ("h:q", "p:r", 0.999),  # 1987 and 1997: one mistyped digit, kept together, flagged
+            ("h:s", "p:t", 0.999),  # 1950 and 2001 linked with both dates: the model weighed them; kept, flagged
+            ("e:u", "h:s", 0.999),  # u's date agrees with s's: u-s-t is one person whose t date was keyed badly
             ("h:i", "p:j", 0.40),   # too weak, but a reviewer said they match
         ],
         schema=["unique_id_l", "unique_id_r", "match_probability"],
@@ -59,7 +67,7 @@ def test_two_nhs_numbers_split_at_the_weakest_link_and_are_recorded(con):
     result = cluster_persons(con, "person_linkage_input", 0.99)
     groups = _groups(result)
     assert frozenset({"h:a", "p:b"}) in groups and frozenset({"e:c"}) in groups
-    split = result.flags.filter(pl.col("action") == "split")
+    split = result.flags.filter(pl.col("action") == "split", pl.col("reason") != "generations_apart")
     assert set(split["unique_id"]) == {"h:a", "p:b", "e:c"}
     assert set(split["reason"]) == {"nhs_number_conflict"}
     assert split["cluster_key"].n_unique() == 1
@@ -84,9 +92,30 @@ def test_the_latest_decision_wins(con):
     assert frozenset({"h:d", "p:e"}) in _groups(cluster_persons(con, "person_linkage_input", 0.99))
 
 
-def test_dates_of_birth_far_apart_are_flagged_not_split(con):
+def test_dates_of_birth_apart_are_flagged_not_split(con):
     result = cluster_persons(con, "person_linkage_input", 0.99)
-    assert frozenset({"h:k", "p:l"}) in _groups(result)
+    groups = _groups(result)
+    assert frozenset({"h:n", "p:o"}) in groups and frozenset({"h:q", "p:r"}) in groups
+    assert frozenset({"h:s", "p:t", "e:u"}) in groups
     flagged = result.flags.filter(pl.col("action") == "flagged")
-    assert set(flagged["unique_id"]) == {"h:k", "p:l"}
+    assert set(flagged["unique_id"]) == {"h:n", "p:o", "h:q", "p:r", "h:s", "p:t", "e:u"}
     assert set(flagged["reason"]) == {"date_of_birth_conflict"}
+
+
+def test_dates_of_birth_a_generation_apart_are_split_at_the_weakest_link(con):
+    result = cluster_persons(con, "person_linkage_input", 0.99)
+    groups = _groups(result)
+    assert frozenset({"h:k", "e:m"}) in groups and frozenset({"p:l"}) in groups
+    split = result.flags.filter(pl.col("reason") == "generations_apart")
+    assert set(split["unique_id"]) == {"h:k", "e:m", "p:l"} and set(split["action"]) == {"split"}
+    # a 1987/1997 pair is one keying error apart: suspected, not split, so not recorded as split
+    assert not result.flags.filter(pl.col("unique_id") == "h:q", pl.col("action") == "split").height
+
+
+def test_generations_allow_one_keying_error():
+    from linkage_models._clusters import dates_conflict
+
+    assert dates_conflict("1980-01-01", "2010-01-01")
+    assert not dates_conflict("1987-05-03", "1997-05-03")  # one digit
+    assert not dates_conflict("1978-05-03", "1987-05-03")  # two digits transposed
+    assert not dates_conflict("1990-01-01", "1999-12-31")  # within the generation gap

@@ -119,3 +119,15 @@ def test_frame_function_flags_and_never_drops_rows():
     assert a["phone"] == "+447700900123" and a["address_tokens"] == ["12", "MILL", "LANE"]
     assert b["sex"] == "F" and b["upn"] is None and b["pnc_id"] == "12/345678A"
     assert b["quality_flags"] == ["upn_invalid"]
+
+
+@pytest.mark.parametrize("first, std", [
+    ("Baby", None), ("BABY OF SMITH", None), ("Unborn", None), ("Unknown", None), ("NK", None), ("Twin 1", None),
+    ("Babette", "babette"), ("Nkechi", "nkechi"), ("Malena", "malena"),
+])
+def test_placeholder_forenames_are_cleared_for_matching_and_flagged(first, std):
+    records = canonical.conform(pl.DataFrame({"source": ["health"], "record_id": ["h1"], "first_name": [first],
+                                              "last_name": ["Smith"]}), canonical.PERSON_RECORD)
+    out = standardise_person_records(records, as_of=dt.date(2026, 11, 1)).to_dicts()[0]
+    assert out["first_name_std"] == std and out["first_name"] == first  # the original is kept
+    assert ("first_name_placeholder" in out["quality_flags"]) == (std is None)
