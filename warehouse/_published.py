@@ -155,7 +155,8 @@ def write_analysts_database(con: duckdb.DuckDBPyConnection, snapshot: str, path:
         con.execute(f"comment on column {alias}.main.snapshot.value is 'Its value, as text.'")
     finally:
         con.execute(f"detach {alias}")
-    os.chmod(path, 0o440)  # nobody writes a published snapshot; a reader takes no lock a writer could meet
+    # nobody writes a published snapshot: take the write bits away, keep who may read it (owner, or shared group)
+    os.chmod(path, os.stat(path).st_mode & 0o555)
 
 
 def render_markdown(dictionary: Dictionary, survivorship_attributes: list[str]) -> str:
