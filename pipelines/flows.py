@@ -46,7 +46,14 @@ def ingest_source(settings: Settings, source: str, run_id: str) -> stages.Source
 
 @flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)
 def ingest(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> list[dict]:
-    """Ingest every source: one task per source, concurrently, retried on I/O errors."""
+    """Ingest every source: one task per source, concurrently, retried on I/O errors.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+        landing: Folder of agency extracts. Empty: <data_dir>/landing.
+        contracts: Folder of source contracts (one YAML per agency). Empty: sources/contracts.
+    """
     settings = _settings(data_dir, landing, contracts)
     run_id = stages.begin_run(settings, "ingest")
     try:
@@ -85,7 +92,14 @@ def report(settings: Settings, run_id: str) -> Path:
 
 @flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False, persist_result=False)
 def nightly(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> dict:
-    """The nightly run: ingest → link → publish → report."""
+    """The nightly run: ingest → link → publish → report. Nothing changed: no new snapshot.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+        landing: Folder of agency extracts. Empty: <data_dir>/landing.
+        contracts: Folder of source contracts (one YAML per agency). Empty: sources/contracts.
+    """
     logger = get_run_logger()
     settings = _settings(data_dir, landing, contracts)
     run_id = stages.begin_run(settings, "nightly")
@@ -106,7 +120,8 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
     except BaseException as exc:
         stages.end_run(settings, run_id, "failed", "unknown", warehouse.safe_error(exc))
         raise
-    published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.snapshot_id)
+    published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.to_make_current)
+    stages.finalise_report(report_path, "completed", published)
     summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)
     create_markdown_artifact(summary.markdown, key="familylink-nightly-summary",
                              description="familylink nightly run summary (counts only)")
@@ -115,13 +130,22 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
     if published.cohorts:  # issue 16: programme cohorts evaluated after publishing (counts only)
         create_markdown_artifact(published.cohorts.markdown, key="familylink-cohorts",
                                  description="programme cohorts, needs and costs (counts only)")
-    logger.info("nightly run %s completed: snapshot %s", run_id, published.snapshot_id)
+    if published.unchanged_from:
+        logger.info("nightly run %s completed: nothing changed, %s stays published (no new snapshot)", run_id,
+                    published.unchanged_from)
+    else:
+        logger.info("nightly run %s completed: snapshot %s published", run_id, published.snapshot_id)
     return summary.as_dict()
 
 
 @flow(name="train-person-model", persist_result=False)
 def train_person_model(data_dir: str | None = None) -> str:
-    """Train a new person model version on the current staging data; promotion is a separate, explicit step."""
+    """Train a new person model version on the current staging data; promotion is a separate, explicit step.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+    """
     settings = _settings(data_dir)
     version = stages.run_train(settings)
     get_run_logger().info("trained person model version %s (not promoted)", version)
@@ -130,7 +154,14 @@ def train_person_model(data_dir: str | None = None) -> str:
 
 @flow(name="demo", persist_result=False)
 def demo(data_dir: str | None = None, people: int = 20000, seed: int = 42) -> dict:
-    """Synthetic city → train → promote → nightly, for trying familylink end to end."""
+    """Synthetic city → train → promote → nightly, for trying familylink end to end.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+        people: Residents of the synthetic city (20,000 makes about 33,000 agency records).
+        seed: Random seed: the same seed builds the same city.
+    """
     settings = _settings(data_dir)
     stages.run_synth(settings, people=people, seed=seed)
     stages.ensure_demo_model(settings)

@@ -81,6 +81,12 @@ class PublishSummary:
     manifest_path: Path
     expired: list[str]
     cohorts: Any = None  # programmes.CohortSummary (issue 16)
+    unchanged_from: str | None = None  # nothing changed: no new snapshot, this one stays published
+
+    @property
+    def to_make_current(self) -> str | None:
+        """The snapshot `end_run` makes current: none when the run built nothing new."""
+        return None if self.unchanged_from else self.snapshot_id
 
 
 @dataclass
@@ -135,9 +141,13 @@ class NightlySummary:
                       f"- clusters split or flagged by the over-merge guard: {lk.overmerge_flags or 0:,}",
                       "- changes since the last run: " + (", ".join(f"{k} {v:,}" for k, v in sorted(lk.lineage.items()))
                                                          or "none")]
-        if self.publish:
+        if self.publish and self.publish.unchanged_from:
+            lines += ["", "## Published snapshot", "",
+                      f"- **No new snapshot: nothing changed since `{self.publish.unchanged_from}`, which stays "
+                      "published.**"]
+        elif self.publish:
             lines += ["", "## Published snapshot", "", f"- `{self.publish.snapshot_id}`",
-                      f"- Parquet and manifest: `{self.publish.parquet_dir}`"]
+                      f"- Parquet, analysts' database and manifest: `{self.publish.parquet_dir}`"]
             lines += [f"- golden.{k}: {v:,}" for k, v in self.publish.row_counts.items() if not k.startswith("pseudo")]
         if self.publish and self.publish.cohorts:  # issue 16
             lines += ["", self.publish.cohorts.markdown.replace("# familylink programme cohorts", "## Programme cohorts")]
@@ -322,7 +332,11 @@ def publish_data_docs(settings: Settings, run_id: str) -> Path | None:
         return None
     target = settings.reports / run_id / "data-docs"
     shutil.copytree(site, target, dirs_exist_ok=True)
-    return target / "index.html"
+    from reports import write_validation_page
+
+    # GX's pages need CDNs to render; this one page of the same results does not
+    return write_validation_page(gx_dir(settings) / "gx" / "uncommitted" / "validations", target / "validation.html",
+                                 run_id)
 
 
 def check_loads(loads: list[SourceLoad], settings: Settings | None = None) -> None:
@@ -396,7 +410,7 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
         if own:
             con.close()
     return PublishSummary(result.snapshot_id, result.row_counts, result.parquet_dir, result.manifest_path,
-                          result.expired, cohorts)
+                          result.expired, unchanged_from=result.unchanged_from, cohorts=cohorts)
 
 
 def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
@@ -546,21 +560,37 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
         if con is not None:
             con.close()
     expired = end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage,
-                      summary.failure, snapshot_id=summary.publish.snapshot_id if summary.publish else None)
+                      summary.failure, snapshot_id=summary.publish.to_make_current if summary.publish else None)
+    finalise_report(summary.report, "completed" if summary.ok else f"failed at {summary.failed_stage}",
+                    summary.publish)
     if summary.publish:
         summary.publish.expired = expired
     summary.outputs = nightly_outputs(settings, summary)
     return summary
 
 
+def finalise_report(report: Path | None, status: str, published: PublishSummary | None) -> None:
+    """The report is written as the run's last stage, so it cannot know how the run ended: say it now."""
+    if report is None:
+        return
+    from reports import finalise_run_report
+
+    note = None
+    if published is not None and status == "completed":
+        note = (f"nothing changed, {published.unchanged_from} stays published" if published.unchanged_from
+                else f"{published.snapshot_id} published")
+    finalise_run_report(report, status, note)
+
+
 def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Path]:
     outputs = {
         "warehouse (DuckDB)": settings.warehouse,
         "landing extracts": settings.landing,
-        "GX Data Docs": settings.reports / summary.run_id / "data-docs" / "index.html",
+        "validation results": settings.reports / summary.run_id / "data-docs" / "validation.html",
     }
     if summary.publish:
-        outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir
+        outputs["published snapshot (Parquet)"] = summary.publish.parquet_dir
+        outputs["analysts' database"] = settings.snapshots / "current" / "analysts.duckdb"
     if summary.report:
         outputs["match-quality report"] = summary.report
     if summary.publish and summary.publish.cohorts and summary.publish.cohorts.report:  # issue 16

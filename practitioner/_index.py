@@ -109,7 +109,7 @@ def _verify(directory: Path) -> None:
     if not manifest_path.exists():
         raise SnapshotUnavailable(f"{directory.name}: no manifest.json")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    needed = ("person", "involvement", "person_record")
+    needed = ("golden.person", "golden.involvement", "golden.person_record")
     for table in needed:
         entry = manifest.get("files", {}).get(table)
         if entry is None:

@@ -92,6 +92,10 @@ def test_a_snapshot_is_published_only_by_a_run_that_completes(published_city, tm
     original, _ = published_city
     shutil.copytree(original.data_dir, tmp_path / "data")
     settings = Settings(data_dir=tmp_path / "data", pseudonymisation_key="test-key")
+    # a newer housing extract (one tenancy fewer): with nothing changed no snapshot would be built at all (issue 14)
+    current = sorted((settings.landing / "housing").glob("*.txt"))[-1]
+    lines = current.read_text(encoding="utf-8").splitlines(keepends=True)
+    current.with_name("tenancy_members_20261215.txt").write_text("".join(lines[:-1]), encoding="utf-8")
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     before = con.sql("select snapshot_id from audit.snapshot where status = 'published'").fetchall()
     con.close()
