@@ -98,9 +98,17 @@ def write_snapshot(snapshots: Path, persons: int, seed: int = 7) -> None:
         "last_name_std": last[idx], "sex": person["sex"].to_numpy()[idx], "date_of_birth": dob[idx],
         "postcode": np.array(postcode)[idx], "uprn": (record_person + 2) // 3 + 100_000_000,
         "nhs_number": nhs, "ni_number": [None] * len(idx), "upn": [None] * len(idx), "pnc_id": [None] * len(idx),
-        "crn": [None] * len(idx), "phone": [None] * len(idx), "confidential": [False] * len(idx)},
+        "crn": [None] * len(idx), "phone": [None] * len(idx), "email": [None] * len(idx),
+        "address_std": person["address"].str.to_uppercase().to_numpy()[idx],
+        "tenancy_ref": [None] * len(idx), "local_id": [None] * len(idx), "confidential": [False] * len(idx)},
         schema_overrides={"middle_names_std": pl.String, "ni_number": pl.String, "upn": pl.String,
-                          "pnc_id": pl.String, "crn": pl.String, "phone": pl.String})
+                          "pnc_id": pl.String, "crn": pl.String, "phone": pl.String, "email": pl.String,
+                          "tenancy_ref": pl.String, "local_id": pl.String})
+    # the columns the nightly's snapshot carries (warehouse/sql/golden/person_record.sql), in the same types
+    record = record.with_columns(
+        pl.col("address_std").str.split(" ").alias("address_tokens"),
+        pl.lit(None, pl.List(pl.Struct({"scheme": pl.String, "scope": pl.String, "value": pl.String})))
+        .alias("identifiers"))
     record.write_parquet(out / "person_record.parquet")
     involvement = record.select(
         "person_id", pl.col("source").replace_strict({k: v[0] for k, v in SOURCES.items()}).alias("agency"),
@@ -246,7 +254,10 @@ def main() -> None:
             th.start()
         for th in threads:
             th.join()
-        print(f"{args.users} concurrent users for {args.seconds:.0f} s on loopback, {args.persons:,} persons:")
+        load = os.getloadavg()[0]
+        print(f"{args.users} concurrent users for {args.seconds:.0f} s on loopback, {args.persons:,} persons "
+              f"({os.cpu_count()} cores, load average {load:.1f} at the end: other work on the machine inflates "
+              "every figure):")
         for kind, label in (("search", "search"), ("person", "person page"), ("link", "real-time link")):
             v = timings[kind]
             print(f"  {label:15s} n={len(v):6d}  p50 {_pct(v, 50):7.1f} ms  p95 {_pct(v, 95):7.1f} ms  "

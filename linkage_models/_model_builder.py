@@ -61,36 +61,45 @@ def staged_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return schemes
 
 
-def input_sql(identifiers: dict[str, str]) -> str:
-    """The Splink input: one row per staged record, matching forms of every field, one column per identifier.
+def input_select(records: str, identifiers: dict[str, str], *, declared: str = "staging.person_identifier",
+                 keep: tuple[str, ...] = ()) -> str:
+    """The Splink input as one `select … from {records}`: one row per record, matching forms of every field,
+    one column per identifier. The nightly link and the practitioner service's real-time linking both build
+    their input with it, so a referral is scored on exactly the columns the model was trained on.
 
+    `records` has staging.person_record's columns; `declared` is a relation (source, record_id, scheme, value)
+    of identifiers outside the fixed columns; `keep` names extra columns of `records` to carry through.
     A local identifier's value is prefixed with its source, so it only ever agrees within that agency.
+    A placeholder date of birth (1900-01-01 and the like, flagged at ingest) is not evidence: strangers share
+    it, so it is null here and neither blocks nor scores a pair.
     """
+    from sources import PLACEHOLDER_DATES
+
     def value(expr: str, scope: str, source: str) -> str:
         return f"{source} || '/' || {expr}" if scope == "local" else expr
 
     fixed = [f"{value('p.' + s, scope, 'p.source')} as {id_column(s)}"
              for s, scope in identifiers.items() if s in FIXED_IDENTIFIERS]
-    declared = {s: scope for s, scope in identifiers.items() if s not in FIXED_IDENTIFIERS}
+    declared_schemes = {s: scope for s, scope in identifiers.items() if s not in FIXED_IDENTIFIERS}
     pivot = ", ".join(
         f"max(case when scheme = '{s}' then {value('value', scope, 'source')} end) as {id_column(s)}"
-        for s, scope in declared.items())
-    ids_cte = (f"ids as (select source, record_id, {pivot} from staging.person_identifier group by all)"
-               if declared else "ids as (select null::varchar as source, null::varchar as record_id)")
-    declared_cols = [f"ids.{id_column(s)}" for s in declared]
+        for s, scope in declared_schemes.items())
+    ids_cte = (f"ids as (select source, record_id, {pivot} from {declared} group by all)"
+               if declared_schemes else "ids as (select null::varchar as source, null::varchar as record_id)")
+    declared_cols = [f"ids.{id_column(s)}" for s in declared_schemes]
+    placeholders = ", ".join(f"date '{d.isoformat()}'" for d in PLACEHOLDER_DATES)
     return f"""
-create or replace table {INPUT_TABLE} as
 with {ids_cte}
 select
-    p.source || ':' || p.record_id as unique_id,
+    p.source || ':' || p.record_id as unique_id,{''.join(f" p.{c}," for c in keep)}
     p.source,
     p.record_id,
     split_part(p.first_name_std, ' ', 1) as first_name_std,
     coalesce(p.first_name_formal, split_part(p.first_name_std, ' ', 1)) as first_name_formal,
     replace(p.last_name_std, ' ', '') as last_name_std,
-    -- a placeholder (1900-01-01 and the like) would make strangers agree: no date, for matching
-    case when list_contains(p.quality_flags, 'date_of_birth_placeholder') then null else p.date_of_birth end
-        as date_of_birth,
+    -- a placeholder (1900-01-01 and the like, flagged date_of_birth_placeholder at ingest) would make strangers
+    -- agree: no date, for matching. By the dates themselves, so a snapshot's records (no flags) read the same
+    case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end as date_of_birth,
     p.sex,
     p.postcode,
     p.uprn,
@@ -100,9 +109,14 @@ select
     p.phone,
     p.nhs_number,  -- the over-merge guard splits clusters holding two NHS numbers (_clusters.py)
     p.email{''.join(', ' + c for c in fixed + declared_cols)}
-from staging.person_record as p
+from {records} as p
 left join ids on ids.source = p.source and ids.record_id = p.record_id
 """
+
+
+def input_sql(identifiers: dict[str, str]) -> str:
+    """The nightly link's Splink input table, from every staged record."""
+    return f"create or replace table {INPUT_TABLE} as {input_select('staging.person_record', identifiers)}"
 
 
 def build_input(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str] | None = None) -> int:

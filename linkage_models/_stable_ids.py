@@ -105,23 +105,86 @@ def _lineage(current: pl.DataFrame, previous: pl.DataFrame, group_ids: pl.DataFr
 
 
 # ---------------------------------------------------------------- the warehouse side: sequences, lineage
+# A run's assignment and lineage are working state until the run completes (docs/adr/0004-stable-ids.md):
+# assignments continue from the last *committed* one, lineage waits in linkage.id_lineage_pending, and
+# `commit_assignment` — called in the transaction that records the run as completed — makes both official.
+# A killed or failed run's assignment is simply not committed: the next run compares against the same
+# committed ids and so reports the real changes, and audit.id_lineage never holds an incomplete run.
+_LINEAGE_COLUMNS = """
+    run_id varchar, kind varchar, event varchar, id bigint, related_id bigint, members bigint,
+    recorded_at timestamp default current_timestamp
+"""
+_WORKING = {"person": "linkage.person_cluster", "household": "linkage.household_assignment_previous"}
+_COMMITTED = {"person": "linkage.person_cluster_committed", "household": "linkage.household_assignment_committed"}
+
+
+def _ensure_lineage_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create table if not exists audit.id_lineage ({_LINEAGE_COLUMNS})")
+    con.execute(f"create table if not exists linkage.id_lineage_pending ({_LINEAGE_COLUMNS})")
+    con.execute("create table if not exists linkage.id_assignment_run (kind varchar primary key, run_id varchar)")
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
+                            "table_name = ?", [schema, name]).fetchall()[0][0])
+
+
 def record_lineage(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, lineage: pl.DataFrame) -> None:
-    con.execute(
-        """
-        create table if not exists audit.id_lineage (
-            run_id varchar, kind varchar, event varchar, id bigint, related_id bigint, members bigint,
-            recorded_at timestamp default current_timestamp
-        )
-        """
-    )
+    """File a run's merges, splits, new and retired ids as pending (see commit_assignment); the working
+    assignment of `kind` is now this run's."""
+    _ensure_lineage_tables(con)
+    con.execute("delete from linkage.id_lineage_pending where run_id = ? and kind = ?", [run_id, kind])
+    con.execute("insert into linkage.id_assignment_run values (?, ?) on conflict (kind) do update "
+                "set run_id = excluded.run_id", [kind, run_id])
     if lineage.height:
         frame = lineage.select(
             pl.lit(run_id).alias("run_id"), pl.lit(kind).alias("kind"), "event", "id", "related_id",
             pl.col("members").cast(pl.Int64),
         )
         con.register("_lineage", frame)
-        con.execute("insert into audit.id_lineage (run_id, kind, event, id, related_id, members) select * from _lineage")
+        con.execute("insert into linkage.id_lineage_pending (run_id, kind, event, id, related_id, members) "
+                    "select * from _lineage")
         con.unregister("_lineage")
+
+
+def run_lineage(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """A run's lineage, pending (the run is still going) or committed: kind, event, id, related_id, members."""
+    _ensure_lineage_tables(con)
+    return con.sql(
+        "select kind, event, id, related_id, members from linkage.id_lineage_pending where run_id = $run union all "
+        "select kind, event, id, related_id, members from audit.id_lineage where run_id = $run",
+        params={"run": run_id}).pl()
+
+
+def discard_uncommitted(con: duckdb.DuckDBPyConnection) -> None:
+    """At the start of a run: lineage left pending by runs that never completed is void (their assignment was
+    never committed, so the new run compares against the same committed ids)."""
+    _ensure_lineage_tables(con)
+    con.execute("delete from linkage.id_lineage_pending")
+
+
+def commit_assignment(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Make the assignments this run produced the ones later runs continue from, and its lineage official.
+    Call inside the transaction that records the run as completed."""
+    _ensure_lineage_tables(con)
+    produced = dict(con.execute("select kind, run_id from linkage.id_assignment_run").fetchall())
+    for kind, working in _WORKING.items():
+        if produced.get(kind) == run_id and _exists(con, working):
+            con.execute(f"create or replace table {_COMMITTED[kind]} as select * from {working}")
+    con.execute("insert into audit.id_lineage (run_id, kind, event, id, related_id, members, recorded_at) "
+                "select run_id, kind, event, id, related_id, members, recorded_at from linkage.id_lineage_pending "
+                "where run_id = ?", [run_id])
+    con.execute("delete from linkage.id_lineage_pending where run_id = ?", [run_id])
+
+
+def _previous(con: duckdb.DuckDBPyConnection, kind: str, fallbacks: tuple[str, ...]) -> str | None:
+    """The table an assignment continues from: the committed one, or (a warehouse from before commits were
+    kept) the working one and then the published graph."""
+    for table in (_COMMITTED[kind], *fallbacks):
+        if _exists(con, table):
+            return table
+    return None
 
 
 def next_id(con: duckdb.DuckDBPyConnection, kind: str) -> int:
@@ -147,9 +210,8 @@ def assign_household_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         "select cast(person_id as varchar) as member, household_key as \"group\" from graph.household_member"
     ).pl()
     con.execute("create table if not exists linkage.household_assignment_previous (person_id bigint, household_id bigint)")
-    previous = con.sql(
-        "select cast(person_id as varchar) as member, household_id as id from linkage.household_assignment_previous"
-    ).pl()
+    table = _previous(con, "household", ("linkage.household_assignment_previous",))
+    previous = con.sql(f"select cast(person_id as varchar) as member, household_id as id from {table}").pl()
     result = assign_stable_ids(current, previous, next_id(con, "household"))
     assignment = result.group_ids.select(pl.col("group").alias("household_key"), pl.col("id").alias("household_id"))
     con.register("_assignment", assignment)
@@ -165,17 +227,12 @@ def assign_person_ids(con: duckdb.DuckDBPyConnection, clusters: pl.DataFrame, ru
     Previous ids come from the last assignment, so ids persist from run to run.
     """
     members = clusters.with_columns((pl.col("source") + ":" + pl.col("record_id")).alias("member"))
-    # the last assignment (linkage.person_cluster) is what ids continue from; a warehouse that only has a
-    # published graph continues from graph.record_link
+    # the last committed assignment is what ids continue from (a killed run's assignment never counts); a
+    # warehouse from before commits were kept continues from linkage.person_cluster, or the published graph
     previous = pl.DataFrame(schema={"member": pl.String, "id": pl.Int64})
-    for table in ("linkage.person_cluster", "graph.record_link"):
-        schema, name = table.split(".")
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-        ).fetchall()[0][0]
-        if exists:
-            previous = con.sql(f"select source || ':' || record_id as member, person_id as id from {table}").pl()
-            break
+    table = _previous(con, "person", ("linkage.person_cluster", "graph.record_link"))
+    if table is not None:
+        previous = con.sql(f"select source || ':' || record_id as member, person_id as id from {table}").pl()
     result = assign_stable_ids(members.select("member", pl.col("cluster_id").alias("group")), previous,
                                next_id(con, "person"))
     if "match_probability" not in members.columns:

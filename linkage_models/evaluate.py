@@ -101,13 +101,14 @@ def household_quality(con, truth_dir) -> dict[str, float]:
         "select r.source, r.record_id, m.uprn from staging.person_record r join linkage.address_match m "
         "on m.address_key = address_key(r.address_std, r.postcode, r.uprn) where m.uprn is not null").pl()
     checked = addresses.join(truth.select("source", "record_id", "uprn_recorded"), on=["source", "record_id"])
-    eligible = con.sql("select count(*) from staging.person_record where not coalesce(no_fixed_abode, false) "
-                       "and (address_std is not null or uprn is not null)").fetchall()[0][0]
+    from warehouse import uprn_match_rate
+
+    rate = uprn_match_rate(con)  # the one definition: warehouse.UPRN_MATCH_RATE_DEFINITION
     return {
         "households_true": actual.height,
         "households_exact": int(exact["found"].fill_null(False).sum()),
         "households_exact_share": float(exact["found"].fill_null(False).mean()),
-        "uprn_matched_share": checked.height / eligible if eligible else 0.0,
+        "uprn_matched_share": rate["share"],
         "uprn_accuracy_on_matched": float((checked["uprn"] == checked["uprn_recorded"]).mean()),
     }
 

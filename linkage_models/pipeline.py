@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+
+import warehouse
 import polars as pl
 
 from typing import TYPE_CHECKING
@@ -118,9 +120,9 @@ def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
     with _timed("stable person ids"):
         assigned = assign_person_ids(con, result.clusters, run_id)
         _record_overmerge_flags(con, run_id, result.flags)
-    lineage = con.execute(
-        "select event, count(*) from audit.id_lineage where run_id = ? and kind = 'person' group by event", [run_id]
-    ).fetchall()
+    from linkage_models._stable_ids import run_lineage
+
+    lineage = run_lineage(con, run_id).filter(pl.col("kind") == "person").group_by("event").len().rows()
     return {
         "model_version": version, "records": assigned.height, "persons": assigned["person_id"].n_unique(),
         "scored_pairs": result.scored_pairs, "lineage": dict(lineage),
@@ -205,7 +207,6 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
     as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
     with _timed("graph"):
         counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of)
-    total = sum(methods.values())
     # link rate per source: the share of its records whose person another source also knows
     cross = dict(con.execute(
         """
@@ -214,4 +215,5 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
         group by 1 order by 1
         """).fetchall())
     return {**persons, "linked_to_another_source": cross, "gazetteer_note": gazetteer_note, "households": counts["household"], "graph_counts": counts,
-            "uprn_matched_share": 1 - methods.get("unmatched", 0) / total if total else 0.0}
+            # one definition everywhere (warehouse.UPRN_MATCH_RATE_DEFINITION): records, not distinct addresses
+            "uprn_matched_share": warehouse.uprn_match_rate(con)["share"]}

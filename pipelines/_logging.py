@@ -19,3 +19,8 @@ def configure_logging(verbose: bool = False) -> None:
     )
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if not verbose:
+        # Splink's training notes ("u values not fully trained", "m values not fully trained") are about levels
+        # with few observations, expected on a sampled unsupervised fit and recorded with the model; on a
+        # console they read as errors. --verbose shows them.
+        logging.getLogger("splink").setLevel(logging.ERROR)

@@ -18,9 +18,29 @@ app = typer.Typer(
     help="Link agency records about children and families into a household graph and golden dataset.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 console = Console()
 err = Console(stderr=True)
+
+
+def _no_flag_placeholder() -> None:
+    """Typer 0.29 prints a `<bool>` type after every flag (`--verbose <bool>`), which reads as if the flag took a
+    value; flags show no type here."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_familylink", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._familylink = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_flag_placeholder()
 
 
 def _settings(**overrides: object) -> Settings:
@@ -63,7 +83,8 @@ Contracts = Annotated[Optional[Path], typer.Option("--contracts", help="Folder o
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, and third-party warnings "
+                                                "(Splink's training notes) on the console.")] = False) -> None:
     configure_logging(verbose)
 
 
@@ -150,7 +171,8 @@ def train(data_dir: DataDir = None, contracts: Contracts = None,
 
 
 @app.command("promote-model")
-def promote_model(version: str, data_dir: DataDir = None) -> None:
+def promote_model(version: Annotated[str, typer.Argument(help="A version `familylink models` lists.")],
+                  data_dir: DataDir = None) -> None:
     """Make a trained person model version the one nightly runs use."""
     from linkage_models.pipeline import ModelError, promote
 
@@ -158,8 +180,81 @@ def promote_model(version: str, data_dir: DataDir = None) -> None:
     try:
         promote(settings, version)
     except ModelError as exc:
-        _fail(str(exc))
+        known = [m["version"] for m in _model_versions(settings)]
+        _fail(f"{exc}; versions trained: {', '.join(known) if known else 'none (run `familylink train`)'}")
     console.print(f"Person model {version} is now approved.")
+
+
+def _model_versions(settings: Settings) -> list[dict]:
+    import json
+
+    from linkage_models.pipeline import approved_version
+
+    root = settings.models / "person"
+    approved = approved_version(settings)
+    versions = []
+    for folder in sorted(root.iterdir() if root.is_dir() else []):
+        if not (folder / "model.duckdb.json").exists():
+            continue
+        meta_path = folder / "metadata.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        versions.append({"version": folder.name, "approved": folder.name == approved, **meta})
+    return versions
+
+
+@app.command()
+def models(data_dir: DataDir = None) -> None:
+    """List the person model versions trained, with when, on how many records, and which one is approved."""
+    settings = _settings(data_dir=data_dir)
+    versions = _model_versions(settings)
+    if not versions:
+        _fail(f"no person model trained under {settings.models / 'person'}: run `familylink train`")
+    table = Table(title="Person model versions")
+    for column in ("version", "status", "trained", "Splink", "records trained on", "training data fingerprint"):
+        table.add_column(column, justify="right" if column == "records trained on" else "left")
+    for m in versions:
+        trained_on = m.get("records_trained_on") or m.get("records")
+        table.add_row(m["version"], "approved (nightly uses it)" if m["approved"] else "trained, not approved",
+                      str(m.get("trained_at", ""))[:19], str(m.get("splink_version", "")),
+                      f"{trained_on:,}" if isinstance(trained_on, int) else "",
+                      str(m.get("training_data_fingerprint", ""))[:16])
+    console.print(table)
+
+
+def _recent_runs(con, limit: int = 20) -> list[tuple]:
+    return con.execute(
+        "select r.run_id, r.flow, r.started_at, r.finished_at, r.status, r.failed_stage, s.snapshot_id, s.status, "
+        "s.row_counts, s.message from audit.run as r left join audit.snapshot as s using (run_id) "
+        "order by r.started_at desc limit ?", [limit]).fetchall()
+
+
+@app.command()
+def runs(data_dir: DataDir = None,
+         limit: Annotated[int, typer.Option(help="How many of the latest runs to list.")] = 20) -> None:
+    """List the latest runs: flow, start and end (UTC), status, failed stage, and the snapshot each built."""
+    import json
+
+    from pipelines.stages import open_warehouse
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.warehouse.exists():
+        _fail(f"no warehouse at {settings.warehouse}: nothing has run yet")
+    _exclusive(settings, "runs")
+    con = open_warehouse(settings)
+    try:
+        rows = _recent_runs(con, limit)
+    finally:
+        con.close()
+    table = Table(title=f"Latest runs ({settings.warehouse})")
+    for column in ("run id", "flow", "started (UTC)", "minutes", "status", "failed stage", "snapshot", "persons"):
+        table.add_column(column, justify="right" if column in ("minutes", "persons") else "left")
+    for run_id, flow, started, finished, status, stage, snapshot, snapshot_status, counts, message in rows:
+        minutes = f"{(finished - started).total_seconds() / 60:.1f}" if finished and started else ""
+        persons = json.loads(counts).get("person") if counts else None
+        shown = f"{snapshot} ({snapshot_status})" if snapshot else ""
+        table.add_row(run_id, flow, f"{started:%Y-%m-%d %H:%M}", minutes, status, stage or "", shown,
+                      f"{persons:,}" if isinstance(persons, int) else "")
+    console.print(table)
 
 
 @app.command()
@@ -207,6 +302,9 @@ def evaluate(data_dir: DataDir = None) -> None:
             from linkage_models.evaluate import household_quality
 
             quality.update(household_quality(con, settings.truth))
+        from pipelines.cohort_cli import cohort_quality  # issue 16: cohorts against truth, when evaluated
+
+        cohorts = cohort_quality(con, settings.truth)
     finally:
         con.close()
     table = Table(title="Person linkage against ground truth (final clusters)")
@@ -228,11 +326,18 @@ def evaluate(data_dir: DataDir = None) -> None:
     for row in errors.iter_rows(named=True):
         causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
     console.print(causes)
+    if cohorts is not None:
+        console.print(cohorts)
 
 
 @app.command()
 def run(data_dir: DataDir = None, landing: Landing = None, contracts: Contracts = None) -> None:
-    """The nightly run without Prefect: ingest → link → publish. A failure leaves the published snapshot as it was."""
+    """The nightly run without Prefect: ingest → link → publish → report (the HTML match- and data-quality
+    report of the run). A failure leaves the published snapshot as it was; when nothing changed since the
+    published snapshot, no new one is published."""
+    for option, folder in (("--data-dir", data_dir), ("--landing", landing), ("--contracts", contracts)):
+        if folder is not None and not folder.is_dir():  # say so now, not after ten seconds of setting up
+            _fail(f"{option} {folder}: no such folder")
     settings = _settings(data_dir=data_dir, landing_dir=landing, contracts_dir=contracts)
     summary = _nightly(settings)
     _print_summary(summary)
@@ -279,13 +384,68 @@ def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
         _fail(f"publish failed, the published snapshot is unchanged: {exc}")
     finally:
         con.close()
+    if result.unchanged_from:
+        console.print(f"Nothing changed since {result.unchanged_from}: no new snapshot published.")
+        return
     table = Table(title=f"Published {result.snapshot_id}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, rows in result.row_counts.items():
-        table.add_row(f"golden.{name}", f"{rows:,}")
+        table.add_row(name, f"{rows:,}")
     console.print(table)
-    console.print(f"Parquet and manifest: {result.parquet_dir}")
+    console.print(f"Parquet, analysts' database and manifest: {result.parquet_dir}")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL query, e.g. \"select * from pseudonymised.household limit 5\".")],
+    data_dir: DataDir = None,
+    snapshot: Annotated[Optional[str], typer.Option(help="A snapshot id (default: the published one).")] = None,
+    limit: Annotated[int, typer.Option(help="Most rows to print.")] = 50,
+) -> None:
+    """Run one read-only query on the analysts' database of the published snapshot (never the working warehouse)."""
+    import duckdb
+
+    settings = _settings(data_dir=data_dir)
+    folder = settings.snapshots / (snapshot or "current")
+    path = folder / "analysts.duckdb"
+    if not path.exists():
+        _fail(f"no analysts' database at {path}: nothing is published yet (run `familylink run`)"
+              if snapshot is None else f"no analysts' database for {snapshot} under {settings.snapshots}")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        try:
+            relation = con.sql(sql)
+        except duckdb.Error as exc:
+            _fail(f"query failed: {str(exc).splitlines()[0]}")
+        if relation is None:
+            return
+        columns, rows = relation.columns, relation.limit(limit).fetchall()
+    finally:
+        con.close()
+    table = Table(*columns, title=f"{folder.resolve().name}/analysts.duckdb")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def dictionary(
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if docs/data-dictionary.md is out of step, "
+                                        "without writing it.")] = False,
+) -> None:
+    """Write docs/data-dictionary.md from warehouse/published.yaml (the one description of every published column)."""
+    from warehouse import DATA_DICTIONARY_PATH, data_dictionary_markdown
+
+    text = data_dictionary_markdown()
+    if check:
+        current = DATA_DICTIONARY_PATH.read_text(encoding="utf-8") if DATA_DICTIONARY_PATH.exists() else ""
+        if current != text:
+            _fail(f"{DATA_DICTIONARY_PATH} is out of step with warehouse/published.yaml: run `familylink dictionary`")
+        console.print(f"{DATA_DICTIONARY_PATH} is in step.")
+        return
+    DATA_DICTIONARY_PATH.write_text(text, encoding="utf-8")
+    console.print(f"Wrote {DATA_DICTIONARY_PATH}")
 
 
 @app.command()
@@ -301,6 +461,11 @@ def report(
     _exclusive(settings, "report")
     con = open_warehouse(settings)
     try:
+        if run_id is not None and not con.execute("select count(*) from audit.run where run_id = ?",
+                                                  [run_id]).fetchall()[0][0]:
+            latest = [r[0] for r in _recent_runs(con, 5)]
+            _fail(f"no run {run_id}; latest runs: {', '.join(latest) if latest else 'none'} "
+                  "(`familylink runs` lists them)")
         run_id = run_id or (con.execute(
             "select run_id from audit.run where status = 'completed' and flow in ('nightly', 'link', 'publish') "
             "order by started_at desc limit 1").fetchall() or [[None]])[0][0]
@@ -333,7 +498,7 @@ def review(
 
     from linkage_models.pipeline import approved_version
     from pipelines.stages import open_warehouse
-    from reports.review import sample_pairs
+    from reports.review import LABELS, sample_pairs
     from reports.review import review as run_review
 
     settings = _settings(data_dir=data_dir)
@@ -355,7 +520,7 @@ def review(
             table.add_column(f"{shown.pair.left[0]} record")
             table.add_column(f"{shown.pair.right[0]} record")
             for name, left, right in shown.rows:
-                table.add_row(name.replace("_std", "").replace("_", " "), str(left), str(right))
+                table.add_row(LABELS.get(name, name), str(left), str(right))
             for name, agreement in shown.identifiers:
                 table.add_row(name.replace("_", " "), agreement, agreement)
             console.print(table)
@@ -440,7 +605,7 @@ def lift_erasure_block(
 @app.command()
 def demo(
     people: Annotated[int, typer.Option(help="Residents in the synthetic city.")] = 20000,
-    seed: Annotated[int, typer.Option()] = 42,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 42,
     data_dir: DataDir = None,
 ) -> None:
     """Build the synthetic city and run the nightly flow on it, then say where everything is.
@@ -511,7 +676,7 @@ def serve(
 
 @users_app.command("add")
 def users_add(
-    username: str,
+    username: Annotated[str, typer.Argument(help="Sign-in name.")],
     name: Annotated[str, typer.Option(help="Display name.")],
     agency: Annotated[str, typer.Option(help="The user's agency, as involvements name it (e.g. Health).")],
     role: Annotated[str, typer.Option(help="Role (see `familylink users roles`).")] = "practitioner",
@@ -549,11 +714,11 @@ def users_list(data_dir: DataDir = None) -> None:
 
 @users_app.command("set")
 def users_set(
-    username: str,
-    role: Annotated[Optional[str], typer.Option()] = None,
-    agency: Annotated[Optional[str], typer.Option()] = None,
-    team: Annotated[Optional[str], typer.Option()] = None,
-    active: Annotated[Optional[bool], typer.Option("--enable/--disable")] = None,
+    username: Annotated[str, typer.Argument(help="Sign-in name.")],
+    role: Annotated[Optional[str], typer.Option(help="New role (see `familylink users roles`).")] = None,
+    agency: Annotated[Optional[str], typer.Option(help="New agency, as involvements name it.")] = None,
+    team: Annotated[Optional[str], typer.Option(help="New team or service.")] = None,
+    active: Annotated[Optional[bool], typer.Option("--enable/--disable", help="Allow or stop the user signing in.")] = None,
     unlock: Annotated[bool, typer.Option("--unlock", help="Clear a lockout.")] = False,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Set a new password from stdin.")] = False,
     data_dir: DataDir = None,
@@ -590,13 +755,14 @@ def users_roles(data_dir: DataDir = None) -> None:
 
 @users_app.command("role")
 def users_role(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Role name.")],
     agency: Annotated[Optional[list[str]], typer.Option("--agency", help="An agency this role may see; repeat; * = all.")] = None,
     household: Annotated[bool, typer.Option("--household", help="May see household members.")] = False,
-    break_glass: Annotated[bool, typer.Option("--break-glass/--no-break-glass")] = True,
-    ig_officer: Annotated[bool, typer.Option("--ig-officer")] = False,
+    break_glass: Annotated[bool, typer.Option("--break-glass/--no-break-glass",
+                                              help="May use break-glass access (recorded and reviewed).")] = True,
+    ig_officer: Annotated[bool, typer.Option("--ig-officer", help="May open the IG page and audit.")] = False,
     referrals: Annotated[bool, typer.Option("--referrals", help="May post referrals.")] = False,
-    description: Annotated[str, typer.Option()] = "",
+    description: Annotated[str, typer.Option(help="What the role is for, shown by `users roles`.")] = "",
     data_dir: DataDir = None,
 ) -> None:
     """Create or replace a role: which agencies' involvements it may see under the sharing agreements."""
@@ -620,3 +786,9 @@ def users_audit_check(data_dir: DataDir = None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+# issue 16: `familylink cohort …` (programme cohorts, triage, needs and costs) lives in pipelines/cohort_cli.py
+from pipelines.cohort_cli import cohort_app  # noqa: E402  (imports this module's helpers, so it comes last)
+
+app.add_typer(cohort_app, name="cohort")

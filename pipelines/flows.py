@@ -33,9 +33,10 @@ def _settings(data_dir: str | None, landing: str | None = None, contracts: str |
 # Results are not persisted (persist_result=False on every task and flow): a persisted result or a pickled
 # exception is a file outside the warehouse that erasure and retention do not reach. Tasks return counts and
 # ids only, and any error leaves a task as a StageFailure whose message holds no personal data.
-# Ingest is not cached by Prefect either: the ingest itself recognises an unchanged extract by its checksum
-# (within its source) and records it in the manifest, while a Prefect cache would skip that audit row and keep
-# serving a result that depends on settings, contracts, suites and erasures it cannot see (issue 13, item 9).
+# Ingest is not cached by Prefect either: the ingest itself recognises an unchanged extract by its ingest key
+# (checksum within its source + contract + settings + code version + erasure blocks, sources/_load.ingest_key)
+# and records it in the manifest, while a Prefect cache hit would skip that audit row, need a persisted result,
+# and not see the warehouse it depends on (issue 13, item 9).
 @task(retries=2, retry_delay_seconds=10, retry_condition_fn=stages.retry_on_io_error, persist_result=False,
       task_run_name="ingest-{source}")
 def ingest_source(settings: Settings, source: str, run_id: str) -> stages.SourceLoad:
@@ -45,7 +46,14 @@ def ingest_source(settings: Settings, source: str, run_id: str) -> stages.Source
 
 @flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)
 def ingest(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> list[dict]:
-    """Ingest every source: one task per source, concurrently, retried on I/O errors."""
+    """Ingest every source: one task per source, concurrently, retried on I/O errors.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+        landing: Folder of agency extracts. Empty: <data_dir>/landing.
+        contracts: Folder of source contracts (one YAML per agency). Empty: sources/contracts.
+    """
     settings = _settings(data_dir, landing, contracts)
     run_id = stages.begin_run(settings, "ingest")
     try:
@@ -84,7 +92,14 @@ def report(settings: Settings, run_id: str) -> Path:
 
 @flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False, persist_result=False)
 def nightly(data_dir: str | None = None, landing: str | None = None, contracts: str | None = None) -> dict:
-    """The nightly run: ingest → link → publish → report."""
+    """The nightly run: ingest → link → publish → report. Nothing changed: no new snapshot.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+        landing: Folder of agency extracts. Empty: <data_dir>/landing.
+        contracts: Folder of source contracts (one YAML per agency). Empty: sources/contracts.
+    """
     logger = get_run_logger()
     settings = _settings(data_dir, landing, contracts)
     run_id = stages.begin_run(settings, "nightly")
@@ -105,19 +120,32 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
     except BaseException as exc:
         stages.end_run(settings, run_id, "failed", "unknown", warehouse.safe_error(exc))
         raise
-    published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.snapshot_id)
+    published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.to_make_current)
+    stages.finalise_report(report_path, "completed", published)
     summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)
     create_markdown_artifact(summary.markdown, key="familylink-nightly-summary",
                              description="familylink nightly run summary (counts only)")
     create_table_artifact(summary.source_table, key="familylink-sources", description="rows per source")
     create_table_artifact(summary.count_table, key="familylink-counts", description="graph and golden counts")
-    logger.info("nightly run %s completed: snapshot %s", run_id, published.snapshot_id)
+    if published.cohorts:  # issue 16: programme cohorts evaluated after publishing (counts only)
+        create_markdown_artifact(published.cohorts.markdown, key="familylink-cohorts",
+                                 description="programme cohorts, needs and costs (counts only)")
+    if published.unchanged_from:
+        logger.info("nightly run %s completed: nothing changed, %s stays published (no new snapshot)", run_id,
+                    published.unchanged_from)
+    else:
+        logger.info("nightly run %s completed: snapshot %s published", run_id, published.snapshot_id)
     return summary.as_dict()
 
 
 @flow(name="train-person-model", persist_result=False)
 def train_person_model(data_dir: str | None = None) -> str:
-    """Train a new person model version on the current staging data; promotion is a separate, explicit step."""
+    """Train a new person model version on the current staging data; promotion is a separate, explicit step.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+    """
     settings = _settings(data_dir)
     version = stages.run_train(settings)
     get_run_logger().info("trained person model version %s (not promoted)", version)
@@ -126,7 +154,14 @@ def train_person_model(data_dir: str | None = None) -> str:
 
 @flow(name="demo", persist_result=False)
 def demo(data_dir: str | None = None, people: int = 20000, seed: int = 42) -> dict:
-    """Synthetic city → train → promote → nightly, for trying familylink end to end."""
+    """Synthetic city → train → promote → nightly, for trying familylink end to end.
+
+    Args:
+        data_dir: Root of everything familylink writes (warehouse, snapshots, reports). Empty: the settings file
+            or FAMILYLINK_DATA_DIR (default ./data).
+        people: Residents of the synthetic city (20,000 makes about 33,000 agency records).
+        seed: Random seed: the same seed builds the same city.
+    """
     settings = _settings(data_dir)
     stages.run_synth(settings, people=people, seed=seed)
     stages.ensure_demo_model(settings)

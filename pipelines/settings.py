@@ -65,12 +65,29 @@ class Settings(BaseModel):
         "published), or link and publish the other agencies' new data with the missing agency's last good data, "
         "marked as such in the run summary, audit.run and the snapshot manifest.")
     snapshot_retention_days: int = Field(default=30, ge=0)
+    accuracy_target_precision: float = Field(
+        default=0.995, gt=0, le=1, description="The council's accepted share of links that join the same person "
+        "(0.995: at most about 5 in 1,000 links join two different people); the run report says whether a run meets it.")
+    accuracy_target_recall: float = Field(
+        default=0.95, gt=0, le=1, description="The council's accepted share of same-person pairs of records that are "
+        "linked (0.95: at most about 5 in 100 left apart); the run report says whether a run meets it.")
     pseudonymisation_key: str | None = Field(default=None, description="Secret for keyed-hash ids; never committed.")
     duckdb_memory_limit: str = Field(default="6GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",
                                      description="DuckDB memory limit: 6GB, 512MiB or 80%.")
     duckdb_threads: int = Field(default=2, ge=1, le=256)
+    failure_webhook: str | None = Field(
+        default=None, description="URL that receives a JSON POST when a Prefect flow run of familylink fails or "
+        "crashes (a Prefect automation with a Custom Webhook block, created by `make serve`; Teams, Slack and most "
+        "alerting tools accept one). The message names the flow, the run and its state message: never personal data.")
     shared_group: str | None = Field(default=None, description="A group that may read and write the data folder; "
                                      "by default everything familylink writes is readable by its owner only.")
+
+    # --- programme cohorts, needs and costs (programmes/, issue 16) ---
+    programmes_dir: Path | None = Field(default=None, description="Programme rule files (YAML, one per programme and "
+                                        "version); default the shipped programmes/rules.")
+    unit_costs_path: Path | None = Field(default=None, description="Unit costs (YAML); default programmes/unit_costs.yaml.")
+    cost_price_year: int | None = Field(default=None, ge=1990, le=2100, description="Price year costs are uplifted to; "
+                                        "default the snapshot's year.")
 
     # --- practitioner service (practitioner/, `familylink serve`) ---
     practitioner_database_url: str | None = Field(

@@ -80,6 +80,13 @@ class PublishSummary:
     parquet_dir: Path
     manifest_path: Path
     expired: list[str]
+    cohorts: Any = None  # programmes.CohortSummary (issue 16)
+    unchanged_from: str | None = None  # nothing changed: no new snapshot, this one stays published
+
+    @property
+    def to_make_current(self) -> str | None:
+        """The snapshot `end_run` makes current: none when the run built nothing new."""
+        return None if self.unchanged_from else self.snapshot_id
 
 
 @dataclass
@@ -134,10 +141,16 @@ class NightlySummary:
                       f"- clusters split or flagged by the over-merge guard: {lk.overmerge_flags or 0:,}",
                       "- changes since the last run: " + (", ".join(f"{k} {v:,}" for k, v in sorted(lk.lineage.items()))
                                                          or "none")]
-        if self.publish:
+        if self.publish and self.publish.unchanged_from:
+            lines += ["", "## Published snapshot", "",
+                      f"- **No new snapshot: nothing changed since `{self.publish.unchanged_from}`, which stays "
+                      "published.**"]
+        elif self.publish:
             lines += ["", "## Published snapshot", "", f"- `{self.publish.snapshot_id}`",
-                      f"- Parquet and manifest: `{self.publish.parquet_dir}`"]
+                      f"- Parquet, analysts' database and manifest: `{self.publish.parquet_dir}`"]
             lines += [f"- golden.{k}: {v:,}" for k, v in self.publish.row_counts.items() if not k.startswith("pseudo")]
+        if self.publish and self.publish.cohorts:  # issue 16
+            lines += ["", self.publish.cohorts.markdown.replace("# familylink programme cohorts", "## Programme cohorts")]
         if self.report:
             lines += ["", "## Reports", "", f"- match and data quality: `{self.report}`"]
         return "\n".join(lines)
@@ -173,6 +186,8 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
 
     The lock is held until `end_run`; the operating system releases it if the process is killed.
     """
+    from linkage_models import discard_uncommitted
+
     settings.protect_data()
     warehouse.acquire_run_lock(settings.warehouse, flow)
     try:
@@ -185,22 +200,34 @@ def begin_run(settings: Settings, flow: str, parameters: dict | None = None) -> 
         run_id = warehouse.new_run_id()
         with warehouse.transaction(con):
             # the run lock lets one run at a time in, so a run still marked running here was killed
-            abandoned = [r[0] for r in con.execute("select run_id from audit.run where status = 'running'").fetchall()]
             con.execute("update audit.run set status = 'abandoned', finished_at = current_timestamp, "
                         "error = 'the process ended without finishing (killed or crashed)' where status = 'running'")
             warehouse.start_run(con, run_id, flow, parameters or {"engine": settings.engine})
-            # ids a killed run already changed are not changed again by this one: their merges and splits are
-            # filed under this run, which reports them and, if it completes, publishes them
-            if abandoned and con.execute("select count(*) from information_schema.tables where table_schema = "
-                                         "'audit' and table_name = 'id_lineage'").fetchall()[0][0]:
-                con.execute("update audit.id_lineage set run_id = ? where list_contains(?, run_id)",
-                            [run_id, abandoned])
+            # a killed or failed run's id assignment was never committed: its pending lineage is void, and this
+            # run compares against the last committed ids, so it reports the real changes (linkage_models)
+            discard_uncommitted(con)
+        _repair_current_pointer(con, settings)
         return run_id
     except BaseException:
         warehouse.release_run_lock(settings.warehouse)
         raise
     finally:
         con.close()
+
+
+def _repair_current_pointer(con, settings: Settings) -> None:
+    """A run killed between committing its completion and rewriting snapshots/current.json left the file naming
+    the previous snapshot: the next run points it at the one the warehouse says is published."""
+    from warehouse._golden import CURRENT_POINTER, current_snapshot, write_current_pointer
+
+    published = current_snapshot(con)
+    pointer = settings.snapshots / CURRENT_POINTER
+    try:
+        named = json.loads(pointer.read_text(encoding="utf-8")).get("snapshot_id") if pointer.exists() else None
+    except ValueError:
+        named = None
+    if published is not None and named != published:
+        write_current_pointer(settings.snapshots, published)
 
 
 def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None,
@@ -305,7 +332,11 @@ def publish_data_docs(settings: Settings, run_id: str) -> Path | None:
         return None
     target = settings.reports / run_id / "data-docs"
     shutil.copytree(site, target, dirs_exist_ok=True)
-    return target / "index.html"
+    from reports import write_validation_page
+
+    # GX's pages need CDNs to render; this one page of the same results does not
+    return write_validation_page(gx_dir(settings) / "gx" / "uncommitted" / "validations", target / "validation.html",
+                                 run_id)
 
 
 def check_loads(loads: list[SourceLoad], settings: Settings | None = None) -> None:
@@ -366,13 +397,20 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
         from warehouse._retention import apply_retention
 
         apply_retention(con, {name: c.sharing.retention_days for name, c in load_contracts(settings.contracts_dir).items()})
+        # --- issue 16: programme cohorts, needs and costs, evaluated on every snapshot published (programmes/) ---
+        with stage_errors("cohorts"):
+            from programmes import evaluate_published
+
+            cohorts = evaluate_published(con, settings, result.snapshot_id, as_of, result.parquet_dir,
+                                         report_dir=settings.reports / run_id)
+        # --- end issue 16 ---
     except PublishError as exc:
         raise StageFailure("publish", str(exc)) from None
     finally:
         if own:
             con.close()
     return PublishSummary(result.snapshot_id, result.row_counts, result.parquet_dir, result.manifest_path,
-                          result.expired)
+                          result.expired, unchanged_from=result.unchanged_from, cohorts=cohorts)
 
 
 def run_report(settings: Settings, run_id: str, con=None) -> Path | None:
@@ -522,23 +560,41 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
         if con is not None:
             con.close()
     expired = end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage,
-                      summary.failure, snapshot_id=summary.publish.snapshot_id if summary.publish else None)
+                      summary.failure, snapshot_id=summary.publish.to_make_current if summary.publish else None)
+    finalise_report(summary.report, "completed" if summary.ok else f"failed at {summary.failed_stage}",
+                    summary.publish)
     if summary.publish:
         summary.publish.expired = expired
     summary.outputs = nightly_outputs(settings, summary)
     return summary
 
 
+def finalise_report(report: Path | None, status: str, published: PublishSummary | None) -> None:
+    """The report is written as the run's last stage, so it cannot know how the run ended: say it now."""
+    if report is None:
+        return
+    from reports import finalise_run_report
+
+    note = None
+    if published is not None and status == "completed":
+        note = (f"nothing changed, {published.unchanged_from} stays published" if published.unchanged_from
+                else f"{published.snapshot_id} published")
+    finalise_run_report(report, status, note)
+
+
 def nightly_outputs(settings: Settings, summary: NightlySummary) -> dict[str, Path]:
     outputs = {
         "warehouse (DuckDB)": settings.warehouse,
         "landing extracts": settings.landing,
-        "GX Data Docs": settings.reports / summary.run_id / "data-docs" / "index.html",
+        "validation results": settings.reports / summary.run_id / "data-docs" / "validation.html",
     }
     if summary.publish:
-        outputs["golden snapshot (Parquet)"] = summary.publish.parquet_dir
+        outputs["published snapshot (Parquet)"] = summary.publish.parquet_dir
+        outputs["analysts' database"] = settings.snapshots / "current" / "analysts.duckdb"
     if summary.report:
         outputs["match-quality report"] = summary.report
+    if summary.publish and summary.publish.cohorts and summary.publish.cohorts.report:  # issue 16
+        outputs["cohort and needs report"] = summary.publish.cohorts.report
     outputs["person model and charts"] = settings.models / "person"
     return outputs
 

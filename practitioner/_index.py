@@ -59,30 +59,21 @@ def name_key_sql(input_relation: str) -> str:
             .replace("{phonetic_first}", phonetic_sql("first_std")).replace("{phonetic_last}", phonetic_sql("last_std")))
 
 
-# Identifier columns every staged record has, and whether a value is unique nationally or only inside the agency
-# that issued it (the model builder's input reads them the same way); other schemes come from `identifiers`.
-FIXED_IDENTIFIERS = {"nhs_number": "national", "ni_number": "national", "upn": "national", "pnc_id": "national",
-                     "crn": "national", "tenancy_ref": "local", "local_id": "local"}
+def model_input_sql(input_relation: str, schemes: dict[str, str]) -> str:
+    """The approved model's input for the records in `input_relation`: linkage_models' own input select (one
+    copy of the matching forms for the nightly link and the service), with each record's person id."""
+    from linkage_models import input_select
 
-
-def model_input_sql(input_relation: str, schemes: dict[str, str] | None = None) -> str:
-    def value(expr: str, scope: str) -> str:
-        return f"source || '/' || {expr}" if scope == "local" else expr
-
-    columns = []
-    for scheme, scope in sorted((schemes or FIXED_IDENTIFIERS).items()):
-        if scheme in FIXED_IDENTIFIERS:
-            columns.append(f"{value(scheme, scope)} as id_{scheme}")
-        else:
-            declared = f"list_filter(identifiers, x -> x.scheme = '{scheme}')[1].value"
-            columns.append(f"{value(declared, scope)} as id_{scheme}")
-    return ((_SQL / "model_input.sql").read_text(encoding="utf-8").replace("{input}", input_relation)
-            .replace("{id_columns}", "".join(f",\n    {c}" for c in columns)))
+    declared = (f"(select source, record_id, x.scheme as scheme, x.value as value from "
+                f"(select source, record_id, unnest(identifiers) as x from {input_relation}))")
+    return input_select(input_relation, schemes, declared=declared, keep=("person_id",))
 
 
 def identifier_schemes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     declared = con.execute("select distinct x.scheme, x.scope from (select unnest(identifiers) as x from record "
                            "where identifiers is not null) order by 1").fetchall()
+    from linkage_models import FIXED_IDENTIFIERS
+
     return {**FIXED_IDENTIFIERS, **{scheme: scope for scheme, scope in declared}}
 
 
@@ -118,7 +109,7 @@ def _verify(directory: Path) -> None:
     if not manifest_path.exists():
         raise SnapshotUnavailable(f"{directory.name}: no manifest.json")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    needed = ("person", "involvement", "person_record")
+    needed = ("golden.person", "golden.involvement", "golden.person_record")
     for table in needed:
         entry = manifest.get("files", {}).get(table)
         if entry is None:

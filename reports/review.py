@@ -4,8 +4,9 @@ Strata: `borderline` pairs (match weight within a few points of the threshold, w
 sure and a wrong decision is likeliest) and `random` pairs from everything scored (so the labels also
 estimate precision and recall across the board). Pairs already decided are not drawn again.
 
-The reviewer sees forename, surname, date of birth, sex and the postcode district (outward code) — not
-the full address, phone or any identifier value; identifiers are shown as same / different / missing.
+The reviewer sees forename and surname as recorded (in their own script: "Дмитрий", "Łukasz") beside
+the matching forms the model compared ("dmitriy", "lukasz"), date of birth, sex and the postcode district
+(outward code) — not the full address, phone or any identifier value; identifiers are shown as same / different / missing.
 Decisions are stored by record id only (linkage_models/clerical.py) and every review session is logged
 in audit.access_log.
 """
@@ -22,7 +23,12 @@ from linkage_models.clerical import record_decision
 
 ANSWERS = {"m": "match", "n": "non_match", "u": "unsure"}
 IDENTIFIERS = ("nhs_number", "upn", "pnc_id", "ni_number")
-SHOWN = ("first_name_std", "last_name_std", "date_of_birth", "sex", "postcode_district")
+# the name as recorded beside its matching form: a transliteration can join or part two names, and the
+# reviewer must be able to see that it did
+SHOWN = ("first_name", "first_name_std", "last_name", "last_name_std", "date_of_birth", "sex", "postcode_district")
+LABELS = {"first_name": "forename as recorded", "first_name_std": "forename, matching form",
+          "last_name": "surname as recorded", "last_name_std": "surname, matching form",
+          "date_of_birth": "date of birth", "sex": "sex", "postcode_district": "postcode district"}
 
 
 @dataclass
@@ -93,7 +99,7 @@ def view(con: duckdb.DuckDBPyConnection, pair: Pair) -> PairView:
     for source, record_id in (pair.left, pair.right):
         row = con.execute(
             f"""
-            select first_name_std, last_name_std, cast(date_of_birth as varchar), sex,
+            select first_name, first_name_std, last_name, last_name_std, cast(date_of_birth as varchar), sex,
                    split_part(postcode, ' ', 1) as postcode_district, {', '.join(IDENTIFIERS)}
             from staging.person_record where source = ? and record_id = ?
             """,

@@ -16,7 +16,9 @@ from sources._gazetteer import (
     read_gazetteer,
 )
 from sources._mapping import apply_contract
+from sources._readers import file_sha256
 from sources._standardise import (
+    PLACEHOLDER_DATES,
     address_tokens,
     clean_name,
     formal_first_name,
@@ -26,6 +28,7 @@ from sources._standardise import (
 )
 
 __all__ = [
+    "PLACEHOLDER_DATES",
     "ContractError",
     "GazetteerContract",
     "GazetteerError",
@@ -34,6 +37,7 @@ __all__ = [
     "apply_contract",
     "canonical",
     "clean_name",
+    "file_sha256",
     "find_gazetteer",
     "formal_first_name",
     "load_contract",

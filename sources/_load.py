@@ -38,6 +38,7 @@ class ExtractOutcome:
     staged: dict[str, pl.DataFrame]  # staging table name -> rows (canonical schema)
     quarantined: pl.DataFrame  # row_number, record_id, reasons, payload
     data_docs: str | None = None
+    ingest_key: str | None = None  # see ingest_key()
 
     @property
     def rows_read(self) -> int:
@@ -57,6 +58,39 @@ def current_extract(con: duckdb.DuckDBPyConnection, source: str) -> tuple[str, i
         "select file_sha256, rows_read, extract_date from audit.current_extract where source = ?", [source]
     ).fetchall()
     return row[0] if row else None
+
+
+def ingest_key(con: duckdb.DuckDBPyConnection, file_sha256: str, contract_json: str,
+               settings: dict[str, object]) -> str:
+    """Everything that decides what an extract stages, as one checksum: the file, the contract (as validated,
+    so layout and anchors do not count), the settings the checks use, familylink's version (standardisation
+    and suites live in the code) and the source's erasure blocks (an erase or a lifted block changes what the
+    same file stages). An extract whose key matches the current extract's is skipped as `unchanged`."""
+    import hashlib
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code = version("familylink")
+    except PackageNotFoundError:
+        code = "unknown"
+    source = json.loads(contract_json).get("source")
+    blocks = [r[0] for r in con.execute(
+        "select erased_record_id from audit.erased_record where erased_source = ? order by 1", [source]).fetchall()]
+    parts = {"file": file_sha256, "contract": contract_json, "settings": settings, "code": code,
+             "erasure_blocks": hashlib.sha256("\n".join(blocks).encode()).hexdigest()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def unchanged_since_loaded(con: duckdb.DuckDBPyConnection, source: str, file_sha256: str, key: str) -> bool:
+    """True when this source's current extract is this file, loaded under the same contract and settings
+    (ingest_key), or when this file is an older extract of the source loaded before (re-delivered: nothing
+    new). A changed contract or setting re-reads the current extract; a rejected file is always tried again."""
+    current = con.execute("select file_sha256, ingest_key from audit.current_extract where source = ?",
+                          [source]).fetchall()
+    if current and current[0][0] == file_sha256:
+        return current[0][1] == key
+    return file_already_loaded(con, source, file_sha256)
 
 
 def file_already_loaded(con: duckdb.DuckDBPyConnection, source: str, file_sha256: str) -> bool:
@@ -138,7 +172,9 @@ def write_outcome(con: duckdb.DuckDBPyConnection, outcome: ExtractOutcome) -> No
             pl.col("payload"),
         )
         cur.register("_raw_rows", raw)
-        cur.execute("insert into raw.row select source, file_sha256, row_number, record_key, payload::json from _raw_rows")
+        # the same file again (its contract or settings changed since it was loaded) replaces its own rows
+        cur.execute("insert or replace into raw.row select source, file_sha256, row_number, record_key, payload::json "
+                    "from _raw_rows")
         cur.unregister("_raw_rows")
         for table, schema in _STAGING.items():
             cur.execute(
@@ -153,9 +189,8 @@ def write_outcome(con: duckdb.DuckDBPyConnection, outcome: ExtractOutcome) -> No
         quarantine_rows(cur, outcome.run_id, outcome.source, outcome.file_name, outcome.file_sha256,
                         outcome.quarantined)
         cur.execute(
-            "update audit.file_manifest set status = 'superseded' "
-            "where source = ? and status = 'loaded' and file_sha256 <> ?",
-            [outcome.source, outcome.file_sha256],
+            "update audit.file_manifest set status = 'superseded' where source = ? and status = 'loaded'",
+            [outcome.source],
         )
         record_manifest(
             cur,
@@ -173,7 +208,8 @@ def write_outcome(con: duckdb.DuckDBPyConnection, outcome: ExtractOutcome) -> No
         )
         cur.execute("delete from audit.current_extract where source = ?", [outcome.source])
         cur.execute(
-            "insert into audit.current_extract values (?, ?, ?, ?, ?, ?, current_timestamp)",
+            "insert into audit.current_extract (source, file_name, file_sha256, extract_date, rows_read, "
+            "loaded_run_id, loaded_at, ingest_key) values (?, ?, ?, ?, ?, ?, current_timestamp, ?)",
             [outcome.source, outcome.file_name, outcome.file_sha256, outcome.extract_date, outcome.rows_read,
-             outcome.run_id],
+             outcome.run_id, outcome.ingest_key],
         )

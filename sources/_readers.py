@@ -85,6 +85,9 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
         text = text[1:]
     if not text.strip():
         raise ExtractError(path, "the file is empty")
+    # a NUL byte is a damaged cell, not a damaged file: it is marked (U+FFFF, a noncharacter no text carries) so
+    # the parser reads on and _limit_cells can name the row and column, which is then quarantined
+    text = text.replace("\x00", NUL_MARK)
     lines = text.splitlines(keepends=True)
     skip = contract.header_row - 1
     body = "".join(lines[skip:])
@@ -110,9 +113,8 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
                                    "truncated row", row=contract.header_row + reader.line_num - 1, column=column)
     except csv.Error as exc:
         # the csv module's messages describe the fault, never a value; they are still not passed on
-        what = "a NUL byte (a binary or damaged file)" if "NUL" in str(exc) else \
-            "a quote inside a field or an unterminated quoted field"
-        raise ExtractError(path, f"malformed CSV: {what}", row=contract.header_row + reader.line_num - 1) from None
+        raise ExtractError(path, "malformed CSV: a quote inside a field or an unterminated quoted field",
+                           row=contract.header_row + reader.line_num - 1) from None
     if rows == 0:
         raise ExtractError(path, "the extract has a header but no data rows")
     frame = pl.read_csv(
@@ -269,18 +271,25 @@ def _read_extract(path: Path, contract: SourceContract) -> pl.DataFrame:
 # No field of a person record needs more; a 100,000-character cell is an export fault or an attack, and would
 # reach every table and the golden snapshot.
 MAX_CELL_CHARS = 4000
-_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F\uFFFF]"
+NUL_MARK = "\uffff"  # where the CSV reader found a NUL byte
+_NUL = r"[\x00\uFFFF]"
 
 
 def _limit_cells(frame: pl.DataFrame) -> pl.DataFrame:
     """Cut text cells to MAX_CELL_CHARS and remove NUL and other control characters; `_text_limited` marks the
-    rows changed (staged with the quality flag `text_limited`)."""
+    rows changed (staged with the quality flag `text_limited`). A NUL byte means the cell was damaged in transit
+    or export, so its value cannot be trusted: `_nul_columns` names the columns that held one, and the ingest
+    quarantines the row (the rest of the file is kept)."""
     text_columns = [c for c, t in frame.schema.items() if t == pl.String and not c.startswith("_")]
     if not text_columns:
-        return frame.with_columns(pl.lit(False).alias("_text_limited"))
+        return frame.with_columns(pl.lit(False).alias("_text_limited"),
+                                  pl.lit([], pl.List(pl.String)).alias("_nul_columns"))
     changed = pl.any_horizontal([(pl.col(c).str.len_chars() > MAX_CELL_CHARS) | pl.col(c).str.contains(_CONTROL)
                                  for c in text_columns]).fill_null(False)
-    return frame.with_columns(changed.alias("_text_limited")).with_columns(
+    nul = pl.concat_list([pl.when(pl.col(c).str.contains(_NUL).fill_null(False)).then(pl.lit(c))
+                          for c in text_columns]).list.drop_nulls()
+    return frame.with_columns(changed.alias("_text_limited"), nul.alias("_nul_columns")).with_columns(
         [pl.col(c).str.replace_all(_CONTROL, "").str.slice(0, MAX_CELL_CHARS) for c in text_columns])
 
 

@@ -124,9 +124,12 @@ def _ingest_source(
     sha = file_sha256(path)
     display = _display_name(path, landing)
     with _WRITE_LOCK:
-        if _load.file_already_loaded(con, contract.source, sha):
+        key = _load.ingest_key(con, sha, contract.model_dump_json(), {
+            "max_row_count_drop": max_row_count_drop, "max_row_count_growth": max_row_count_growth})
+        if _load.unchanged_since_loaded(con, contract.source, sha, key):
             _load.record_manifest(con, run_id=run_id, source=contract.source, file_name=display, status="unchanged",
-                                  file_sha256=sha, message="same checksum as an extract already loaded")
+                                  file_sha256=sha, message="same checksum, contract and settings as an extract "
+                                                           "already loaded")
             return SourceLoad(contract.source, "unchanged", display, sha, message="already loaded")
         previous = _load.current_extract(con, contract.source)
 
@@ -171,7 +174,8 @@ def _ingest_source(
                                context_dir=gx_dir, minimum_any_of=contract.minimum_data.any_of,
                                require_name=contract.minimum_data.name)
     subjects = subjects.drop("_has_declared_identifier")
-    bad_rows = outcome.quarantined.select("row_number", "record_id", "reasons").join(
+    bad_rows = _quarantine_damaged_cells(frame, subjects, outcome.quarantined.select("row_number", "record_id",
+                                                                                      "reasons")).join(
         raw.select("row_number", "payload"), on="row_number", how="left"
     )
     bad_rows, raw = _suppress_erased(con, contract.source, subjects, bad_rows, raw)
@@ -210,6 +214,7 @@ def _ingest_source(
         staged=staged,
         quarantined=bad_rows,
         data_docs=outcome.data_docs,
+        ingest_key=key,
     )
     with _WRITE_LOCK:
         _load.write_outcome(con, result)
@@ -286,6 +291,26 @@ def _blank_erased_related(con, contract: SourceContract, frame: pl.DataFrame) ->
         frame = frame.with_columns([pl.when(hit).then(pl.lit("")).otherwise(pl.col(c)).alias(c)
                                     for c in columns if c in frame.columns])
     return frame
+
+
+def _quarantine_damaged_cells(frame: pl.DataFrame, subjects: pl.DataFrame, bad_rows: pl.DataFrame) -> pl.DataFrame:
+    """A row with a NUL byte in a cell (the reader stripped it and named the column) is quarantined with a reason
+    naming the column; the quarantine row carries the file and row number. The other rows are kept."""
+    if "_nul_columns" not in frame.columns:
+        return bad_rows
+    damaged = frame.filter(pl.col("_nul_columns").list.len() > 0).select(
+        pl.col("_row_number").alias("row_number"),
+        pl.col("_nul_columns").list.eval(pl.lit("NUL byte in column ") + pl.element()).alias("_nul_reasons"))
+    if damaged.height == 0:
+        return bad_rows
+    damaged = damaged.join(subjects.select("row_number", "record_id").unique("row_number"), on="row_number",
+                           how="left")
+    merged = bad_rows.join(damaged.select("row_number", "_nul_reasons"), on="row_number", how="left").with_columns(
+        pl.concat_list([pl.col("reasons"), pl.col("_nul_reasons").fill_null(pl.lit([], pl.List(pl.String)))])
+        .alias("reasons")).drop("_nul_reasons")
+    extra = damaged.filter(~pl.col("row_number").is_in(bad_rows["row_number"].implode())).select(
+        pl.col("row_number"), pl.col("record_id"), pl.col("_nul_reasons").alias("reasons"))
+    return pl.concat([merged, extra.cast(dict(bad_rows.schema))])
 
 
 def _suppress_erased(con, source: str, subjects: pl.DataFrame, bad_rows: pl.DataFrame, raw: pl.DataFrame):

@@ -31,6 +31,7 @@ class PageResult:
     errors: list[str] = field(default_factory=list)
     values: dict[str, object] = field(default_factory=dict)
     screenshot: bytes | None = None
+    requests: list[str] = field(default_factory=list)  # every URL the page asked for (file:// and data: included)
 
 
 def _free_port() -> int:
@@ -39,7 +40,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: float, screenshot: bool) -> PageResult:
+async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: float, screenshot: bool,
+                 javascript: bool = True) -> PageResult:
     import websockets
 
     result = PageResult()
@@ -58,6 +60,8 @@ async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: f
                     result.errors.append(params["exceptionDetails"].get("text", "exception"))
                 elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                     result.errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+                elif method == "Network.requestWillBeSent":
+                    result.requests.append(params["request"]["url"])
                 elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
                     result.errors.append(params["entry"].get("text", "log error"))
 
@@ -73,6 +77,9 @@ async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: f
         await call("Runtime.enable")
         await call("Log.enable")
         await call("Page.enable")
+        await call("Network.enable")
+        if not javascript:
+            await call("Emulation.setScriptExecutionDisabled", value=True)
         await call("Page.navigate", url=url)
         await asyncio.sleep(settle_s)
         for name, expression in expressions.items():
@@ -87,8 +94,9 @@ async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: f
     return result
 
 
-def open_page(path: Path, expressions: dict[str, str], *, settle_s: float = 4.0, screenshot: bool = False) -> PageResult:
-    """Load `path` in headless Chromium, wait `settle_s`, evaluate `expressions`; return errors and values."""
+def open_page(path: Path | str, expressions: dict[str, str], *, settle_s: float = 4.0, screenshot: bool = False,
+              javascript: bool = True) -> PageResult:
+    """Load `path` (a file, or an http:// address) in headless Chromium, wait `settle_s`, evaluate `expressions`; return errors and values."""
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("chromium is not installed: run `make system-deps`")
@@ -110,8 +118,10 @@ def open_page(path: Path, expressions: dict[str, str], *, settle_s: float = 4.0,
                 if time.monotonic() > deadline:
                     raise RuntimeError("chromium did not start its DevTools endpoint")
                 time.sleep(0.2)
-            return asyncio.run(_drive(targets[0]["webSocketDebuggerUrl"], Path(path).resolve().as_uri(),
-                                      expressions, settle_s, screenshot))
+            url = path if isinstance(path, str) and path.startswith(("http://", "https://")) \
+                else Path(path).resolve().as_uri()
+            return asyncio.run(_drive(targets[0]["webSocketDebuggerUrl"], url,
+                                      expressions, settle_s, screenshot, javascript))
         finally:
             process.terminate()
             try:

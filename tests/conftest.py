@@ -27,3 +27,23 @@ def published_city(tmp_path_factory):
     summary = run_nightly(settings)
     assert summary.ok, summary.failure
     return settings, summary
+
+
+@pytest.fixture(scope="session")
+def practitioner_city(tmp_path_factory):
+    """The practitioner tests' city (tests/test_practitioner_city.py), built once for the whole session."""
+    from tests.test_practitioner_city import build_city
+
+    return build_city(tmp_path_factory.mktemp("practitioner-city"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for every flow test of the session (moved here from test_flows.py so the
+    programme-cohort flow test shares it)."""
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False}):
+        with prefect_test_harness(server_startup_timeout=90):
+            yield

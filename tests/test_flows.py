@@ -10,16 +10,6 @@ from sources.synthetic import CityConfig, generate_city
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False}):
-        with prefect_test_harness(server_startup_timeout=90):
-            yield
-
-
 def test_ingest_flow_runs_sources_concurrently_and_recognises_unchanged_extracts(prefect_harness, tmp_path):
     from pipelines.flows import ingest
 

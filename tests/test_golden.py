@@ -66,8 +66,9 @@ def test_snapshot_exports_parquet_with_manifest(con, tmp_path):
     result = _publish(con, tmp_path)
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["row_counts"]["person"] == 5
-    assert set(manifest["files"]) >= {"person", "household", "involvement", "person_source_link", "pseudo_person"}
-    rows = con.sql(f"select count(*) from '{result.parquet_dir}/person_source_link.parquet'").fetchall()[0][0]
+    assert set(manifest["files"]) >= {"golden.person", "golden.household", "golden.involvement",
+                                      "golden.person_source_link", "pseudonymised.person", "analysts_database"}
+    rows = con.sql(f"select count(*) from '{result.parquet_dir}/golden/person_source_link.parquet'").fetchall()[0][0]
     assert rows == 8
 
 
@@ -108,4 +109,4 @@ def test_pseudonymised_views_hold_no_direct_identifiers(con, tmp_path):
         keys = {str(v) for col in frame.columns if col.endswith("_key") for v in frame[col].to_list()}
         assert keys and not ids & keys, view
     bands = {r[0] for r in con.sql("select age_band from pseudonymised.person").fetchall()}
-    assert "11-15" in bands
+    assert "11-15" in bands and "00-04" not in bands  # zero-padded bands sort by age

@@ -58,7 +58,7 @@ def test_every_row_staged_or_quarantined_and_quarantine_is_exactly_the_unusable_
     staged = _q(settings, "select count(*) as n from staging.person_record where record_role = 'subject'")["n"][0]
     assert staged == subjects.height + unusable.height - quarantined.height
     docs = [l.data_docs for l in loads]
-    assert len(set(docs)) == 1 and docs[0].startswith(str(settings.reports)) and docs[0].endswith("index.html")
+    assert len(set(docs)) == 1 and docs[0].startswith(str(settings.reports)) and docs[0].endswith("validation.html")
     assert "familylink_health" in open(docs[0], encoding="utf-8").read()
 
 

@@ -77,9 +77,18 @@ def _kill_when(settings, ready) -> int:
     return process.wait(60)
 
 
+def _person_ids(settings) -> set[int]:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        return {r[0] for r in con.sql("select person_id from golden.person").fetchall()}
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize("moment, date", [("link", "20261201"), ("publish", "20261202")])
 def test_a_run_killed_midway_changes_nothing_published(city, moment, date):
     before = _published(city)
+    ids_before = _person_ids(city)
     (snapshot_id, parquet_dir), = before["snapshot"]
     _new_extract(city, date)
     next_snapshot = city.snapshots / f"snapshot_{int(snapshot_id.split('_')[1]) + 1:06d}"
@@ -104,7 +113,23 @@ def test_a_run_killed_midway_changes_nothing_published(city, moment, date):
     try:
         assert con.sql("select count(*) from audit.run where status = 'running'").fetchall() == [(0,)]
         assert con.sql("select count(*) from audit.run where status = 'abandoned'").fetchall()[0][0] >= 1
+        # ids and lineage commit with the run that completes (issue 13, defect 10): nothing is filed under an
+        # abandoned run, nothing is left pending, and the published snapshot's run completed
+        assert con.sql("select count(*) from audit.id_lineage join audit.run using (run_id) "
+                       "where audit.run.status <> 'completed'").fetchall() == [(0,)]
+        assert con.sql("select count(*) from linkage.id_lineage_pending").fetchall() == [(0,)]
+        assert con.sql("select r.status from audit.snapshot as s join audit.run as r using (run_id) "
+                       "where s.status = 'published'").fetchall() == [("completed",)]
+        rerun_id, = con.sql("select run_id from audit.run where status = 'completed' "
+                            "order by started_at desc limit 1").fetchall()[0]
+        lineage = con.execute("select event, id, related_id from audit.id_lineage where run_id = ? "
+                              "and kind = 'person'", [rerun_id]).fetchall()
     finally:
         con.close()
     final = _published(city)
     assert final["snapshot"] != before["snapshot"] and _parquet_intact(final["snapshot"][0][1])
+    # the completing run reports the real changes against what was published before the kill
+    ids_after = _person_ids(city)
+    gone = {related if event == "merge" else i for event, i, related in lineage if event in ("merge", "retired")}
+    arrived = {i for event, i, _ in lineage if event in ("new", "split")}
+    assert ids_before - ids_after <= gone and ids_after - ids_before <= arrived

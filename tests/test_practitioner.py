@@ -7,6 +7,7 @@ import datetime as dt
 import http.server
 import json
 import shutil
+import socket
 import threading
 
 import polars as pl
@@ -21,17 +22,27 @@ from practitioner.person import service as person_service
 from practitioner.referrals.service import link_referral, resolve_person_id
 from practitioner.search.schemas import SearchQuery
 from practitioner.search.service import search
-from tests.test_practitioner_city import city_settings, practitioner_city, shielded_record_id  # noqa: F401
+from tests.test_practitioner_city import city_settings, shielded_record_id
 
 pytestmark = pytest.mark.slow
 PASSWORD = "a long enough password"
 
 
+@pytest.fixture(scope="module")
+def shared_index(practitioner_city, tmp_path_factory):
+    """One index for the module's read-only tests (loading it per test cost 1.5-5 s each)."""
+    store = tmp_path_factory.mktemp("index-store") / "s.sqlite3"
+    holder = build_context(city_settings(practitioner_city.data_dir, practitioner_database_url=f"sqlite:///{store}")).index
+    holder.refresh()
+    return holder
+
+
 @pytest.fixture()
-def ctx(practitioner_city, tmp_path):
+def ctx(practitioner_city, shared_index, tmp_path):
+    """A fresh store (users, audit, alerts) per test over the shared index."""
     settings = city_settings(practitioner_city.data_dir, practitioner_database_url=f"sqlite:///{tmp_path / 's.sqlite3'}")
     context = build_context(settings)
-    context.index.refresh()
+    context.index = shared_index
     return context
 
 
@@ -91,6 +102,54 @@ def test_search_by_identifier_and_postcode(ctx):
     last = _one(ctx, "select last_name from person where person_id = ?", [person_id])[0][0]
     _, results = search(ctx.index.current, SearchQuery(name=last, postcode=postcode))
     assert person_id in [r.person_id for r in results]
+
+
+def test_search_by_address(ctx):
+    """Any part of the address, in any case and punctuation, finds the person; with a name it narrows; the
+    results never show the address itself (only the postcode district)."""
+    person_id, address, last = _one(ctx, "select person_id, address, last_name from person where not shielded "
+                                         "and address is not null and last_name is not null and not provisional "
+                                         "and regexp_matches(address, '^[0-9]+[ ,]') order by person_id limit 1")[0]
+    street = ", ".join(address.split(",")[:1]) if "," in address else " ".join(address.split()[:3])
+    typed = street.lower().replace(" ", "  ") + ","  # a practitioner types lower case, spacing and commas vary
+    _, results = search(ctx.index.current, SearchQuery(address=typed))
+    assert person_id in [r.person_id for r in results]
+    _, narrowed = search(ctx.index.current, SearchQuery(address=typed, name=last))
+    assert person_id in [r.person_id for r in narrowed] and len(narrowed) <= len(results)
+    assert all(last.upper() in r.name.upper() for r in narrowed)
+    assert street.upper() not in json.dumps([r.model_dump() for r in results]).upper()
+    _, nobody = search(ctx.index.current, SearchQuery(address="999 Nonexistent Boulevard"))
+    assert nobody == []
+
+
+def test_break_glass_alert_is_emailed_without_the_reason(ctx):
+    """The privacy officer's email goes through a real SMTP server on loopback; it carries ids, not the reason."""
+    from aiosmtpd.controller import Controller
+
+    received = []
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content.decode("utf-8")))
+            return "250 OK"
+
+    with socket.socket() as probe:  # aiosmtpd needs a fixed port: take a free one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        ctx.rules.alert_email, ctx.rules.smtp_host, ctx.rules.smtp_port = "privacy@council.example", "127.0.0.1", port
+        person_id = _one(ctx, "select person_id from person where not shielded order by person_id limit 1")[0][0]
+        alert_id = raise_alert(ctx.engine, ctx.rules, kind="break_glass", username="mash", person_id=person_id,
+                               reason="child at immediate risk, out of hours", audit_seq=7)
+    finally:
+        smtp.stop()
+    (sender, recipients, content), = received
+    assert recipients == ["privacy@council.example"] and sender == "familylink@localhost"
+    assert f"familylink alert #{alert_id}: break_glass" in content and person_id in content
+    assert "risk" not in content  # the reason stays in the store, read on the IG page
+    assert [a["delivery"] for a in alerts(ctx.engine, status="open") if a["id"] == alert_id] == ["email sent"]
 
 
 def test_involvements_outside_the_role_are_withheld_and_break_glass_is_alerted(ctx):

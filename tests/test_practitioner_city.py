@@ -1,4 +1,6 @@
-"""The small city the practitioner tests share (no tests here; imported by tests/test_practitioner*.py).
+"""The small city the practitioner tests share (no tests here; imported by tests/test_practitioner*.py; the
+session fixture `practitioner_city` that builds it once lives in tests/conftest.py — a fixture imported into
+several test modules is a separate fixture in each, and the city was built three times).
 
 A synthetic city with one health record marked confidential through its contract (a copy of the contracts
 with a `confidential` column on the health extract), a trained and approved model, and one nightly run.
@@ -10,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import polars as pl
-import pytest
 import yaml
 
 from pipelines.settings import Settings
@@ -67,11 +68,6 @@ def city_settings(data: Path, **overrides) -> Settings:
     )
     values.update(overrides)
     return Settings(**values)
-
-
-@pytest.fixture(scope="session")
-def practitioner_city(tmp_path_factory) -> Settings:
-    return build_city(tmp_path_factory.mktemp("practitioner-city"))
 
 
 def shielded_record_id(settings: Settings) -> str:

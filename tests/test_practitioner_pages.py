@@ -21,7 +21,7 @@ import pytest
 
 from practitioner import add_user, build_context, create_app
 from tests._chromium import FLAGS, chromium_path
-from tests.test_practitioner_city import city_settings, practitioner_city, shielded_record_id  # noqa: F401
+from tests.test_practitioner_city import city_settings, shielded_record_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PASSWORD = "a long enough password"

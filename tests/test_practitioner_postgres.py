@@ -20,7 +20,7 @@ from practitioner import add_user, build_context
 from practitioner.audit.service import Actor, AuditWriter, verify_chain
 from practitioner.auth import service as auth
 from practitioner.referrals.service import link_referral
-from tests.test_practitioner_city import city_settings, practitioner_city  # noqa: F401
+from tests.test_practitioner_city import city_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -20,7 +20,8 @@ def con():
         con.execute("insert into raw.row values ('health', ?, 1, 'k1', '{}')", [sha])
         con.execute("insert into quarantine.row (run_id, source, file_name, file_sha256, row_number, reasons) "
                     "values ('r', 'health', 'f', ?, 1, ['no name'])", [sha])
-    con.execute("insert into audit.current_extract values ('health', 'f', 'new', null, 1, 'r', ?)", [loads[1][1]])
+    con.execute("insert into audit.current_extract (source, file_name, file_sha256, extract_date, rows_read, loaded_run_id, "
+                "loaded_at) values ('health', 'f', 'new', null, 1, 'r', ?)", [loads[1][1]])
     con.execute("insert into history.person_record (source, record_id, superseded_at) values ('health', 'k1', ?)",
                 [loads[1][1]])
     yield con

@@ -36,8 +36,8 @@ def test_sample_is_stratified_and_skips_decided_pairs(con):
 def test_view_shows_only_what_the_decision_needs(con):
     pair = sample_pairs(con, 0.99, borderline=1, random=0)[0]
     shown = view(con, pair)
-    assert [name for name, *_ in shown.rows] == ["first_name_std", "last_name_std", "date_of_birth", "sex",
-                                                 "postcode_district"]
+    assert [name for name, *_ in shown.rows] == ["first_name", "first_name_std", "last_name", "last_name_std",
+                                                 "date_of_birth", "sex", "postcode_district"]
     for name, left, right in shown.rows:
         if name == "postcode_district":  # a district, never a full postcode or address (names may have spaces)
             assert all(" " not in str(v) or str(v) == "—" for v in (left, right))
@@ -67,3 +67,28 @@ def test_decisions_are_stored_by_id_audited_and_estimate_precision(con):
     assert pooled["precision_n"] > 0 and low <= pooled["precision"] <= high
     # the headline uses the random stratum only (borderline pairs are over-sampled on purpose)
     assert clerical["random"]["precision_n"] + clerical["random"]["recall_n"] < pooled["precision_n"] + pooled["recall_n"]
+
+
+def test_the_review_shows_the_name_as_recorded_beside_its_matching_form():
+    """A name in another script is matched on its transliteration; the reviewer sees both (issue 13, item 11)."""
+    import datetime as dt
+
+    import duckdb
+    import polars as pl
+
+    from reports.review import LABELS, Pair
+    from sources import canonical, standardise_person_records
+
+    records = standardise_person_records(canonical.conform(pl.DataFrame({
+        "source": ["police", "health"], "record_id": ["a", "b"], "record_role": ["subject", "subject"],
+        "first_name": ["Дмитрий", "Dmitriy"], "last_name": ["Волков", "Volkov"]}), canonical.PERSON_RECORD),
+        as_of=dt.date(2026, 11, 1))
+    con = duckdb.connect()
+    con.execute("create schema staging")
+    con.register("_records", records)
+    con.execute("create table staging.person_record as select * from _records")
+    shown = view(con, Pair(("police", "a"), ("health", "b"), 0.9, 3.2, "borderline"))
+    rows = {name: (left, right) for name, left, right in shown.rows}
+    assert rows["first_name"] == ("Дмитрий", "Dmitriy") and rows["last_name"] == ("Волков", "Volkov")
+    assert rows["first_name_std"] == ("dmitriy", "dmitriy") and rows["last_name_std"] == ("volkov", "volkov")
+    assert set(LABELS) == {name for name, *_ in shown.rows}

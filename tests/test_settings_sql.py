@@ -39,6 +39,6 @@ def test_a_data_folder_with_an_apostrophe_publishes(tmp_path):
     build_graph(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1))
     result = publish_snapshot(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1),
                               snapshots_dir=data / "snapshots", pseudonymisation_key=b"k", retention_days=30)
-    assert (result.parquet_dir / "person.parquet").exists()
+    assert (result.parquet_dir / "golden" / "person.parquet").exists()
     assert con.sql("select status from audit.snapshot").fetchall() == [("published",)]
     con.close()

@@ -99,8 +99,34 @@ def test_very_long_strings_and_nul_bytes_are_limited_and_flagged(settings):
     rows = _sql(settings, "select record_id, length(first_name), first_name, list_contains(quality_flags, "
                           "'text_limited') from staging.person_record where source = 'health' and record_id in (?, ?) "
                           "order by record_id", ids)
-    assert rows == sorted([(ids[0], 4000, "A" * 4000, True), (ids[1], 4, "Rose", True)])
-    assert _sql(settings, "select max(length(payload::varchar)) < 10000 from raw.row") == [(True,)]
+    assert rows == [(ids[0], 4000, "A" * 4000, True)]
+    # a NUL byte means a damaged cell: that row is quarantined naming the column, the rest of the file is kept
+    assert _sql(settings, "select record_id, reasons from quarantine.row where source = 'health' and "
+                          "list_contains(reasons, 'NUL byte in column given_name')") == [
+        (ids[1], ["NUL byte in column given_name"])]
+    assert load.rows_read == load.rows_staged + load.rows_quarantined
+    assert _sql(settings, "select max(length(payload::varchar)) < 10000, bool_or(contains(payload::varchar, "
+                          "chr(0))) from raw.row") == [(True, False)]
+
+
+def test_a_nul_byte_in_a_csv_quarantines_its_row_not_the_file(settings):
+    police = next((settings.landing / "police").glob("*.csv"))
+    lines = police.read_bytes().split(b"\n")
+    header = lines[0].rstrip(b"\r").split(b",")
+    key = lines[5].split(b",")[0].decode()
+    surname = header.index(b"SURNAME")
+    fields = lines[5].split(b",")
+    fields[surname] = fields[surname][:2] + b"\x00" + fields[surname][2:]
+    lines[5] = b",".join(fields)
+    police.write_bytes(b"\n".join(lines))
+    (load,) = run_ingest(settings, only=["police"])
+    assert load.status == "loaded", load.message
+    quarantined = _sql(settings, "select record_id, row_number, file_name, reasons from quarantine.row "
+                                 "where list_contains(reasons, 'NUL byte in column SURNAME')")
+    assert [(r[0], r[1]) for r in quarantined] == [(key, 6)] and quarantined[0][2].endswith(police.name)
+    assert load.rows_staged == load.rows_read - 1 and load.rows_quarantined == 1
+    assert _sql(settings, "select count(*) from staging.person_record where source = 'police' and record_id = ?",
+                [key]) == [(0,)]
 
 
 def test_a_missing_sheet_is_named(settings):
@@ -137,3 +163,51 @@ def test_a_missing_agency_file_follows_the_configured_policy(published_city, tmp
     assert list(manifest["sources_not_refreshed"]) == ["housing"]
     assert "No new extract from housing" in summary.markdown
     assert _sql(settings, "select count(*) from staging.person_record where source = 'housing'")[0][0] > 0
+
+
+def test_a_placeholder_date_of_birth_is_no_evidence_for_linking():
+    """Flagged and kept in staging, but null in the model's input: two strangers "born" 1900-01-01 neither
+    share a date-of-birth block nor score on it (one input select serves the nightly and the service)."""
+    import duckdb
+
+    from linkage_models import FIXED_IDENTIFIERS, input_select
+
+    records = standardise_person_records(canonical.conform(pl.DataFrame({
+        "source": ["health", "police", "police"], "record_id": ["h1", "p1", "p2"], "record_role": ["subject"] * 3,
+        "first_name": ["Ann", "Bob", "Cy"], "last_name": ["Ash", "Birch", "Cole"],
+        "date_of_birth": [dt.date(1900, 1, 1), dt.date(1900, 1, 1), dt.date(1984, 5, 6)]}), canonical.PERSON_RECORD),
+        as_of=dt.date(2026, 11, 1))
+    assert records["quality_flags"].to_list()[:2] == [["date_of_birth_placeholder"]] * 2
+    con = duckdb.connect()
+    con.register("records", records)
+    rows = con.sql(f"select record_id, date_of_birth from ({input_select('records', FIXED_IDENTIFIERS)}) "
+                   "order by record_id").fetchall()
+    assert rows == [("h1", None), ("p1", None), ("p2", dt.date(1984, 5, 6))]
+    blocked = con.sql(f"with i as ({input_select('records', FIXED_IDENTIFIERS)}) select count(*) from i as l "
+                      "join i as r on l.date_of_birth = r.date_of_birth and l.unique_id < r.unique_id").fetchall()
+    assert blocked == [(0,)]
+
+
+def test_an_unchanged_extract_is_skipped_only_under_the_same_contract_and_settings(settings, tmp_path):
+    """Issue 13, defect 9: what decides an extract's outcome is its checksum *and* the contract and settings it
+    was loaded under. The same file under the same contract and settings is `unchanged` (skipped, recorded);
+    a changed contract or setting reads it again."""
+    import yaml
+
+    contracts = tmp_path / "contracts"
+    shutil.copytree(canonical.__file__.rsplit("/", 1)[0] + "/contracts", contracts)
+    settings = Settings(data_dir=settings.data_dir, contracts_dir=contracts)
+    statuses = [run_ingest(settings, only=["health"])[0].status, run_ingest(settings, only=["health"])[0].status]
+    health = contracts / "health.yaml"
+    contract = yaml.safe_load(health.read_text(encoding="utf-8"))
+    contract["max_quarantined_share"] = 0.4
+    health.write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+    statuses.append(run_ingest(settings, only=["health"])[0].status)
+    statuses.append(run_ingest(settings, only=["health"])[0].status)
+    looser = Settings(data_dir=settings.data_dir, contracts_dir=contracts, max_row_count_drop=0.8)
+    statuses.append(run_ingest(looser, only=["health"])[0].status)
+    assert statuses == ["loaded", "unchanged", "loaded", "unchanged", "loaded"]
+    assert _sql(settings, "select status from audit.file_manifest where source = 'health' order by recorded_at") == [
+        (s,) for s in ["superseded", "unchanged", "superseded", "unchanged", "loaded"]]
+    assert _sql(settings, "select count(*) = count(distinct row_number) from raw.row where source = 'health'") == [
+        (True,)]

@@ -10,6 +10,8 @@ from typing import Iterator
 
 import duckdb
 
+from warehouse._db import transaction
+
 
 def safe_error(exc: BaseException) -> str:
     """An exception as it may be written to the audit trail, logs and Prefect: our own errors (classes with
@@ -35,6 +37,12 @@ def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str, parameters
 def finish_run(
     con: duckdb.DuckDBPyConnection, run_id: str, status: str, failed_stage: str | None = None, error: str | None = None
 ) -> None:
+    """Record a run's end. A completed run commits the person and household ids it assigned and their lineage
+    with this update (callers hold one transaction around it), so neither ever belongs to an incomplete run."""
+    if status == "completed":
+        from linkage_models import commit_assignment
+
+        commit_assignment(con, run_id)
     con.execute(
         "update audit.run set finished_at = current_timestamp, status = ?, failed_stage = ?, error = ? where run_id = ?",
         [status, failed_stage, error, run_id],
@@ -52,7 +60,8 @@ def audited_run(con: duckdb.DuckDBPyConnection, flow: str, parameters: dict | No
         stage = getattr(exc, "stage", None)
         finish_run(con, run_id, "failed", stage, safe_error(exc)[:2000])
         raise
-    finish_run(con, run_id, "completed")
+    with transaction(con):
+        finish_run(con, run_id, "completed")
 
 
 def import_refusals(con: duckdb.DuckDBPyConnection, refusals: "Path") -> int:

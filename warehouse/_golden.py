@@ -1,9 +1,11 @@
 """Publish the golden dataset as a versioned snapshot, and switch to it atomically.
 
-A snapshot is a schema `snapshot_NNNNNN` holding golden person, household, involvement,
-person_source_link and the pseudonymised tables. It is built beside the published one, checked,
-exported to Parquet with a manifest, and only then do the `golden.*` and `pseudonymised.*` views
-switch to it, in one transaction. A run that fails or is killed before the switch leaves the
+A snapshot is a schema `snapshot_NNNNNN` holding the tables warehouse/published.yaml registers (golden
+person, household, involvement, relationship, person_source_link, person_record and the pseudonymised
+tables). It is built beside the published one, checked (every column described in the data dictionary),
+exported — Parquet named after the views (`golden/person.parquet`), a read-only `analysts.duckdb` with
+every table and column commented, a manifest — and only then do the `golden.*` and `pseudonymised.*` views
+switch to it, in one transaction. A snapshot identical to the published one is not published again. A run that fails or is killed before the switch leaves the
 published snapshot as it was; its half-built schema is dropped by the next publish.
 """
 
@@ -13,6 +15,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +23,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from sources import file_sha256
 from warehouse._db import transaction
+from warehouse._published import ANALYSTS_DATABASE, dictionary, write_analysts_database, write_parquet
 import yaml
 
 _SQL = Path(__file__).parent / "sql" / "golden"
 _RULES = Path(__file__).parent / "survivorship.yaml"
-GOLDEN_TABLES = ("person", "household", "involvement", "person_source_link", "person_record")
-PSEUDONYMISED_TABLES = {"person": "pseudo_person", "household": "pseudo_household", "involvement": "pseudo_involvement"}
+# built in this order from warehouse/sql/golden/<name>.sql (person first, from survivorship; the pseudonymised
+# tables last, from the golden ones); which tables are published is warehouse/published.yaml
+_BUILT_AFTER_PERSON = ("household", "involvement", "relationship", "person_source_link", "person_record")
 
 # attribute -> (value shown in golden, value compared for frequency)
 _ATTRIBUTE_EXPRESSIONS = {
@@ -57,6 +63,7 @@ class SnapshotResult:
     parquet_dir: Path
     manifest_path: Path
     expired: list[str] = field(default_factory=list)
+    unchanged_from: str | None = None  # set when the new snapshot was identical to this published one
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -221,10 +228,15 @@ def remove_orphan_exports(con: duckdb.DuckDBPyConnection, snapshots_dir: Path | 
 def _export(con: duckdb.DuckDBPyConnection, snapshot: str, out_dir: Path, manifest: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    for table in (*GOLDEN_TABLES, *PSEUDONYMISED_TABLES.values()):
-        path = out_dir / f"{table}.parquet"
-        con.execute(f"copy (select * from {snapshot}.{table}) to {sql_string(path)} (format parquet, compression zstd)")
-        files[table] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    published = dictionary()
+    for table in published.tables.values():
+        path = out_dir / table.parquet_file
+        write_parquet(con, snapshot, table, path, published)
+        files[table.name] = {"file": table.parquet_file, "sha256": file_sha256(path)}
+    analysts = out_dir / ANALYSTS_DATABASE
+    write_analysts_database(con, snapshot, analysts, published, {
+        k: manifest.get(k) for k in ("snapshot_id", "run_id", "as_of", "model_version", "created_at")})
+    files["analysts_database"] = {"file": analysts.name, "sha256": file_sha256(analysts)}
     manifest = {**manifest, "files": files}
     manifest_path = out_dir / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
@@ -233,10 +245,31 @@ def _export(con: duckdb.DuckDBPyConnection, snapshot: str, out_dir: Path, manife
 
 def switch_views(con: duckdb.DuckDBPyConnection, snapshot: str) -> None:
     """Point golden.* and pseudonymised.* at one snapshot (call inside a transaction)."""
-    for table in GOLDEN_TABLES:
-        con.execute(f"create or replace view golden.{table} as select * from {snapshot}.{table}")
-    for name, table in PSEUDONYMISED_TABLES.items():
-        con.execute(f"create or replace view pseudonymised.{name} as select * from {snapshot}.{table}")
+    for table in dictionary().tables.values():
+        if _exists(con, snapshot, table.built_as):  # a snapshot published before the table existed lacks it
+            con.execute(f"create or replace view {table.name} as select * from {snapshot}.{table.built_as}")
+        else:
+            con.execute(f"drop view if exists {table.name}")
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute("select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
+                            [schema, table]).fetchall()[0][0])
+
+
+def _identical(con: duckdb.DuckDBPyConnection, new: str, old: str) -> bool:
+    """Whether two built snapshots hold the same rows in every published table (order aside)."""
+    for table in dictionary().tables.values():
+        if not _exists(con, old, table.built_as):
+            return False
+        for a, b in ((new, old), (old, new)):
+            try:
+                if con.execute(f"select count(*) from (select * from {a}.{table.built_as} "
+                               f"except all select * from {b}.{table.built_as})").fetchall()[0][0]:
+                    return False
+            except duckdb.Error:  # different columns: a changed schema is a change
+                return False
+    return True
 
 
 def publish_snapshot(
@@ -251,6 +284,7 @@ def publish_snapshot(
     fail_before_switch: bool = False,
     notes: dict | None = None,
     switch: bool = True,
+    skip_if_unchanged: bool = True,
 ) -> SnapshotResult:
     _ensure_tables(con)
     _drop_abandoned(con)
@@ -269,21 +303,33 @@ def publish_snapshot(
     con.execute(_person_sql(snapshot, rules))
     for attribute in rules:
         con.execute(f"drop table {snapshot}._pick_{attribute}")
-    for name in ("household", "involvement", "person_source_link", "person_record"):
+    for name in _BUILT_AFTER_PERSON:
         con.execute(_render(name, snapshot))
     con.register("_pseudonym", _pseudonyms(con, snapshot, pseudonymisation_key))
     con.execute(_render("pseudonymised", snapshot))
     con.unregister("_pseudonym")
 
-    problems = _check_snapshot(con, snapshot)
+    problems = _check_snapshot(con, snapshot) + dictionary().missing_descriptions(con, snapshot)
     if problems:
         con.execute("update audit.snapshot set status = 'failed', message = ? where snapshot_id = ?",
                     ["; ".join(problems), snapshot])
         con.execute(f"drop schema {snapshot} cascade")
         raise PublishError(f"{snapshot} failed its checks: " + "; ".join(problems))
 
-    counts = {t: con.execute(f"select count(*) from {snapshot}.{t}").fetchall()[0][0]
-              for t in (*GOLDEN_TABLES, *PSEUDONYMISED_TABLES.values())}
+    current = current_snapshot(con)
+    if skip_if_unchanged and current and not notes and _identical(con, snapshot, current):
+        # nothing changed since the published snapshot: publishing a copy would only add a duplicate
+        con.execute("update audit.snapshot set status = 'unchanged', message = ? where snapshot_id = ?",
+                    [f"identical to {current}; not published", snapshot])
+        con.execute(f"drop schema {snapshot} cascade")
+        recorded = con.execute("select row_counts, parquet_dir from audit.snapshot where snapshot_id = ?",
+                               [current]).fetchall()[0]
+        parquet_dir = Path(recorded[1]) if recorded[1] else snapshots_dir / current
+        return SnapshotResult(current, json.loads(recorded[0]) if recorded[0] else {}, parquet_dir,
+                              parquet_dir / "manifest.json", [], unchanged_from=current)
+
+    counts = {t.built_as: con.execute(f"select count(*) from {snapshot}.{t.built_as}").fetchall()[0][0]
+              for t in dictionary().tables.values()}
     out_dir = snapshots_dir / snapshot
     try:
         manifest_path = _export(con, snapshot, out_dir, {
@@ -325,16 +371,30 @@ def make_current(con: duckdb.DuckDBPyConnection, snapshot: str) -> None:
 CURRENT_POINTER = "current.json"
 
 
+CURRENT_LINK = "current"
+
+
 def write_current_pointer(snapshots_dir: Path, snapshot: str) -> None:
     """snapshots/current.json names the published snapshot, so readers outside the warehouse (the practitioner
-    service) find it without opening the working DuckDB file. Replaced atomically: a reader sees the old or
-    the new pointer, never half of one."""
+    service) find it without opening the working DuckDB file; snapshots/current is a symbolic link to its
+    folder, so analysts and Parquet readers open `snapshots/current/analysts.duckdb` or
+    `snapshots/current/pseudonymised/person.parquet`. Each is replaced atomically (rename): a reader sees the
+    old or the new one, never half of one."""
     snapshots_dir = Path(snapshots_dir)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     tmp = snapshots_dir / f".{CURRENT_POINTER}.tmp"
-    tmp.write_text(json.dumps({"snapshot_id": snapshot, "switched_at": dt.datetime.now(dt.timezone.utc).isoformat()}),
+    tmp.write_text(json.dumps({"snapshot_id": snapshot, "switched_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                               "folder": snapshot, "analysts_database": f"{snapshot}/{ANALYSTS_DATABASE}"}),
                    encoding="utf-8")
     tmp.replace(snapshots_dir / CURRENT_POINTER)
+    current = snapshots_dir / CURRENT_LINK
+    if current.is_dir() and not current.is_symlink():
+        # a data folder copied without keeping symbolic links (cp -r, copytree): a stale copy of a snapshot
+        shutil.rmtree(current)
+    link = snapshots_dir / f".{CURRENT_LINK}.tmp"
+    link.unlink(missing_ok=True)
+    os.symlink(snapshot, link)  # relative: a moved data folder keeps working
+    link.replace(snapshots_dir / CURRENT_LINK)
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -16,9 +16,7 @@ router = APIRouter()
 
 
 def _sources(request: Request) -> dict[str, list[str]]:
-    from sources import load_contracts
-
-    contracts = load_contracts(request.app.state.context.contracts_dir)
+    contracts = service.contracts(request.app.state.context.contracts_dir)
     return {name: service.contract_columns(c) for name, c in sorted(contracts.items())}
 
 
@@ -45,5 +43,6 @@ async def post_referral(request: Request, principal: Referrer, _csrf: CsrfChecke
     await run_in_threadpool(audit, "referral", person_ids=[outcome.person_id],
           detail=f"source={outcome.source} record_id={outcome.record_id} provisional={outcome.provisional} "
                  f"already_known={outcome.already_known} seconds={outcome.seconds:.3f}")
+    sources = await run_in_threadpool(_sources, request)
     return request.app.state.templates.TemplateResponse(request, "referral.html", {
-        "principal": principal, "sources": _sources(request), "source": source, "outcome": outcome})
+        "principal": principal, "sources": sources, "source": source, "outcome": outcome})

@@ -206,15 +206,21 @@ class RealTimeLinker:
 _CONTRACTS: dict[tuple[str, float], dict[str, SourceContract]] = {}
 
 
-def _contract(contracts_dir: Path, source: str) -> SourceContract:
+def contracts(contracts_dir: Path) -> dict[str, SourceContract]:
+    """The source contracts, parsed once per version of the folder, not per referral or page (parsing the YAML
+    on every referral page was a tenth of the service's time under load)."""
     folder = Path(contracts_dir)
     key = (str(folder), max((p.stat().st_mtime for p in folder.glob("*.yaml")), default=0.0))
-    if key not in _CONTRACTS:  # parsed once per version of the folder, not per referral
+    if key not in _CONTRACTS:
         _CONTRACTS[key] = load_contracts(folder)
-    contracts = _CONTRACTS[key]
-    if source not in contracts:
-        raise ReferralError(f"unknown source {source!r}; known: {sorted(contracts)}")
-    return contracts[source]
+    return _CONTRACTS[key]
+
+
+def _contract(contracts_dir: Path, source: str) -> SourceContract:
+    contracts_by_source = contracts(contracts_dir)
+    if source not in contracts_by_source:
+        raise ReferralError(f"unknown source {source!r}; known: {sorted(contracts_by_source)}")
+    return contracts_by_source[source]
 
 
 def contract_columns(contract: SourceContract) -> list[str]:

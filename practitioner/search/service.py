@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import polars as pl
 
@@ -40,9 +41,26 @@ class ParsedQuery:
     fields: list[str] = field(default_factory=list)
 
 
+# The same standardisation as ingest, through polars; one polars call costs a few milliseconds of Python, and a
+# search made several, so each distinct text is standardised once (names repeat: a bounded cache).
+@lru_cache(maxsize=65536)
+def _cleaned(text: str) -> str | None:
+    return pl.DataFrame({"n": [text]}).select(clean_name(pl.col("n")).alias("n"))["n"][0]
+
+
 def _clean(text: str) -> list[str]:
-    cleaned = pl.DataFrame({"n": [text]}).select(clean_name(pl.col("n")).alias("n"))["n"][0]
+    cleaned = _cleaned(text)
     return cleaned.split() if cleaned else []
+
+
+@lru_cache(maxsize=65536)
+def _formal(first: str) -> str | None:
+    return pl.DataFrame({"f": [first]}).select(formal_first_name(pl.col("f")).alias("f"))["f"][0]
+
+
+@lru_cache(maxsize=65536)
+def _postcode(text: str) -> str | None:
+    return pl.DataFrame({"p": [text]}).select(normalise_postcode(pl.col("p")).alias("p"))["p"][0]
 
 
 def parse(query: SearchQuery) -> ParsedQuery:
@@ -63,7 +81,7 @@ def parse(query: SearchQuery) -> ParsedQuery:
                 parsed.first_whole = "".join(_clean(tokens[0])) or None
                 parsed.last = "".join(_clean(tokens[-1])) or None
         if parsed.first:
-            parsed.formal = pl.DataFrame({"f": [parsed.first]}).select(formal_first_name(pl.col("f")).alias("f"))["f"][0]
+            parsed.formal = _formal(parsed.first)
         parsed.fields.append("name")
     if query.date_of_birth and query.date_of_birth.strip():
         text = query.date_of_birth.strip()
@@ -81,7 +99,7 @@ def parse(query: SearchQuery) -> ParsedQuery:
             parsed.year = parsed.dob.year
         parsed.fields.append("date_of_birth")
     if query.postcode and query.postcode.strip():
-        full = pl.DataFrame({"p": [query.postcode]}).select(normalise_postcode(pl.col("p")).alias("p"))["p"][0]
+        full = _postcode(query.postcode)
         if full:
             parsed.postcode, parsed.district = full, full.split()[0]
         else:
@@ -102,9 +120,13 @@ def parse(query: SearchQuery) -> ParsedQuery:
 
 def _keys(index: PractitionerIndex, *names: str | None) -> list[str | None]:
     """Phonetic keys of the query's names, by the same SQL that keyed the index."""
-    with index.cursor() as cur:
-        return [cur.execute(f"select {phonetic_sql('?')}", [n] * _KEY_PARAMS).fetchall()[0][0] if n else None
-                for n in names]
+    present = [n for n in names if n]
+    if not present:
+        return [None] * len(names)
+    with index.cursor() as cur:  # one query for every name
+        keys = iter(cur.execute("select " + ", ".join(phonetic_sql("?") for _ in present),
+                                [n for n in present for _ in range(_KEY_PARAMS)]).fetchall()[0])
+    return [next(keys) if n else None for n in names]
 
 
 def _marks(values: list) -> str:

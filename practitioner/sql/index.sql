@@ -3,7 +3,7 @@
 
 create table record as
 with records as (
-    select * from read_parquet('{dir}/person_record.parquet')
+    select * from read_parquet('{dir}/golden/person_record.parquet')
 ),
 final as (
     select
@@ -38,7 +38,7 @@ select * from final;
 
 create table person as
 with persons as (
-    select * from read_parquet('{dir}/person.parquet')
+    select * from read_parquet('{dir}/golden/person.parquet')
 ),
 shielded as (
     select person_id, bool_or(confidential) as shielded from record group by person_id
@@ -77,4 +77,4 @@ select
     is_open,
     source,
     record_id
-from read_parquet('{dir}/involvement.parquet');
+from read_parquet('{dir}/golden/involvement.parquet');

@@ -71,8 +71,10 @@ create table if not exists audit.current_extract (
     extract_date date,
     rows_read bigint not null,
     loaded_run_id varchar not null,
-    loaded_at timestamp not null
+    loaded_at timestamp not null,
+    ingest_key varchar                  -- sources/_load.ingest_key: file + contract + settings it was loaded under
 );
+alter table audit.current_extract add column if not exists ingest_key varchar;
 
 -- Per-run data-quality results (one row per expectation per source).
 create table if not exists audit.expectation_result (

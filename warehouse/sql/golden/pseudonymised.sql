@@ -21,8 +21,8 @@ final as (
         persons.sex,
         case
             when persons.age is null then 'unknown'
-            when persons.age < 5 then '0-4'
-            when persons.age < 11 then '5-10'
+            when persons.age < 5 then '00-04'
+            when persons.age < 11 then '05-10'
             when persons.age < 16 then '11-15'
             when persons.age < 18 then '16-17'
             when persons.age < 25 then '18-24'
@@ -80,14 +80,36 @@ keys as (
     select id, pseudonym from _pseudonym where kind = 'person'
 ),
 final as (
-    select distinct
+    -- one row per golden involvement (no distinct: two involvements in the same month are two rows)
+    select
         keys.pseudonym as person_key,
         involvements.agency,
         involvements.service,
-        date_trunc('month', involvements.start_date) as start_month,
-        date_trunc('month', involvements.end_date) as end_month,
-        involvements.is_open
+        cast(date_trunc('month', involvements.start_date) as date) as start_month,
+        cast(date_trunc('month', involvements.end_date) as date) as end_month,
+        involvements.is_open,
+        involvements.source
     from involvements
     inner join keys on keys.id = involvements.person_id
+)
+select * from final;
+
+create table {snapshot}.pseudo_relationship as
+with relationships as (
+    select * from {snapshot}.relationship
+),
+keys as (
+    select id, pseudonym from _pseudonym where kind = 'person'
+),
+final as (
+    select
+        subject.pseudonym as person_key,
+        related.pseudonym as related_person_key,
+        relationships.relationship,
+        relationships.evidence_records,
+        relationships.stated_by
+    from relationships
+    inner join keys as subject on subject.id = relationships.person_id
+    inner join keys as related on related.id = relationships.related_person_id
 )
 select * from final;

@@ -1,0 +1,188 @@
+"""The published snapshot's one registry and data dictionary (warehouse/published.yaml), and what it drives:
+Parquet files named after their views with field descriptions, the analysts' read-only DuckDB file with
+COMMENT ON every table and column, and docs/data-dictionary.md.
+
+Analysts never open the working warehouse (a reader there would block the nightly run and see raw, staging,
+graph and linkage): each snapshot folder holds its own `analysts.duckdb`, and `snapshots/current` points at the
+published one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+_DICTIONARY = Path(__file__).parent / "published.yaml"
+ANALYSTS_DATABASE = "analysts.duckdb"
+DOCS_PATH = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary.md"
+
+
+class DictionaryError(ValueError):
+    message_is_safe = True  # names tables and columns only
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    name: str  # the view analysts query, e.g. "pseudonymised.person"
+    built_as: str  # the table in the snapshot schema
+    analysts: bool
+    one_row_per: str
+    description: str
+    columns: dict[str, str]
+
+    @property
+    def schema(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def view(self) -> str:
+        return self.name.split(".")[1]
+
+    @property
+    def parquet_file(self) -> str:
+        """Relative to the snapshot folder: golden/person.parquet for golden.person — the file is named after the view."""
+        return f"{self.schema}/{self.view}.parquet"
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    tables: dict[str, PublishedTable]
+    survivorship_source: str
+
+    def describe(self, table: str, column: str) -> str | None:
+        entry = self.tables[table]
+        if column in entry.columns:
+            return entry.columns[column]
+        if table == "golden.person" and column.endswith("_source") and column[:-7] in entry.columns:
+            return self.survivorship_source.format(attribute=column[:-7])
+        return None
+
+    def analysts_tables(self) -> list[PublishedTable]:
+        return [t for t in self.tables.values() if t.analysts]
+
+    def missing_descriptions(self, con: duckdb.DuckDBPyConnection, snapshot: str) -> list[str]:
+        """Columns a built snapshot holds that the dictionary does not describe, and described columns it lacks."""
+        problems = []
+        for table in self.tables.values():
+            columns = [r[0] for r in con.execute(
+                "select column_name from duckdb_columns() where schema_name = ? and table_name = ? "
+                "order by column_index", [snapshot, table.built_as]).fetchall()]
+            if not columns:
+                problems.append(f"{table.name}: not built")
+                continue
+            problems += [f"{table.name}.{c}: no description in {_DICTIONARY.name}" for c in columns
+                         if not self.describe(table.name, c)]
+            problems += [f"{table.name}.{c}: described in {_DICTIONARY.name} but not built" for c in table.columns
+                         if c not in columns]
+        return problems
+
+
+def load_dictionary(path: Path = _DICTIONARY) -> Dictionary:
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    tables = {}
+    for name, entry in (raw.get("tables") or {}).items():
+        if name.count(".") != 1 or name.split(".")[0] not in ("golden", "pseudonymised"):
+            raise DictionaryError(f"{path}: tables.{name}: name it golden.<view> or pseudonymised.<view>")
+        missing = [k for k in ("built_as", "analysts", "one_row_per", "description", "columns") if k not in entry]
+        if missing:
+            raise DictionaryError(f"{path}: tables.{name}: missing {', '.join(missing)}")
+        empty = [c for c, text in entry["columns"].items() if not isinstance(text, str) or not text.strip()]
+        if empty:
+            raise DictionaryError(f"{path}: tables.{name}: empty description for {', '.join(empty)}")
+        tables[name] = PublishedTable(name, entry["built_as"], bool(entry["analysts"]), entry["one_row_per"],
+                                      entry["description"].strip(), {c: t.strip() for c, t in entry["columns"].items()})
+    return Dictionary(tables, raw["survivorship_source"])
+
+
+@lru_cache(maxsize=1)
+def dictionary() -> Dictionary:
+    return load_dictionary()
+
+
+def _sql_string(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _described_schema(schema: pa.Schema, table: PublishedTable, dictionary: Dictionary) -> pa.Schema:
+    fields = [f.with_metadata({"description": dictionary.describe(table.name, f.name) or ""}) for f in schema]
+    return pa.schema(fields, metadata={"familylink.table": table.name, "description": table.description,
+                                       "one_row_per": table.one_row_per})
+
+
+def write_parquet(con: duckdb.DuckDBPyConnection, snapshot: str, table: PublishedTable, path: Path,
+                  dictionary: Dictionary, batch_rows: int = 200_000) -> None:
+    """One table to Parquet, streamed in batches, with each field's description in its metadata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    reader = con.sql(f"select * from {snapshot}.{table.built_as}").to_arrow_reader(batch_rows)
+    schema = _described_schema(reader.schema, table, dictionary)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+
+
+def write_analysts_database(con: duckdb.DuckDBPyConnection, snapshot: str, path: Path, dictionary: Dictionary,
+                            about: dict) -> None:
+    """The snapshot's analysts' tables as their own DuckDB file, every table and column commented; read-only."""
+    path.unlink(missing_ok=True)
+    alias = f"analysts_{snapshot}"
+    con.execute(f"attach {_sql_string(path)} as {alias}")
+    try:
+        for schema in sorted({t.schema for t in dictionary.analysts_tables()}):
+            con.execute(f"create schema {alias}.{schema}")
+        for table in dictionary.analysts_tables():
+            target = f"{alias}.{table.schema}.{table.view}"
+            con.execute(f"create table {target} as select * from {snapshot}.{table.built_as}")
+            con.execute(f"comment on table {target} is {_sql_string(table.description + ' One row per ' + table.one_row_per + '.')}")
+            for (column,) in con.execute(f"select column_name from duckdb_columns() where database_name = ? "
+                                         f"and schema_name = ? and table_name = ?",
+                                         [alias, table.schema, table.view]).fetchall():
+                con.execute(f"comment on column {target}.{column} is "
+                            f"{_sql_string(dictionary.describe(table.name, column))}")
+        con.execute(f"create table {alias}.main.snapshot as select * from (values "
+                    + ", ".join(f"({_sql_string(k)}, {_sql_string(v)})" for k, v in about.items())
+                    + ") as t(key, value)")
+        con.execute(f"comment on table {alias}.main.snapshot is 'Which snapshot this file holds: snapshot_id, run_id, "
+                    "as_of (the newest extract date), model_version, created_at.'")
+        con.execute(f"comment on column {alias}.main.snapshot.key is 'snapshot_id, run_id, as_of, model_version or "
+                    "created_at.'")
+        con.execute(f"comment on column {alias}.main.snapshot.value is 'Its value, as text.'")
+    finally:
+        con.execute(f"detach {alias}")
+    # nobody writes a published snapshot: take the write bits away, keep who may read it (owner, or shared group)
+    os.chmod(path, os.stat(path).st_mode & 0o555)
+
+
+def render_markdown(dictionary: Dictionary, survivorship_attributes: list[str]) -> str:
+    lines = ["# Data dictionary: the published snapshot", "",
+             "Generated from `warehouse/published.yaml` by `familylink dictionary` — edit that file, not this one.",
+             "The same descriptions are in the analysts' database (`COMMENT ON`, see `duckdb_columns()`) and in",
+             "each Parquet file's field metadata (`description`).", "",
+             "| table | one row per | in the analysts' database |", "|---|---|---|"]
+    lines += [f"| `{t.name}` | {t.one_row_per} | {'yes' if t.analysts else 'no (practitioner service only)'} |"
+              for t in dictionary.tables.values()]
+    for table in dictionary.tables.values():
+        lines += ["", f"## `{table.name}`", "", table.description, "",
+                  f"Parquet: `snapshots/current/{table.parquet_file}`.", "", "| column | description |", "|---|---|"]
+        for column, text in table.columns.items():
+            lines.append(f"| `{column}` | {text} |")
+            if table.name == "golden.person" and column in survivorship_attributes:
+                lines.append(f"| `{column}_source` | {dictionary.describe(table.name, column + '_source')} |")
+    return "\n".join(lines) + "\n"
+
+
+def data_dictionary_markdown() -> str:
+    from warehouse._golden import load_survivorship_rules
+
+    return render_markdown(dictionary(), list(load_survivorship_rules()))
+
+
+def write_data_dictionary(path: Path = DOCS_PATH) -> Path:
+    path.write_text(data_dictionary_markdown(), encoding="utf-8")
+    return path
