@@ -5,7 +5,7 @@ and connected components grow with the pairs and the records of a region; they r
 database abstraction (`DuckDBAPI` or `SparkAPI`), so the same Splink calls serve both engines. Everything
 else — building the Splink input from staging, the over-merge guard, stable ids, the household graph —
 is linear in the records and stays in the warehouse's DuckDB, which reads the Parquet files Spark writes.
-See docs/adr/0008-spark-engine.md.
+See docs/adr/0009-spark-engine.md.
 
 One model spec: the settings file and the approved model (`model.duckdb.json`) are written in DuckDB SQL,
 the dialect the practitioner service links referrals with. On Spark, `spark_settings` translates every
