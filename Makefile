@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 UV := $(PYTHON) -m uv
 DEMO_PEOPLE ?= 20000
 PYTEST_ARGS ?=
+# make test runs the test files on two worker processes (pytest-xdist; a file's tests stay together so its
+# module fixtures are built once): much of the suite waits on servers, browsers and subprocesses
+TEST_WORKERS ?= 2
 
 .PHONY: install system-deps demo test test-fast serve serve-practitioner lock bench clean-data
 
@@ -29,7 +32,7 @@ demo: install
 
 ## test: the whole suite CI must pass (an empty selection is reported, not passed)
 test: install system-deps
-	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5) - treating as a failure"; exit 1; fi; \
 	exit $$rc
 
