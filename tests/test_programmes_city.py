@@ -142,6 +142,10 @@ def test_triage_through_the_cli_survives_a_rerun_of_the_nightly_flow(published_c
                                   "--note", "two families at one address", "--data-dir", str(data)])
     assert removed.exit_code == 0, removed.output
 
+    # a newer housing extract (one tenancy member fewer): with nothing changed no new snapshot is built (issue 14)
+    current = sorted((data / "landing" / "housing").glob("*.txt"))[-1]
+    lines = current.read_text(encoding="utf-8").splitlines(keepends=True)
+    current.with_name("tenancy_members_20261215.txt").write_text("".join(lines[:-1]), encoding="utf-8")
     result = nightly(data_dir=str(data))  # the nightly Prefect flow: a new snapshot, cohorts evaluated after publish
     con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
     try:
