@@ -5,10 +5,19 @@ source's standardised person records into staged rows and quarantined rows with 
 extract-level checks stop a source's load; both write GX Data Docs under the context folder.
 """
 
-from expectations._extract_checks import ExtractProblem, check_extract
-from expectations._gx import ExpectationError
-from expectations._suites import build_suites
-from expectations._validate import ValidationOutcome, validate_records
+import sys
+
+_main = sys.modules.get("__main__")
+if _main is not None and getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    # Great Expectations imports pyspark when it is installed (engine: spark), and pyspark takes a __main__
+    # with no file (`python -c ...`, a pytest-xdist worker) for its own doctest run and exits the interpreter
+    # with status 0 (pyspark/sql/connect/utils.py): a scripted ingest would silently do nothing
+    _main.__file__ = "<familylink>"
+
+from expectations._extract_checks import ExtractProblem, check_extract  # noqa: E402
+from expectations._gx import ExpectationError  # noqa: E402
+from expectations._suites import build_suites  # noqa: E402
+from expectations._validate import ValidationOutcome, validate_records  # noqa: E402
 
 __all__ = [
     "ExpectationError",

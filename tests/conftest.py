@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import pytest
 
-_main = sys.modules.get("__main__")
-if _main is not None and getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-    # a pytest-xdist worker runs under execnet, whose __main__ looks to pyspark like a doctest run: importing
-    # pyspark.sql.connect (Great Expectations does) would then call sys.exit(0) (pyspark/sql/connect/utils.py)
-    _main.__file__ = "<pytest-xdist worker>"
+import expectations  # noqa: F401,E402 - first: it names a file-less __main__ (an xdist worker) before pyspark sees it
 
 
 @pytest.fixture(autouse=True)

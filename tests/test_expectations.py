@@ -259,3 +259,15 @@ def test_duplicate_keys_give_the_first_row_numbers_and_the_file(tmp_path):
     pages = list((tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations").rglob("*.html"))
     assert [p.relative_to(tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations").parts[0]
             for p in pages] == ["familylink_police_extract"]
+
+
+def test_a_scripted_run_without_a_main_file_is_not_ended_by_pyspark():
+    """`python -c` leaves __main__ without a file; pyspark (installed for engine: spark), imported by Great
+    Expectations, would take that for its doctest run and exit 0 silently."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", "import expectations, great_expectations; print('alive')"],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0 and "alive" in out.stdout, out.stderr[-2000:]

@@ -131,6 +131,10 @@ def test_triage_through_the_cli_survives_a_rerun_of_the_nightly_flow(published_c
     data = tmp_path / "data"
     monkeypatch.setenv("FAMILYLINK_PSEUDONYMISATION_KEY", "test-key")
     monkeypatch.setenv("COLUMNS", "250")  # rich tables unwrapped, so the assertions see whole cells
+    from pipelines.cli import console
+
+    # the CLI's console took its width when first imported (by whichever test came first): widen it too
+    monkeypatch.setattr(console, "width", 250)
     runner = CliRunner()
     con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
     household, snapshot = con.execute(
