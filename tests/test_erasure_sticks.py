@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.settings import Settings
 from pipelines.stages import run_nightly
+from tests._city import read_sql
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +32,7 @@ def city(published_city, tmp_path):
 
 
 def _sql(settings, sql, params=()):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
+    return read_sql(settings, sql, params)
 
 
 def _erase(settings, source, record_id, reason="SAR-1"):

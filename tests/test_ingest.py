@@ -1,30 +1,24 @@
 """Ingest of the synthetic city into a real DuckDB file: nothing lost, exact quarantine, idempotent, superseding."""
 
-import shutil
 
 import duckdb
 import polars as pl
 import pytest
 
-from pipelines.settings import Settings
 from pipelines.stages import run_ingest
-from sources.synthetic import CityConfig, generate_city
+from tests._city import generated_city, landing_copy
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    out = tmp_path_factory.mktemp("city")
-    generate_city(out, CityConfig(people=1500, seed=3))
-    return out
+    return generated_city(tmp_path_factory, people=1500, seed=3)
 
 
 @pytest.fixture
 def settings(city, tmp_path):
-    data = tmp_path / "data"
-    shutil.copytree(city / "landing", data / "landing")
-    return Settings(data_dir=data)
+    return landing_copy(city, tmp_path)
 
 
 def _q(settings, sql):

@@ -15,7 +15,7 @@ from pipelines.settings import Settings
 from pipelines.stages import run_ingest, run_nightly
 from sources import canonical
 from sources._standardise import standardise_person_records
-from sources.synthetic import CityConfig, generate_city
+from tests._city import generated_city, landing_copy, read_sql
 
 
 @pytest.mark.parametrize("dob, kept, flag", [
@@ -36,24 +36,16 @@ def test_placeholder_dates_of_birth_are_flagged(dob, kept, flag):
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    out = tmp_path_factory.mktemp("city")
-    generate_city(out, CityConfig(people=800, seed=11))
-    return out
+    return generated_city(tmp_path_factory, people=800, seed=11)
 
 
 @pytest.fixture
 def settings(city, tmp_path):
-    data = tmp_path / "data"
-    shutil.copytree(city / "landing", data / "landing")
-    return Settings(data_dir=data)
+    return landing_copy(city, tmp_path)
 
 
 def _sql(settings, sql, params=()):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
+    return read_sql(settings, sql, params)
 
 
 def test_future_event_dates_are_cleared_and_flagged(settings):

@@ -7,23 +7,18 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.settings import Settings
 from pipelines.stages import run_ingest
-from sources.synthetic import CityConfig, generate_city
+from tests._city import generated_city, landing_copy
 
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    out = tmp_path_factory.mktemp("city")
-    generate_city(out, CityConfig(people=800, seed=9))
-    return out
+    return generated_city(tmp_path_factory, people=800, seed=9)
 
 
 @pytest.fixture
 def settings(city, tmp_path):
-    data = tmp_path / "data"
-    shutil.copytree(city / "landing", data / "landing")
-    return Settings(data_dir=data)
+    return landing_copy(city, tmp_path)
 
 
 def _one(settings, sql):
