@@ -101,7 +101,8 @@ def open_page(path: Path | str, expressions: dict[str, str], *, settle_s: float 
     if binary is None:
         raise RuntimeError("chromium is not installed: run `make system-deps`")
     port = _free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes can still be writing to the throwaway profile as the main one exits
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([binary, *FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
                                     "--window-size=1280,2000", "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
