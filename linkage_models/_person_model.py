@@ -35,8 +35,11 @@ def _word_share(numerator: int, denominator: int) -> str:
     operations; the exact list comparison runs only for the pairs the bit sets let through. Two words on one bit
     mostly let an extra pair through to the exact test; only two SHARED words on one bit can hold a pair back
     (13 of 1.1 million pairs in a 1M-record city's date-of-birth block: docs/adr/0006)."""
-    shared = " + ".join(f"bit_count(address_sig{k}_l & address_sig{k}_r)" for k in range(ADDRESS_SIGNATURE_WORDS))
-    either = " + ".join(f"bit_count(address_sig{k}_l | address_sig{k}_r)" for k in range(ADDRESS_SIGNATURE_WORDS))
+    # bit_count is a TINYINT in DuckDB: widened before any arithmetic, or a long address overflows it
+    shared = " + ".join(f"cast(bit_count(address_sig{k}_l & address_sig{k}_r) as integer)"
+                        for k in range(ADDRESS_SIGNATURE_WORDS))
+    either = " + ".join(f"cast(bit_count(address_sig{k}_l | address_sig{k}_r) as integer)"
+                        for k in range(ADDRESS_SIGNATURE_WORDS))
     return (f"{denominator} * ({shared}) >= {numerator} * ({either}) and "
             f"{denominator} * len(list_intersect(address_tokens_l, address_tokens_r)) >= "
             f"{numerator} * len(list_distinct(list_concat(address_tokens_l, address_tokens_r)))")
