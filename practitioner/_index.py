@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,20 @@ POINTER = "current.json"
 
 class SnapshotUnavailable(RuntimeError):
     """No published snapshot (or a damaged one): the service says so rather than serving stale or partial data."""
+
+
+_NOT_CODED = re.compile(r"[^bcdfgjklmnpqrstvxz]")
+_CODES = str.maketrans("bfpvcgjkqsxzdtlmnr", "111122222222334556")
+_REPEATS = re.compile(r"([1-6])\1+")
+
+
+def phonetic(name: str | None) -> str | None:
+    """`phonetic_sql` in Python, for the query's own names: the same key without a database round trip per
+    search (tests/test_practitioner.py holds the two equal on every name of the test city)."""
+    if not name:
+        return None
+    coded = _REPEATS.sub(r"\1", _NOT_CODED.sub("", name[1:]).translate(_CODES))
+    return name[0] + coded[:3]
 
 
 def phonetic_sql(column: str) -> str:
@@ -100,9 +115,22 @@ class PractitionerIndex:
     schemes: dict[str, str] = field(default_factory=dict)  # identifier scheme → scope, for model_input
     path: Path | None = None  # the read-only DuckDB file this index reads
     applied: int = 0  # the highest referral id in the overlay (referrals are linked one at a time, ids ascend)
+    overlay_rows: int = 0  # referrals in the overlay; while none, hot queries read the file's tables directly
+    shielded_extra: set[str] = field(default_factory=set)  # existing persons a confidential referral shields
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
+
+    def rel(self, table: str) -> str:
+        """The relation a hot query reads: the file's table while the overlay is empty (a union view costs about
+        as much again per look-up), otherwise the view over file + overlay (`person_base`: no shielding
+        sub-query; callers apply `is_shielded`)."""
+        if self.overlay_rows == 0 and self.path is not None:
+            return f"snap.{table}"
+        return "person_base" if table == "person" else table
+
+    def is_shielded(self, person_id: str, shielded: bool) -> bool:
+        return bool(shielded) or person_id in self.shielded_extra
 
     def close(self) -> None:
         self.con.close()
@@ -194,8 +222,9 @@ def open_index(path: Path, *, memory_limit: str = "1GB", threads: int = 1) -> Pr
     con.execute("create table ov_shielded (person_id varchar)")  # existing persons a confidential referral shields
     for table in TABLES:
         if table == "person":
+            con.execute("create view person_base as select * from snap.person union all by name select * from ov_person")
             con.execute("create view person as select * replace (shielded or person_id in (select person_id from "
-                        "ov_shielded) as shielded) from snap.person union all by name select * from ov_person")
+                        "ov_shielded) as shielded) from person_base")
         else:
             con.execute(f"create view {table} as select * from snap.{table} union all by name select * from ov_{table}")
     return PractitionerIndex(snapshot_id, con, time.time(), schemes=json.loads(schemes), path=Path(path))

@@ -107,20 +107,20 @@ def served(practitioner_city, tmp_path_factory):
     assert not process.is_alive()
 
 
-def _signed_in(base: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=base, headers={"Connection": "close"})  # a new connection: any worker answers
+def _signed_in(client: httpx.Client) -> str:
     token = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
     client.post("/login", data={"username": "mash", "password": PASSWORD, "login_csrf": token})
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/purpose").text).group(1)
     client.post("/purpose", data={"purpose": "Safeguarding enquiry", "csrf_token": csrf})
-    return client, csrf
+    return csrf
 
 
 def test_workers_share_the_linker_and_the_overlay(served):
     base, settings, ctx, process = served
     assert len(_tree(process.pid)) == 4  # the supervisor, the linker process, two web workers
-    client, csrf = _signed_in(base)
-    with client:
+    # a new connection per request ("Connection: close"): either worker may answer each one
+    with httpx.Client(base_url=base, headers={"Connection": "close"}) as client:
+        csrf = _signed_in(client)
         posted = client.post("/referrals", data={
             "csrf_token": csrf, "source": "health", "col__patient_id": "REF-WORKERS-1", "col__given_name": "Oluwaseun",
             "col__family_name": "Brightwater-Okafor", "col__birth_date": "20190314", "col__gender": "1",

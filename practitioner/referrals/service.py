@@ -283,8 +283,10 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
                         "true as provisional from _referral_record")
         elif bool(record["confidential"][0]):
             con.execute("insert into ov_shielded values (?)", [person_id])
+            index.shielded_extra.add(person_id)
     finally:
         con.unregister("_referral_record")
+    index.overlay_rows += 1
     if involvements.height:
         rows = involvements.with_columns(
             pl.lit(person_id).alias("person_id"),

@@ -17,13 +17,12 @@ from functools import lru_cache
 
 import polars as pl
 
-from practitioner._index import PractitionerIndex, phonetic_sql
+from practitioner._index import PractitionerIndex, phonetic
 from practitioner.search.schemas import SearchQuery, SearchResult
 from sources import clean_name, formal_first_name, normalise_postcode
 
 _IDENTIFIER = re.compile(r"[^A-Z0-9/]")
 MAX_RESULTS = 20
-_KEY_PARAMS = phonetic_sql("?").count("?")
 
 
 @dataclass
@@ -119,14 +118,8 @@ def parse(query: SearchQuery) -> ParsedQuery:
 
 
 def _keys(index: PractitionerIndex, *names: str | None) -> list[str | None]:
-    """Phonetic keys of the query's names, by the same SQL that keyed the index."""
-    present = [n for n in names if n]
-    if not present:
-        return [None] * len(names)
-    with index.cursor() as cur:  # one query for every name
-        keys = iter(cur.execute("select " + ", ".join(phonetic_sql("?") for _ in present),
-                                [n for n in present for _ in range(_KEY_PARAMS)]).fetchall()[0])
-    return [next(keys) if n else None for n in names]
+    """Phonetic keys of the query's names: the function that keyed the index, in Python (no round trip)."""
+    return [phonetic(n) for n in names]
 
 
 def _marks(values: list) -> str:
@@ -140,11 +133,12 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
         parsed.first_whole if parsed.first_whole != parsed.first else None)
     year = str(parsed.year) if parsed.year else None
     parts, params = [], []
+    name_key, identifier, person = index.rel("name_key"), index.rel("identifier"), index.rel("person")
 
     def ask(column: str, values: list[str]) -> None:
         values = sorted({v for v in values if v})
         if values:
-            parts.append(f"select * from name_key where {column} in ({_marks(values)})")
+            parts.append(f"select * from {name_key} where {column} in ({_marks(values)})")
             params.extend(values)
 
     if last_key and first_key:
@@ -162,21 +156,21 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
             ask("last_key", [last_key])
             ask("first_key", [last_key])
     if parsed.dob:
-        parts.append("select * from name_key where date_of_birth = ?")
+        parts.append(f"select * from {name_key} where date_of_birth = ?")
         params.append(parsed.dob)
     if parsed.postcode:
-        parts.append("select * from name_key where postcode = ?")
+        parts.append(f"select * from {name_key} where postcode = ?")
         params.append(parsed.postcode)
     ids: list[str] = []
     with index.cursor() as cur:
         if parsed.identifier:
-            ids += [r[0] for r in cur.execute("select person_id from identifier where value = ?",
+            ids += [r[0] for r in cur.execute(f"select person_id from {identifier} where value = ?",
                                               [parsed.identifier]).fetchall()]
         if parsed.address and not parts and not ids:
-            ids += [r[0] for r in cur.execute("select person_id from person where upper(address) like ? limit 1000",
+            ids += [r[0] for r in cur.execute(f"select person_id from {person} where upper(address) like ? limit 1000",
                                               [f"%{parsed.address}%"]).fetchall()]
     if ids:
-        parts.append(f"select * from name_key where person_id in ({_marks(ids)})")
+        parts.append(f"select * from {name_key} where person_id in ({_marks(ids)})")
         params += ids
     if not parts:
         return "select * from name_key where false", []
@@ -242,11 +236,12 @@ def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, l
         ids = [r[0] for r in scored]
         persons = {r[0]: r for r in cur.execute(
             "select person_id, first_name, last_name, year(date_of_birth), split_part(postcode, ' ', 1), agency_count, "
-            f"shielded, provisional, upper(coalesce(address, '')) from person where person_id in ({_marks(ids)})",
+            f"shielded, provisional, upper(coalesce(address, '')) from {index.rel('person')} "
+            f"where person_id in ({_marks(ids)})",
             ids).fetchall()}
         by_identifier = set()
         if parsed.identifier:
-            by_identifier = {r[0] for r in cur.execute("select person_id from identifier where value = ?",
+            by_identifier = {r[0] for r in cur.execute(f"select person_id from {index.rel('identifier')} where value = ?",
                                                        [parsed.identifier]).fetchall()}
     results = []
     for person_id, _score, name_exact, dob_exact, _postcode in scored:
@@ -258,7 +253,7 @@ def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, l
             continue
         if parsed.address and parsed.address not in address:
             continue
-        if shielded:
+        if index.is_shielded(person_id, shielded):
             # only a full name with the exact date of birth, or an exact identifier, finds a shielded person
             exact = person_id in by_identifier or (parsed.first is not None and parsed.last is not None
                                                    and name_exact and parsed.dob is not None and dob_exact)
