@@ -72,6 +72,21 @@ def name_key_sql(input_relation: str) -> str:
             .replace("{phonetic_first}", phonetic_sql("first_std")).replace("{phonetic_last}", phonetic_sql("last_std")))
 
 
+# what a search result shows, carried on every name_key row (columns p_*) so a search is one statement
+DISPLAY_COLUMNS = ("p.first_name as p_first_name, p.last_name as p_last_name, year(p.date_of_birth) as p_birth_year, "
+                   "split_part(p.postcode, ' ', 1) as p_district, p.agency_count as p_agency_count, "
+                   "p.shielded as p_shielded, p.provisional as p_provisional, "
+                   "upper(coalesce(p.address, '')) as p_address")
+
+
+def name_key_with_display_sql(input_relation: str, person_relation: str, person_id: str | None = None) -> str:
+    """name_key rows for `input_relation` with their person's display columns (one person's, when `person_id`
+    is given as a literal-free filter: the caller passes it as the only parameter)."""
+    persons = f"(select * from {person_relation} where person_id = ?)" if person_id else person_relation
+    return (f"select k.*, {DISPLAY_COLUMNS} from ({name_key_sql(input_relation)}) as k "
+            f"left join {persons} as p on p.person_id = k.person_id")
+
+
 def model_input_sql(input_relation: str, schemes: dict[str, str]) -> str:
     """The approved model's input for the records in `input_relation`: linkage_models' own input select (one
     copy of the matching forms for the nightly link and the service), with each record's person id."""
@@ -93,7 +108,7 @@ def identifier_schemes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 # the tables a snapshot's index file holds; each has an overlay table `ov_<name>` in memory for referrals
 # linked since, and a view `<name>` = file rows + overlay rows that every query reads
 TABLES = ("record", "person", "involvement", "name_key", "model_input", "identifier")
-INDEX_FORMAT = 2  # bump when the file's tables or indexes change: an older file is then rebuilt, not reused
+INDEX_FORMAT = 3  # bump when the file's tables or indexes change: an older file is then rebuilt, not reused
 SERVING = "serving.json"
 
 # point look-ups (a person page, a search key, a referral's candidates) go through ART indexes, not scans
@@ -192,7 +207,7 @@ def build_index_file(snapshots_dir: Path, snapshot_id: str, index_dir: Path, *, 
             con.execute(f"set threads = {int(threads)}")
             con.execute("set enable_progress_bar = false")
             con.execute((_SQL / "index.sql").read_text(encoding="utf-8").replace("{dir}", str(directory).replace("'", "''")))
-            con.execute(f"create table name_key as {name_key_sql('record')} order by last_key")
+            con.execute(f"create table name_key as {name_key_with_display_sql('record', 'person')} order by last_key")
             schemes = identifier_schemes(con)
             con.execute(f"create table model_input as {model_input_sql('record', schemes)}")
             con.execute("create table identifier (person_id varchar, value varchar)")

@@ -119,7 +119,7 @@ def test_workers_share_the_linker_and_the_overlay(served):
     base, settings, ctx, process = served
     assert len(_tree(process.pid)) == 4  # the supervisor, the linker process, two web workers
     # a new connection per request ("Connection: close"): either worker may answer each one
-    with httpx.Client(base_url=base, headers={"Connection": "close"}) as client:
+    with httpx.Client(base_url=base, headers={"Connection": "close"}, timeout=120) as client:
         csrf = _signed_in(client)
         posted = client.post("/referrals", data={
             "csrf_token": csrf, "source": "health", "col__patient_id": "REF-WORKERS-1", "col__given_name": "Oluwaseun",

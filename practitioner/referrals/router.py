@@ -37,7 +37,8 @@ async def post_referral(request: Request, principal: Referrer, _csrf: CsrfChecke
     ctx = request.app.state.context
     try:
         if ctx.linker is not None:  # the linker process links; this worker only waits (off the event loop)
-            outcome = await run_in_threadpool(ctx.linker.link, source=source, row=row, received_by=principal.username)
+            outcome = await run_in_threadpool(ctx.linker.link, contracts_dir=ctx.contracts_dir, source=source, row=row,
+                                              received_by=principal.username)
             await run_in_threadpool(ctx.index.sync, index)  # searchable at once through this worker
         else:  # one process: linking is blocking work, off the event loop so other requests keep flowing
             outcome = await run_in_threadpool(

@@ -126,8 +126,9 @@ def _marks(values: list) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str, list]:
-    """name_key rows worth scoring, each found through an index (never a scan of every name)."""
+def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str, list, set[str]]:
+    """name_key rows worth scoring, each found through an index (never a scan of every name), and the persons an
+    identifier named."""
     last_key, first_key, formal_key, whole_key = _keys(
         index, parsed.last, parsed.first, parsed.formal if parsed.formal != parsed.first else None,
         parsed.first_whole if parsed.first_whole != parsed.first else None)
@@ -162,10 +163,12 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
         parts.append(f"select * from {name_key} where postcode = ?")
         params.append(parsed.postcode)
     ids: list[str] = []
+    by_identifier: set[str] = set()
     with index.cursor() as cur:
         if parsed.identifier:
             ids += [r[0] for r in cur.execute(f"select person_id from {identifier} where value = ?",
                                               [parsed.identifier]).fetchall()]
+            by_identifier = set(ids)
         if parsed.address and not parts and not ids:
             ids += [r[0] for r in cur.execute(f"select person_id from {person} where upper(address) like ? limit 1000",
                                               [f"%{parsed.address}%"]).fetchall()]
@@ -173,8 +176,9 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
         parts.append(f"select * from {name_key} where person_id in ({_marks(ids)})")
         params += ids
     if not parts:
-        return "select * from name_key where false", []
-    return " union ".join(parts), params
+        return "select * from name_key where false", [], by_identifier
+    # union all: a row reached through two keys is scored twice, and max / bool_or do not mind
+    return " union all ".join(parts), params, by_identifier
 
 
 def _name_score(parsed: ParsedQuery) -> tuple[str, list, str, list]:
@@ -199,7 +203,7 @@ def _name_score(parsed: ParsedQuery) -> tuple[str, list, str, list]:
 
 def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, list[SearchResult]]:
     parsed = parse(query)
-    candidates, cand_params = _candidate_rows(index, parsed)
+    candidates, cand_params, by_identifier = _candidate_rows(index, parsed)
     name, name_params, exact, exact_params = _name_score(parsed)
     having, having_params = [], []
     if parsed.first or parsed.last:
@@ -220,7 +224,10 @@ def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, l
                max(coalesce({name}, 0)) as name_score,
                bool_or({exact}) as name_exact,
                bool_or(coalesce(c.date_of_birth = ?, false)) as dob_exact,
-               bool_or(coalesce(c.postcode = ?, false)) as postcode_exact
+               bool_or(coalesce(c.postcode = ?, false)) as postcode_exact,
+               -- what a result shows, kept on every name_key row at build: no second look-up per search
+               any_value(c.p_first_name), any_value(c.p_last_name), any_value(c.p_birth_year), any_value(c.p_district),
+               any_value(c.p_agency_count), bool_or(c.p_shielded), bool_or(c.p_provisional), any_value(c.p_address)
         from c
         group by c.person_id
         having {' and '.join(having) or 'true'}
@@ -231,24 +238,9 @@ def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, l
     params = cand_params + name_params + exact_params + [parsed.dob, parsed.postcode] + having_params
     with index.cursor() as cur:
         scored = cur.execute(sql, params).fetchall()
-        if not scored:
-            return parsed, []
-        ids = [r[0] for r in scored]
-        persons = {r[0]: r for r in cur.execute(
-            "select person_id, first_name, last_name, year(date_of_birth), split_part(postcode, ' ', 1), agency_count, "
-            f"shielded, provisional, upper(coalesce(address, '')) from {index.rel('person')} "
-            f"where person_id in ({_marks(ids)})",
-            ids).fetchall()}
-        by_identifier = set()
-        if parsed.identifier:
-            by_identifier = {r[0] for r in cur.execute(f"select person_id from {index.rel('identifier')} where value = ?",
-                                                       [parsed.identifier]).fetchall()}
     results = []
-    for person_id, _score, name_exact, dob_exact, _postcode in scored:
-        row = persons.get(person_id)
-        if row is None:
-            continue
-        _, first, last, birth_year, district, agencies, shielded, provisional, address = row
+    for (person_id, _score, name_exact, dob_exact, _postcode, first, last, birth_year, district, agencies, shielded,
+         provisional, address) in scored:
         if parsed.identifier and person_id not in by_identifier:
             continue
         if parsed.address and parsed.address not in address:
