@@ -130,19 +130,28 @@ class PractitionerIndex:
     schemes: dict[str, str] = field(default_factory=dict)  # identifier scheme → scope, for model_input
     path: Path | None = None  # the read-only DuckDB file this index reads
     applied: int = 0  # the highest referral id in the overlay (referrals are linked one at a time, ids ascend)
-    overlay_rows: int = 0  # referrals in the overlay; while none, hot queries read the file's tables directly
+    overlay_rows: int = 0  # referrals in the overlay
     shielded_extra: set[str] = field(default_factory=set)  # existing persons a confidential referral shields
+    # what the overlay holds, kept in Python so a look-up the overlay cannot answer reads the file's tables only
+    # (a view over file + overlay costs about as much again per look-up, measured)
+    overlay_ids: set[str] = field(default_factory=set)  # persons with overlay rows (records, involvements, person)
+    overlay_keys: set[tuple[str, object]] = field(default_factory=set)  # (name_key column, value) of overlay rows
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
 
-    def rel(self, table: str) -> str:
-        """The relation a hot query reads: the file's table while the overlay is empty (a union view costs about
-        as much again per look-up), otherwise the view over file + overlay (`person_base`: no shielding
-        sub-query; callers apply `is_shielded`)."""
-        if self.overlay_rows == 0 and self.path is not None:
+    def rel(self, table: str, *, touched: bool = True) -> str:
+        """The relation a hot query reads: the file's table when the overlay holds nothing the query could match
+        (`touched=False`, decided by the caller from `overlay_ids` / `overlay_keys`), otherwise the view over file +
+        overlay (`person_base` for person: no shielding sub-query; callers apply `is_shielded`)."""
+        if (self.overlay_rows == 0 or not touched) and self.path is not None:
             return f"snap.{table}"
         return "person_base" if table == "person" else table
+
+    def touches(self, person_ids=(), keys=()) -> bool:
+        """Whether the overlay may hold rows for these persons or (name_key column, value) keys."""
+        return self.overlay_rows > 0 and (any(p in self.overlay_ids for p in person_ids)
+                                          or any(k in self.overlay_keys for k in keys))
 
     def is_shielded(self, person_id: str, shielded: bool) -> bool:
         return bool(shielded) or person_id in self.shielded_extra

@@ -93,17 +93,20 @@ def served(practitioner_city, tmp_path_factory):
                                                            kwargs={"host": "127.0.0.1", "port": port})
     process.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        assert process.is_alive() and time.monotonic() < deadline, "the service did not start"
-        try:
-            if httpx.get(f"{base}/login", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    yield base, settings, ctx, process
-    process.terminate()
-    process.join(60)
+    # four Python processes start (imports alone took 15 s each on a machine loaded by other jobs)
+    deadline = time.monotonic() + 600
+    try:
+        while True:
+            assert process.is_alive() and time.monotonic() < deadline, "the service did not start"
+            try:
+                if httpx.get(f"{base}/login", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield base, settings, ctx, process
+    finally:  # SIGTERM: the supervisor stops the linker and the workers
+        process.terminate()
+        process.join(60)
     assert not process.is_alive()
 
 

@@ -45,7 +45,8 @@ def _rows(index: PractitionerIndex, sql: str, params: list) -> list[dict]:
 
 
 def get_person(index: PractitionerIndex, person_id: str) -> dict:
-    rows = _rows(index, f"select * from {index.rel('person')} where person_id = ?", [person_id])
+    rows = _rows(index, f"select * from {index.rel('person', touched=index.touches([person_id]))} where person_id = ?",
+                 [person_id])
     if not rows:
         raise PersonNotFound(person_id)
     rows[0]["shielded"] = index.is_shielded(person_id, rows[0]["shielded"])
@@ -56,7 +57,8 @@ def involvements_of(index: PractitionerIndex, person_ids: list[str]) -> list[dic
     if not person_ids:
         return []
     marks = ", ".join("?" for _ in person_ids)
-    return _rows(index, f"select * from {index.rel('involvement')} where person_id in ({marks}) "
+    return _rows(index, f"select * from {index.rel('involvement', touched=index.touches(person_ids))} "
+                        f"where person_id in ({marks}) "
                         "order by person_id, is_open desc, start_date desc nulls last, agency, service", person_ids)
 
 
@@ -115,7 +117,9 @@ def person_view(engine: Engine, index: PractitionerIndex, principal: Principal, 
         # fetched before the access check so that every involvement comes in one query (three round trips per
         # page, not four); nothing about the members is shown or audited unless access is granted
         members = [m for m in _rows(index, "select person_id, first_name, last_name, date_of_birth, household_role, "
-                                           f"shielded from {index.rel('person')} where household_id = ? and person_id <> ? "
+                                           # provisional persons have no household: the file's table answers
+                                           f"shielded from {index.rel('person', touched=False)} "
+                                           "where household_id = ? and person_id <> ? "
                                            "and not shielded order by date_of_birth nulls last, person_id",
                                     [person["household_id"], person_id])
                    if not index.is_shielded(m["person_id"], False)]

@@ -294,6 +294,13 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
         # after the person row: a provisional person's name keys carry its own display columns
         con.execute(f"insert into ov_name_key by name "
                     f"{name_key_with_display_sql('_referral_record', 'person_base', person_id)}", [person_id])
+        index.overlay_ids.add(person_id)
+        for row in con.execute("select last_key, first_key, last_first_key, last_year_key, first_year_key, "
+                               "date_of_birth, postcode from ov_name_key where person_id = ?", [person_id]).fetchall():
+            index.overlay_keys.update(zip(("last_key", "first_key", "last_first_key", "last_year_key", "first_year_key",
+                                           "date_of_birth", "postcode"), row))
+        index.overlay_keys.update(("identifier", v) for (v,) in con.execute(
+            "select value from ov_identifier where person_id = ?", [person_id]).fetchall())
     finally:
         con.unregister("_referral_record")
     index.overlay_rows += 1

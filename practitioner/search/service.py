@@ -134,12 +134,15 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
         parsed.first_whole if parsed.first_whole != parsed.first else None)
     year = str(parsed.year) if parsed.year else None
     parts, params = [], []
-    name_key, identifier, person = index.rel("name_key"), index.rel("identifier"), index.rel("person")
 
-    def ask(column: str, values: list[str]) -> None:
+    def name_key(column: str, values: list) -> str:
+        """The file's name_key, or the view with the overlay when an overlay row has one of these keys."""
+        return index.rel("name_key", touched=index.touches(keys=[(column, v) for v in values]))
+
+    def ask(column: str, values: list) -> None:
         values = sorted({v for v in values if v})
         if values:
-            parts.append(f"select * from {name_key} where {column} in ({_marks(values)})")
+            parts.append(f"select * from {name_key(column, values)} where {column} in ({_marks(values)})")
             params.extend(values)
 
     if last_key and first_key:
@@ -157,23 +160,24 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
             ask("last_key", [last_key])
             ask("first_key", [last_key])
     if parsed.dob:
-        parts.append(f"select * from {name_key} where date_of_birth = ?")
-        params.append(parsed.dob)
+        ask("date_of_birth", [parsed.dob])
     if parsed.postcode:
-        parts.append(f"select * from {name_key} where postcode = ?")
-        params.append(parsed.postcode)
+        ask("postcode", [parsed.postcode])
     ids: list[str] = []
     by_identifier: set[str] = set()
     with index.cursor() as cur:
         if parsed.identifier:
+            identifier = index.rel("identifier", touched=index.touches(keys=[("identifier", parsed.identifier)]))
             ids += [r[0] for r in cur.execute(f"select person_id from {identifier} where value = ?",
                                               [parsed.identifier]).fetchall()]
             by_identifier = set(ids)
         if parsed.address and not parts and not ids:
-            ids += [r[0] for r in cur.execute(f"select person_id from {person} where upper(address) like ? limit 1000",
+            ids += [r[0] for r in cur.execute(f"select person_id from {index.rel('person')} "
+                                              "where upper(address) like ? limit 1000",
                                               [f"%{parsed.address}%"]).fetchall()]
     if ids:
-        parts.append(f"select * from {name_key} where person_id in ({_marks(ids)})")
+        parts.append(f"select * from {index.rel('name_key', touched=index.touches(ids))} "
+                     f"where person_id in ({_marks(ids)})")
         params += ids
     if not parts:
         return "select * from name_key where false", [], by_identifier
