@@ -33,6 +33,9 @@ def run_linker(settings, address: str, authkey: bytes, ready) -> None:
     from practitioner._app import build_context
     from practitioner.referrals.service import ReferralError, frames_from_bytes, link_referral
 
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor stops this one
     logging.basicConfig(level=logging.WARNING)
     ctx = build_context(settings)
     try:

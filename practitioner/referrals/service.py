@@ -384,10 +384,9 @@ def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
 
 
 def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIndex, today: dt.date | None = None) -> dict[str, int]:
-    """Settle linked referrals against a newly published snapshot, then re-add the unsettled ones to its overlay."""
-    from sources import canonical
-
-    today = today or dt.date.today()
+    """Settle linked referrals against a newly published snapshot; the unsettled ones stay `linked`, and
+    `sync_overlay` adds them to the new index's overlay (in every process) under their ids. (`today` is kept for
+    callers; the overlay's dates come from `sync_overlay`.)"""
     counts: dict[str, int] = {}
     with engine.connect() as conn:
         pending = [dict(r) for r in conn.execute(sa.select(referral).where(referral.c.status == "linked")).mappings()]
