@@ -186,8 +186,16 @@ def _verify(directory: Path) -> None:
             raise SnapshotUnavailable(f"{directory.name}: {entry['file']} does not match its manifest checksum")
 
 
+def _code_fingerprint() -> str:
+    """What the file is built by: a new version of the index SQL or of linkage_models' input select (new model
+    columns) gives a new file name, so a restarted service never serves a file built by older code."""
+    parts = [str(INDEX_FORMAT), (_SQL / "index.sql").read_text(encoding="utf-8"), name_key_sql("record"),
+             DISPLAY_COLUMNS, IDENTIFIER_SQL, model_input_sql("record", {}), repr(_INDEXES)]
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
 def index_file(index_dir: Path, snapshot_id: str) -> Path:
-    return Path(index_dir) / f"{snapshot_id}.v{INDEX_FORMAT}.duckdb"
+    return Path(index_dir) / f"{snapshot_id}.{_code_fingerprint()}.duckdb"
 
 
 def build_index_file(snapshots_dir: Path, snapshot_id: str, index_dir: Path, *, memory_limit: str = "4GB",

@@ -38,25 +38,30 @@ def run(settings, *, host: str, port: int, workers: int) -> None:
 
     address = f"\0familylink-linker-{os.getpid()}-{secrets.token_hex(8)}"  # abstract namespace: no file
     authkey = secrets.token_bytes(32)
-    ready = _SPAWN.Event()
-    linker = _SPAWN.Process(target=run_linker, args=(settings, address, authkey, ready), name="familylink-linker")
-    linker.start()
-    while not ready.wait(1):
-        if not linker.is_alive():
-            raise SystemExit("the linker process stopped at start (see its log)")
-    sock = uvicorn.Config(app=None, host=host, port=port).bind_socket()
-    children = [_SPAWN.Process(target=_web_worker, args=(settings, [sock], address, authkey),
-                               name=f"familylink-web-{n}") for n in range(workers)]
-    for child in children:
-        child.start()
     stop = threading.Event()
 
     def _stop(_signum, _frame) -> None:
         stop.set()
 
+    # before the first child: a stop while the linker is still building the index stops it too (no orphans)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    ready = _SPAWN.Event()
+    linker = _SPAWN.Process(target=run_linker, args=(settings, address, authkey, ready), name="familylink-linker")
+    linker.start()
+    children: list = []
+    sock = None
     try:
+        while not ready.wait(1):
+            if stop.is_set():
+                return
+            if not linker.is_alive():
+                raise SystemExit("the linker process stopped at start (see its log)")
+        sock = uvicorn.Config(app=None, host=host, port=port).bind_socket()
+        children = [_SPAWN.Process(target=_web_worker, args=(settings, [sock], address, authkey),
+                                   name=f"familylink-web-{n}") for n in range(workers)]
+        for child in children:
+            child.start()
         while not stop.wait(1):
             if not linker.is_alive() or not any(c.is_alive() for c in children):
                 log.warning("a service process stopped; stopping the others")
@@ -73,4 +78,5 @@ def run(settings, *, host: str, port: int, workers: int) -> None:
         linker.join(10)
         if linker.is_alive():
             linker.kill()
-        sock.close()
+        if sock is not None:
+            sock.close()
