@@ -1,14 +1,23 @@
 """The practitioner service under load: 20 concurrent users on loopback against a golden snapshot of N persons.
 
-Prints search p50/p95, person page p50/p95, real-time link p50/p95 (HTTP round trips, sign-in excluded),
-the service's snapshot load time and its peak memory (VmHWM of the server process).
+Load model (closed loop): each of --users simulated users signs in once, states a purpose, then repeats
+{search 60 %, open a person page 30 %, post a referral 10 %}, sending its next request when the previous answer
+has arrived. Two phases of --seconds each: first with NO think time (every user fires again at once: the
+service's worst case, a saturation test), then with a think time drawn uniformly from 0.5-1.5 × --think-seconds
+between requests (a practitioner reading a page; still far busier than a real user). Both are printed.
 
-    .venv/bin/python benchmarks/bench_practitioner.py --persons 1000000 [--users 20] [--seconds 60]
+Prints search p50/p95, person page p50/p95, real-time link p50/p95 (HTTP round trips, sign-in excluded), the
+service's start time and its peak memory: VmHWM of the supervisor, the linker process and every web worker, and
+their sum (an upper bound: pages of the shared index file mapped by several workers are counted once each).
 
-The snapshot is written straight to Parquet (person, person_record, involvement + manifest + current.json)
-by recombining names, dates of birth and postcodes at the requested size — running the nightly at 1M
-persons is measured by bench_link/bench_publish. Real-time linking needs an approved model: the script
-trains one on a small synthetic city (1,000 people) unless --models points at a folder with approved.json.
+    .venv/bin/python benchmarks/bench_practitioner.py --persons 1000000 [--users 20] [--seconds 60] [--workers 2]
+
+The load generator runs in this process (one thread per user) on the same machine: its own CPU use is part of
+what the service competes with. The snapshot is written straight to Parquet (person, person_record, involvement
++ manifest + current.json) by recombining names, dates of birth and postcodes at the requested size — running
+the nightly at 1M persons is measured by bench_link/bench_publish. Real-time linking needs an approved model:
+the script trains one on a small synthetic city (1,000 people) unless --models points at a folder with
+approved.json.
 """
 
 from __future__ import annotations
@@ -69,7 +78,7 @@ def _nhs(n: int) -> str:
 def write_snapshot(snapshots: Path, persons: int, seed: int = 7) -> None:
     rng = np.random.default_rng(seed)
     snapshot = "snapshot_000001"
-    out = snapshots / snapshot
+    out = snapshots / snapshot / "golden"  # the layout publish writes (warehouse/_golden.py)
     out.mkdir(parents=True, exist_ok=True)
     ids = np.arange(1, persons + 1)
     first = np.array(FIRST)[rng.integers(0, len(FIRST), persons)]
@@ -118,9 +127,10 @@ def write_snapshot(snapshots: Path, persons: int, seed: int = 7) -> None:
         pl.lit(None, pl.String).alias("worker_email"), pl.lit(dt.date(2024, 1, 1)).alias("start_date"),
         pl.lit(None, pl.Date).alias("end_date"), pl.lit(True).alias("is_open"), "source", "record_id")
     involvement.write_parquet(out / "involvement.parquet")
-    files = {t: {"file": f"{t}.parquet", "sha256": hashlib.sha256((out / f"{t}.parquet").read_bytes()).hexdigest()}
+    files = {f"golden.{t}": {"file": f"golden/{t}.parquet",
+                             "sha256": hashlib.sha256((out / f"{t}.parquet").read_bytes()).hexdigest()}
              for t in ("person", "person_record", "involvement")}
-    (out / "manifest.json").write_text(json.dumps({"snapshot_id": snapshot, "files": files}), encoding="utf-8")
+    (out.parent / "manifest.json").write_text(json.dumps({"snapshot_id": snapshot, "files": files}), encoding="utf-8")
     (snapshots / "current.json").write_text(json.dumps({"snapshot_id": snapshot}), encoding="utf-8")
     print(f"snapshot: {persons:,} persons, {record.height:,} source records, {involvement.height:,} involvements")
 
@@ -141,10 +151,26 @@ def _free_port() -> int:
 
 
 def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (the supervisor, the linker, the web workers)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            out += _tree(int(child))
+    return out
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -160,6 +186,8 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=None, help="folder holding person/approved.json")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="keep a snapshot already written in --workdir")
+    parser.add_argument("--workers", type=int, default=None, help="web workers (default practitioner_workers: CPU count)")
+    parser.add_argument("--think-seconds", type=float, default=1.0, help="mean think time of the second phase")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-practitioner-"))
     data = work / "data"
@@ -169,7 +197,8 @@ def main() -> None:
     models = args.models or approved_models(work)
     env = {**os.environ, "FAMILYLINK_DATA_DIR": str(data), "FAMILYLINK_MODELS_DIR": str(models),
            "FAMILYLINK_PRACTITIONER_RATE_LIMIT_PER_MINUTE": "1000000", "FAMILYLINK_PSEUDONYMISATION_KEY": "bench",
-           "FAMILYLINK_PRACTITIONER_SNAPSHOT_POLL_SECONDS": "3600"}
+           "FAMILYLINK_PRACTITIONER_SNAPSHOT_POLL_SECONDS": "3600",
+           **({"FAMILYLINK_PRACTITIONER_WORKERS": str(args.workers)} if args.workers else {})}
     sys.path.insert(0, str(ROOT))
     from pipelines.settings import load_settings
     from practitioner import add_user, build_context, list_users
@@ -199,9 +228,9 @@ def main() -> None:
             time.sleep(0.5)
         # the index loads on the first request that needs it; time that once
         print(f"service up in {time.perf_counter() - started:.1f} s")
-        persons = pl.read_parquet(data / "snapshots" / "snapshot_000001" / "person.parquet",
+        persons = pl.read_parquet(data / "snapshots" / "snapshot_000001" / "golden" / "person.parquet",
                                   columns=["person_id", "first_name", "last_name", "date_of_birth", "postcode", "sex"])
-        health = pl.read_parquet(data / "snapshots" / "snapshot_000001" / "person_record.parquet",
+        health = pl.read_parquet(data / "snapshots" / "snapshot_000001" / "golden" / "person_record.parquet",
                                  columns=["person_id", "source"]).filter(pl.col("source") == "health")
         # persons Health knows: the users' agency, so each page is a legitimate-relationship view
         sample = persons.join(health.select("person_id").unique(), on="person_id").sample(5000, seed=3).to_dicts()
@@ -209,6 +238,8 @@ def main() -> None:
         lock = threading.Lock()
         stop_at = [0.0]
         errors: list[str] = []
+
+        think = [0.0]
 
         def user(n: int) -> None:
             rnd = random.Random(n)
@@ -240,30 +271,44 @@ def main() -> None:
                         errors.append(f"{kind} {r.status_code}")
                     with lock:
                         timings[kind].append(elapsed)
+                    if think[0]:
+                        time.sleep(think[0] * rnd.uniform(0.5, 1.5))
 
         # warm up: one user's requests of every kind before the clock starts
         stop_at[0] = time.perf_counter() + 3
         t = time.perf_counter()
         user(0)
         print(f"first requests (index load + model) {time.perf_counter() - t:.1f} s")
-        for k in timings:
-            timings[k].clear()
-        stop_at[0] = time.perf_counter() + args.seconds
-        threads = [threading.Thread(target=user, args=(n,)) for n in range(args.users)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        load = os.getloadavg()[0]
-        print(f"{args.users} concurrent users for {args.seconds:.0f} s on loopback, {args.persons:,} persons "
-              f"({os.cpu_count()} cores, load average {load:.1f} at the end: other work on the machine inflates "
-              "every figure):")
-        for kind, label in (("search", "search"), ("person", "person page"), ("link", "real-time link")):
-            v = timings[kind]
-            print(f"  {label:15s} n={len(v):6d}  p50 {_pct(v, 50):7.1f} ms  p95 {_pct(v, 95):7.1f} ms  "
-                  f"max {max(v) * 1000 if v else float('nan'):7.1f} ms")
-        print(f"  server peak memory (VmHWM) {_peak_rss_mb(server.pid):,.0f} MB; errors {len(errors)}"
-              + (f" e.g. {errors[:3]}" if errors else ""))
+        from pipelines.settings import load_settings as _load
+
+        workers = _load(env).practitioner_workers
+        for phase_think in (0.0, args.think_seconds):
+            for k in timings:
+                timings[k].clear()
+            errors.clear()
+            think[0] = phase_think
+            stop_at[0] = time.perf_counter() + args.seconds
+            threads = [threading.Thread(target=user, args=(n,)) for n in range(args.users)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            load = os.getloadavg()[0]
+            model = ("no think time: each user sends its next request as soon as the last is answered" if not phase_think
+                     else f"think time {0.5 * phase_think:.2f}-{1.5 * phase_think:.2f} s (uniform) between requests")
+            print(f"{args.users} closed-loop users, {model}; {args.seconds:.0f} s on loopback, {args.persons:,} persons, "
+                  f"{workers} web worker(s) + 1 linker process ({os.cpu_count()} cores, load average {load:.1f} at the "
+                  "end: other work on the machine inflates every figure):")
+            for kind, label in (("search", "search"), ("person", "person page"), ("link", "real-time link")):
+                v = timings[kind]
+                print(f"  {label:15s} n={len(v):6d}  p50 {_pct(v, 50):7.1f} ms  p95 {_pct(v, 95):7.1f} ms  "
+                      f"max {max(v) * 1000 if v else float('nan'):7.1f} ms")
+            print(f"  throughput {sum(len(v) for v in timings.values()) / args.seconds:.1f} requests/s; errors "
+                  f"{len(errors)}" + (f" e.g. {errors[:3]}" if errors else ""))
+        pids = _tree(server.pid)
+        peaks = [_peak_rss_mb(p) for p in pids]
+        print(f"  service peak memory (VmHWM): {' + '.join(f'{m:,.0f}' for m in peaks)} = {sum(peaks):,.0f} MB "
+              f"({len(pids)} processes: supervisor, linker, web workers)")
     finally:
         server.terminate()
         try:

@@ -116,6 +116,16 @@ class Settings(BaseModel):
     practitioner_oidc_client_id: str | None = None
     practitioner_oidc_client_secret: str | None = None
     practitioner_snapshot_poll_seconds: float = Field(default=5.0, gt=0, description="How often to look for a newer snapshot.")
+    practitioner_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+                                      description="Web worker processes of `familylink serve` (default: the CPU count); "
+                                      "they share one read-only index file per snapshot, and one linker process links referrals.")
+    practitioner_worker_memory_limit: str = Field(default="1GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",
+                                                  description="DuckDB memory limit of each web worker's index connection.")
+
+    @property
+    def practitioner_index_dir(self) -> Path:
+        """The service's index files, one read-only DuckDB file per snapshot (built by the service, not the nightly)."""
+        return self.data_dir / "practitioner" / "index"
 
     @field_validator("spark_conf", mode="before")
     @classmethod

@@ -12,10 +12,14 @@ __all__ = ["add_user", "build_context", "create_app", "get_role", "list_roles", 
            "update_user"]
 
 
-def serve(settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the service with uvicorn (no access log: it would carry URLs; the app logs route templates)."""
-    import uvicorn
+def serve(settings, *, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
+    """Run the service: one linker process and `practitioner_workers` web workers on one listening socket.
 
-    app = create_app(settings)
-    uvicorn.run(app, host=host or settings.practitioner_host, port=port or settings.practitioner_port,
-                access_log=False, log_level="warning")
+    The workers share each snapshot's read-only index file and the store; the linker process links referrals
+    and switches snapshots (practitioner/_linker.py). No access log: it would carry URLs; the app logs route
+    templates.
+    """
+    from practitioner._workers import run
+
+    run(settings, host=host or settings.practitioner_host, port=port or settings.practitioner_port,
+        workers=workers or settings.practitioner_workers)

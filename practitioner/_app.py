@@ -40,9 +40,14 @@ def rules_from_settings(settings) -> ServiceRules:
         oidc_client_secret=settings.practitioner_oidc_client_secret)
 
 
-def build_context(settings) -> ServiceContext:
-    """Everything the service needs, from Settings (also used by the CLI and tests without HTTP)."""
-    from practitioner.referrals.service import RealTimeLinker, ReferralError, approved_model_path, reconcile
+def build_context(settings, *, follow: bool = False, linker=None) -> ServiceContext:
+    """Everything the service needs, from Settings (also used by the CLI and tests without HTTP).
+
+    `follow=False` (one process, or the linker process): this process builds each snapshot's index file,
+    reconciles referrals and links them itself. `follow=True` (a web worker of `familylink serve`): it serves
+    the snapshot the linker process names, fills its overlay from the store, and sends referrals to `linker`.
+    """
+    from practitioner.referrals.service import RealTimeLinker, ReferralError, approved_model_path, reconcile, sync_overlay
 
     engine = open_store(settings.practitioner_store_url)
     seed_roles(engine)
@@ -58,9 +63,12 @@ def build_context(settings) -> ServiceContext:
         reconcile(engine, old, new)
 
     holder = IndexHolder(settings.snapshots, memory_limit=settings.duckdb_memory_limit,
-                         threads=settings.duckdb_threads, on_switch=on_switch)
+                         threads=settings.duckdb_threads, on_switch=None if follow else on_switch,
+                         index_dir=settings.practitioner_index_dir, follow=follow,
+                         sync=lambda index: sync_overlay(engine, index),
+                         worker_memory_limit=settings.practitioner_worker_memory_limit)
     return ServiceContext(engine=engine, index=holder, audit=AuditWriter(engine), rules=rules_from_settings(settings),
-                          contracts_dir=Path(settings.contracts_dir), models_dir=Path(settings.models))
+                          contracts_dir=Path(settings.contracts_dir), models_dir=Path(settings.models), linker=linker)
 
 
 def create_app(settings, *, context: ServiceContext | None = None, watch: bool = True) -> FastAPI:
@@ -89,7 +97,7 @@ def create_app(settings, *, context: ServiceContext | None = None, watch: bool =
                   openapi_url=None)
     app.state.context = ctx
     app.state.templates = templates
-    app.add_middleware(SecurityMiddleware, limiter=RateLimiter(ctx.rules.rate_limit_per_minute),
+    app.add_middleware(SecurityMiddleware, limiter=RateLimiter(ctx.rules.rate_limit_per_minute, engine=ctx.engine),
                        session_cookie=SESSION_COOKIE, secure=ctx.rules.secure_cookies)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     for router in (auth_router, search_router, person_router, referrals_router, audit_router, ig_router):

@@ -43,3 +43,4 @@ class ServiceContext:
     rules: ServiceRules
     contracts_dir: Path
     models_dir: Path
+    linker: object | None = None  # practitioner._linker.LinkerClient when a linker process links referrals

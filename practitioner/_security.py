@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -27,15 +28,24 @@ HEADERS = {
 
 
 class RateLimiter:
-    """A token bucket per key (a session, or a client address before sign-in)."""
+    """Requests per key (a session, or a client address before sign-in) per minute.
 
-    def __init__(self, per_minute: int):
+    With a store engine (the service), the count lives in the store (`rate_window`), so the limit holds across
+    every web worker: a sliding window estimated from this minute's count and the previous minute's, weighted
+    by how much of it still lies in the last 60 s. Without one, a token bucket in memory (one process only).
+    """
+
+    def __init__(self, per_minute: int, engine=None):
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
+        self.engine = engine
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._calls = 0
 
     def allow(self, key: str) -> bool:
+        if self.engine is not None:
+            return self._allow_shared(key)
         stamp = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.capacity, stamp))
@@ -47,6 +57,30 @@ class RateLimiter:
             if len(self._buckets) > 100_000:  # forget idle keys rather than grow without bound
                 self._buckets = {k: v for k, v in self._buckets.items() if stamp - v[1] < 120}
             return True
+
+    def _allow_shared(self, key: str) -> bool:
+        import sqlalchemy as sa
+
+        from practitioner._store import rate_window
+
+        stamp = time.time()
+        window, elapsed = divmod(stamp, 60.0)
+        window = int(window)
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        upsert = insert(rate_window).values(key=key, window=window, count=1)
+        upsert = upsert.on_conflict_do_update(index_elements=["key", "window"],
+                                              set_={"count": rate_window.c.count + 1}).returning(rate_window.c.count)
+        with self.engine.begin() as conn:  # one atomic statement: two workers never lose a count
+            current = conn.execute(upsert).scalar_one()
+            previous = conn.execute(sa.select(rate_window.c.count).where(
+                rate_window.c.key == key, rate_window.c.window == window - 1)).scalar() or 0
+            self._calls += 1
+            if self._calls % 1000 == 0:  # forget finished minutes
+                conn.execute(rate_window.delete().where(rate_window.c.window < window - 1))
+        return previous * (1 - elapsed / 60.0) + current <= self.capacity
 
 
 class SecurityMiddleware(BaseHTTPMiddleware):
@@ -61,7 +95,9 @@ class SecurityMiddleware(BaseHTTPMiddleware):
         token = request.cookies.get(self.session_cookie)
         key = ("s:" + hashlib.sha256(token.encode()).hexdigest()[:16]) if token else \
             ("a:" + (request.client.host if request.client else "?"))
-        if not request.url.path.startswith("/static") and not self.limiter.allow(key):
+        allowed = request.url.path.startswith("/static") or (
+            await run_in_threadpool(self.limiter.allow, key) if self.limiter.engine is not None else self.limiter.allow(key))
+        if not allowed:
             response: Response = PlainTextResponse("Too many requests: wait a minute and try again.", status_code=429)
         else:
             response = await call_next(request)

@@ -117,6 +117,14 @@ referral = sa.Table(
     sa.UniqueConstraint("source", "record_id", name="uq_referral_record"),
 )
 
+rate_window = sa.Table(
+    # requests per key (a session, or an address before sign-in) per minute, shared by every web worker
+    "rate_window", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("window", sa.BigInteger, primary_key=True, autoincrement=False),  # minutes since the epoch
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

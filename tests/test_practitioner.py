@@ -386,3 +386,17 @@ def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitione
     _, found = search(ctx.index.current, SearchQuery(name="Oluwaseun Brightwater-Okafor", date_of_birth="14/03/2019"))
     assert [r.person_id for r in found] == [nightly_new] and not found[0].provisional
     assert shielded  # the shielded record stayed in the extract untouched
+
+
+def test_query_keys_in_python_equal_the_index_keys(ctx):
+    """A search keys its names in Python (no database round trip): the same key the index was built with, for every
+    name in the test city and the hard cases (doubled letters, transliterations, one letter, no consonants)."""
+    from practitioner._index import phonetic, phonetic_sql
+
+    names = [r[0] for r in _one(ctx, "select distinct first_std from name_key where first_std is not null "
+                                     "union select distinct last_std from name_key where last_std is not null")]
+    names += ["mohammed", "muhammad", "mohamed", "smtih", "lloyd", "a", "aeiou", "o'neil", "szczepanski", ""]
+    keyed = _one(ctx, f"select n, {phonetic_sql('n')} from unnest(?::varchar[]) as t(n)", [names])
+    assert len(keyed) == len(names) > 100
+    assert all(phonetic(n) == key for n, key in keyed), [(n, key, phonetic(n)) for n, key in keyed if phonetic(n) != key][:5]
+    assert phonetic("mohammed") == phonetic("muhammad") == phonetic("mohamed")

@@ -167,13 +167,16 @@ def check_password(engine: Engine, username: str, password: str, *, lockout_atte
         try:
             _HASHER.verify(row.password_hash, password)
         except (VerificationError, InvalidHashError):
-            failures = row.failed_logins + 1
-            values: dict = {"failed_logins": failures}
+            # counted in the database (not read, added and written back): failures posted to two web workers
+            # at once both count
+            failures = conn.execute(user_table.update().where(user_table.c.id == row.id)
+                                    .values(failed_logins=user_table.c.failed_logins + 1)
+                                    .returning(user_table.c.failed_logins)).scalar_one()
             failure = AuthError("Sign-in failed.")
             if failures >= lockout_attempts:
-                values = {"failed_logins": 0, "locked_until": now() + dt.timedelta(minutes=lockout_minutes)}
+                conn.execute(user_table.update().where(user_table.c.id == row.id).values(
+                    failed_logins=0, locked_until=now() + dt.timedelta(minutes=lockout_minutes)))
                 failure = AccountLocked("This account is locked after repeated failed sign-ins.")
-            conn.execute(user_table.update().where(user_table.c.id == row.id).values(**values))
         else:
             values = {"failed_logins": 0, "locked_until": None}
             if _HASHER.check_needs_rehash(row.password_hash):

@@ -31,7 +31,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from practitioner._index import IDENTIFIER_SQL, PractitionerIndex, model_input_sql, name_key_sql
+from practitioner._index import IDENTIFIER_SQL, PractitionerIndex, model_input_sql, name_key_with_display_sql
 from practitioner._store import now, referral
 from sources import SourceContract, apply_contract, load_contracts, standardise_person_records
 
@@ -122,7 +122,14 @@ class RealTimeLinker:
             index.con.execute("create table blocking_key (unique_id varchar, key varchar)")
             self.add_keys(index, "model_input")
             index.con.execute("create index blocking_key_idx on blocking_key (key)")
-            index.con.execute("create index model_input_id_idx on model_input (unique_id)")
+        # record Splink's SQL now, on one of the snapshot's own records posing as new, so that the first
+        # practitioner's referral is scored by replaying it too (the recording run costs seconds, not ms)
+        index.con.execute("create or replace table referral_new as select * replace ('warm-up' as unique_id) "
+                          "from model_input limit 1")
+        try:
+            self.score(index, "referral_new")
+        finally:
+            index.con.execute("drop table if exists referral_new")
             index.linker_keys = True
 
     _CREATE = re.compile(r"^\s*create\s+table\s+(\S+)\s+as", re.I)
@@ -265,47 +272,75 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
             {"scheme": pl.String, "scope": pl.String, "value": pl.String}))).alias("identifiers"))
     con.register("_referral_record", record)
     try:
-        con.execute("insert into record by name select person_id, source, record_id, record_role, first_name_std, "
+        con.execute("insert into ov_record by name select person_id, source, record_id, record_role, first_name_std, "
                     "first_name_formal, middle_names_std, last_name_std, sex, date_of_birth, postcode, uprn, "
                     "nhs_number, ni_number, upn, pnc_id, crn, phone, email, address_std, address_tokens, tenancy_ref, "
                     "local_id, identifiers, confidential from _referral_record")
-        con.execute(f"insert into name_key {name_key_sql('_referral_record')}")
-        con.execute(f"insert into model_input {model_input_sql('_referral_record', index.schemes)}")
+        con.execute(f"insert into ov_model_input by name {model_input_sql('_referral_record', index.schemes)}")
         if index.linker is not None:
             con.execute(f"create or replace temp table _referral_keys as {model_input_sql('_referral_record', index.schemes)}")
             index.linker.add_keys(index, "_referral_keys")
             con.execute("drop table _referral_keys")
-        con.execute(IDENTIFIER_SQL.format(input="_referral_record"))
+        con.execute(IDENTIFIER_SQL.format(input="_referral_record", target="ov_identifier"))
         if provisional:
-            con.execute("insert into person by name select person_id, trim(first_name) as first_name, "
+            con.execute("insert into ov_person by name select person_id, trim(first_name) as first_name, "
                         "trim(middle_names) as middle_names, trim(last_name) as last_name, date_of_birth, sex, "
                         "address_text as address, postcode, cast(null as varchar) as household_id, "
                         "cast(null as varchar) as household_role, 1 as agency_count, confidential as shielded, "
                         "true as provisional from _referral_record")
         elif bool(record["confidential"][0]):
-            con.execute("update person set shielded = true where person_id = ?", [person_id])
+            con.execute("insert into ov_shielded values (?)", [person_id])
+            index.shielded_extra.add(person_id)
+        # after the person row: a provisional person's name keys carry its own display columns
+        con.execute(f"insert into ov_name_key by name "
+                    f"{name_key_with_display_sql('_referral_record', 'person_base', person_id)}", [person_id])
+        index.overlay_ids.add(person_id)
+        for row in con.execute("select last_key, first_key, last_first_key, last_year_key, first_year_key, "
+                               "date_of_birth, postcode from ov_name_key where person_id = ?", [person_id]).fetchall():
+            index.overlay_keys.update(zip(("last_key", "first_key", "last_first_key", "last_year_key", "first_year_key",
+                                           "date_of_birth", "postcode"), row))
+        index.overlay_keys.update(("identifier", v) for (v,) in con.execute(
+            "select value from ov_identifier where person_id = ?", [person_id]).fetchall())
     finally:
         con.unregister("_referral_record")
+    index.overlay_rows += 1
     if involvements.height:
         rows = involvements.with_columns(
             pl.lit(person_id).alias("person_id"),
             (pl.col("end_date").is_null() | (pl.col("end_date") >= pl.lit(today))).alias("is_open"))
         con.register("_referral_involvement", rows)
         try:
-            con.execute("insert into involvement by name select person_id, agency, service, worker_name, worker_role, "
+            con.execute("insert into ov_involvement by name select person_id, agency, service, worker_name, worker_role, "
                         "worker_phone, worker_email, start_date, end_date, is_open, source, record_id "
                         "from _referral_involvement")
         finally:
             con.unregister("_referral_involvement")
 
 
+def prepare_referral(contracts_dir: Path, source: str, row: dict[str, object],
+                     today: dt.date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Map and standardise a posted row (the ingest code): done by the web worker that received it, in
+    parallel with other workers, so the one linker process spends its time only on what must be serial."""
+    return standardise_referral(_contract(contracts_dir, source), row, today or dt.date.today())
+
+
+def frames_to_bytes(subject: pl.DataFrame, involvements: pl.DataFrame) -> tuple[bytes, bytes]:
+    """Arrow IPC: the standardised frames cross to the linker process with their exact types."""
+    return subject.write_ipc(None).getvalue(), involvements.write_ipc(None).getvalue()
+
+
+def frames_from_bytes(subject: bytes, involvements: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return pl.read_ipc(subject), pl.read_ipc(involvements)
+
+
 def link_referral(engine: Engine, index: PractitionerIndex, *, contracts_dir: Path, models_dir: Path,
-                  source: str, row: dict[str, object], received_by: str, threshold: float,
-                  today: dt.date | None = None) -> LinkOutcome:
+                  source: str, row: dict[str, object] | None = None, received_by: str, threshold: float,
+                  today: dt.date | None = None,
+                  prepared: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> LinkOutcome:
+    """Link one referral: `row` as posted, or `prepared` = `prepare_referral(...)` already done elsewhere."""
     started = time.perf_counter()
     today = today or dt.date.today()
-    contract = _contract(contracts_dir, source)
-    subject, involvements = standardise_referral(contract, row, today)
+    subject, involvements = prepared if prepared is not None else prepare_referral(contracts_dir, source, row, today)
     record_id = subject["record_id"][0]
     with index.overlay_lock:
         known = index.con.execute("select person_id from record where source = ? and record_id = ?",
@@ -333,6 +368,7 @@ def link_referral(engine: Engine, index: PractitionerIndex, *, contracts_dir: Pa
             person_id = best[0] if best is not None and best[1] >= threshold else f"R{referral_id}"
             conn.execute(referral.update().where(referral.c.id == referral_id).values(person_id=person_id))
         _overlay(index, person_id, provisional, subject, involvements, today)
+        index.applied = max(index.applied, int(referral_id))
     seconds = time.perf_counter() - started
     log.info("referral id=%s source=%s linked provisional=%s in %.3f s", referral_id, source, provisional, seconds)
     return LinkOutcome(int(referral_id), source, record_id, person_id, provisional, best[1] if best else None, seconds)
@@ -348,10 +384,9 @@ def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
 
 
 def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIndex, today: dt.date | None = None) -> dict[str, int]:
-    """Settle linked referrals against a newly published snapshot, then re-add the unsettled ones to its overlay."""
-    from sources import canonical
-
-    today = today or dt.date.today()
+    """Settle linked referrals against a newly published snapshot; the unsettled ones stay `linked`, and
+    `sync_overlay` adds them to the new index's overlay (in every process) under their ids. (`today` is kept for
+    callers; the overlay's dates come from `sync_overlay`.)"""
     counts: dict[str, int] = {}
     with engine.connect() as conn:
         pending = [dict(r) for r in conn.execute(sa.select(referral).where(referral.c.status == "linked")).mappings()]
@@ -377,11 +412,7 @@ def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIn
     for r in pending:
         target = nightly.get((r["source"], r["record_id"]))
         if target is None:
-            # not in this extract yet: keep it in the overlay of the new index under the same id
-            subject = _frame([r["record"]["subject"]], canonical.PERSON_RECORD)
-            involvements = _frame(r["record"]["involvements"], canonical.INVOLVEMENT)
-            with new.overlay_lock:
-                _overlay(new, r["person_id"], r["provisional"], subject, involvements, today)
+            # not in this extract yet: `sync_overlay` keeps it in the new index's overlay under the same id
             counts["pending"] = counts.get("pending", 0) + 1
             continue
         if not r["provisional"]:
@@ -402,6 +433,32 @@ def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIn
     if pending:
         log.info("referrals reconciled against %s: %s", new.snapshot_id, json.dumps(counts, sort_keys=True))
     return counts
+
+
+def sync_overlay(engine: Engine, index: PractitionerIndex, today: dt.date | None = None) -> int:
+    """Add to this process's overlay the referrals linked (by the linker process or another worker's request)
+    since it last looked: one indexed query on the store when nothing is new. Returns how many were added."""
+    from sources import canonical
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(referral.c.id, referral.c.person_id, referral.c.provisional, referral.c.record)
+                            .where(referral.c.id > index.applied, referral.c.status == "linked")
+                            .order_by(referral.c.id)).all()
+    if not rows:
+        return 0
+    today = today or dt.date.today()
+    added = 0
+    with index.overlay_lock:
+        for referral_id, person_id, provisional, record in rows:
+            if referral_id <= index.applied:
+                continue  # another request of this process added it meanwhile
+            record = json.loads(record) if isinstance(record, str) else record
+            subject = _frame([record["subject"]], canonical.PERSON_RECORD)
+            involvements = _frame(record["involvements"], canonical.INVOLVEMENT)
+            _overlay(index, person_id, bool(provisional), subject, involvements, today)
+            index.applied = referral_id
+            added += 1
+    return added
 
 
 def resolve_person_id(engine: Engine, person_id: str) -> str:

@@ -10,7 +10,11 @@ from practitioner._index import PractitionerIndex
 
 
 def current_index(request: Request) -> PractitionerIndex:
-    return request.app.state.context.index.current
+    holder = request.app.state.context.index
+    index = holder.current
+    if holder.sync is not None:  # referrals linked since (by the linker process): searchable at once
+        holder.sync(index)
+    return index
 
 
 Index = Annotated[PractitionerIndex, Depends(current_index)]

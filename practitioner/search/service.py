@@ -17,13 +17,12 @@ from functools import lru_cache
 
 import polars as pl
 
-from practitioner._index import PractitionerIndex, phonetic_sql
+from practitioner._index import PractitionerIndex, phonetic
 from practitioner.search.schemas import SearchQuery, SearchResult
 from sources import clean_name, formal_first_name, normalise_postcode
 
 _IDENTIFIER = re.compile(r"[^A-Z0-9/]")
 MAX_RESULTS = 20
-_KEY_PARAMS = phonetic_sql("?").count("?")
 
 
 @dataclass
@@ -119,32 +118,31 @@ def parse(query: SearchQuery) -> ParsedQuery:
 
 
 def _keys(index: PractitionerIndex, *names: str | None) -> list[str | None]:
-    """Phonetic keys of the query's names, by the same SQL that keyed the index."""
-    present = [n for n in names if n]
-    if not present:
-        return [None] * len(names)
-    with index.cursor() as cur:  # one query for every name
-        keys = iter(cur.execute("select " + ", ".join(phonetic_sql("?") for _ in present),
-                                [n for n in present for _ in range(_KEY_PARAMS)]).fetchall()[0])
-    return [next(keys) if n else None for n in names]
+    """Phonetic keys of the query's names: the function that keyed the index, in Python (no round trip)."""
+    return [phonetic(n) for n in names]
 
 
 def _marks(values: list) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str, list]:
-    """name_key rows worth scoring, each found through an index (never a scan of every name)."""
+def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str, list, set[str]]:
+    """name_key rows worth scoring, each found through an index (never a scan of every name), and the persons an
+    identifier named."""
     last_key, first_key, formal_key, whole_key = _keys(
         index, parsed.last, parsed.first, parsed.formal if parsed.formal != parsed.first else None,
         parsed.first_whole if parsed.first_whole != parsed.first else None)
     year = str(parsed.year) if parsed.year else None
     parts, params = [], []
 
-    def ask(column: str, values: list[str]) -> None:
+    def name_key(column: str, values: list) -> str:
+        """The file's name_key, or the view with the overlay when an overlay row has one of these keys."""
+        return index.rel("name_key", touched=index.touches(keys=[(column, v) for v in values]))
+
+    def ask(column: str, values: list) -> None:
         values = sorted({v for v in values if v})
         if values:
-            parts.append(f"select * from name_key where {column} in ({_marks(values)})")
+            parts.append(f"select * from {name_key(column, values)} where {column} in ({_marks(values)})")
             params.extend(values)
 
     if last_key and first_key:
@@ -162,25 +160,29 @@ def _candidate_rows(index: PractitionerIndex, parsed: ParsedQuery) -> tuple[str,
             ask("last_key", [last_key])
             ask("first_key", [last_key])
     if parsed.dob:
-        parts.append("select * from name_key where date_of_birth = ?")
-        params.append(parsed.dob)
+        ask("date_of_birth", [parsed.dob])
     if parsed.postcode:
-        parts.append("select * from name_key where postcode = ?")
-        params.append(parsed.postcode)
+        ask("postcode", [parsed.postcode])
     ids: list[str] = []
+    by_identifier: set[str] = set()
     with index.cursor() as cur:
         if parsed.identifier:
-            ids += [r[0] for r in cur.execute("select person_id from identifier where value = ?",
+            identifier = index.rel("identifier", touched=index.touches(keys=[("identifier", parsed.identifier)]))
+            ids += [r[0] for r in cur.execute(f"select person_id from {identifier} where value = ?",
                                               [parsed.identifier]).fetchall()]
+            by_identifier = set(ids)
         if parsed.address and not parts and not ids:
-            ids += [r[0] for r in cur.execute("select person_id from person where upper(address) like ? limit 1000",
+            ids += [r[0] for r in cur.execute(f"select person_id from {index.rel('person')} "
+                                              "where upper(address) like ? limit 1000",
                                               [f"%{parsed.address}%"]).fetchall()]
     if ids:
-        parts.append(f"select * from name_key where person_id in ({_marks(ids)})")
+        parts.append(f"select * from {index.rel('name_key', touched=index.touches(ids))} "
+                     f"where person_id in ({_marks(ids)})")
         params += ids
     if not parts:
-        return "select * from name_key where false", []
-    return " union ".join(parts), params
+        return "select * from name_key where false", [], by_identifier
+    # union all: a row reached through two keys is scored twice, and max / bool_or do not mind
+    return " union all ".join(parts), params, by_identifier
 
 
 def _name_score(parsed: ParsedQuery) -> tuple[str, list, str, list]:
@@ -205,7 +207,7 @@ def _name_score(parsed: ParsedQuery) -> tuple[str, list, str, list]:
 
 def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, list[SearchResult]]:
     parsed = parse(query)
-    candidates, cand_params = _candidate_rows(index, parsed)
+    candidates, cand_params, by_identifier = _candidate_rows(index, parsed)
     name, name_params, exact, exact_params = _name_score(parsed)
     having, having_params = [], []
     if parsed.first or parsed.last:
@@ -226,7 +228,10 @@ def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, l
                max(coalesce({name}, 0)) as name_score,
                bool_or({exact}) as name_exact,
                bool_or(coalesce(c.date_of_birth = ?, false)) as dob_exact,
-               bool_or(coalesce(c.postcode = ?, false)) as postcode_exact
+               bool_or(coalesce(c.postcode = ?, false)) as postcode_exact,
+               -- what a result shows, kept on every name_key row at build: no second look-up per search
+               any_value(c.p_first_name), any_value(c.p_last_name), any_value(c.p_birth_year), any_value(c.p_district),
+               any_value(c.p_agency_count), bool_or(c.p_shielded), bool_or(c.p_provisional), any_value(c.p_address)
         from c
         group by c.person_id
         having {' and '.join(having) or 'true'}
@@ -237,28 +242,14 @@ def search(index: PractitionerIndex, query: SearchQuery) -> tuple[ParsedQuery, l
     params = cand_params + name_params + exact_params + [parsed.dob, parsed.postcode] + having_params
     with index.cursor() as cur:
         scored = cur.execute(sql, params).fetchall()
-        if not scored:
-            return parsed, []
-        ids = [r[0] for r in scored]
-        persons = {r[0]: r for r in cur.execute(
-            "select person_id, first_name, last_name, year(date_of_birth), split_part(postcode, ' ', 1), agency_count, "
-            f"shielded, provisional, upper(coalesce(address, '')) from person where person_id in ({_marks(ids)})",
-            ids).fetchall()}
-        by_identifier = set()
-        if parsed.identifier:
-            by_identifier = {r[0] for r in cur.execute("select person_id from identifier where value = ?",
-                                                       [parsed.identifier]).fetchall()}
     results = []
-    for person_id, _score, name_exact, dob_exact, _postcode in scored:
-        row = persons.get(person_id)
-        if row is None:
-            continue
-        _, first, last, birth_year, district, agencies, shielded, provisional, address = row
+    for (person_id, _score, name_exact, dob_exact, _postcode, first, last, birth_year, district, agencies, shielded,
+         provisional, address) in scored:
         if parsed.identifier and person_id not in by_identifier:
             continue
         if parsed.address and parsed.address not in address:
             continue
-        if shielded:
+        if index.is_shielded(person_id, shielded):
             # only a full name with the exact date of birth, or an exact identifier, finds a shielded person
             exact = person_id in by_identifier or (parsed.first is not None and parsed.last is not None
                                                    and name_exact and parsed.dob is not None and dob_exact)

@@ -1,0 +1,82 @@
+"""`familylink serve`: the process tree — one linker process, N uvicorn web workers, this supervisor.
+
+The supervisor binds the listening socket once and hands it to each worker (as uvicorn's own multi-worker mode
+does), starts the linker first and waits until it accepts links, and ends every child when it is told to stop.
+Workers are spawned (not forked): DuckDB and SQLAlchemy state never crosses a fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import secrets
+import signal
+import threading
+
+log = logging.getLogger("familylink.practitioner")
+multiprocessing.allow_connection_pickling()  # the listening socket goes to each worker
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def _web_worker(settings, sockets, linker_address: str, authkey: bytes) -> None:
+    import uvicorn
+
+    from practitioner._app import build_context, create_app
+    from practitioner._linker import LinkerClient
+
+    context = build_context(settings, follow=True, linker=LinkerClient(linker_address, authkey))
+    app = create_app(settings, context=context)
+    config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on")
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def run(settings, *, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from practitioner._linker import run_linker
+
+    address = f"\0familylink-linker-{os.getpid()}-{secrets.token_hex(8)}"  # abstract namespace: no file
+    authkey = secrets.token_bytes(32)
+    stop = threading.Event()
+
+    def _stop(_signum, _frame) -> None:
+        stop.set()
+
+    # before the first child: a stop while the linker is still building the index stops it too (no orphans)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    ready = _SPAWN.Event()
+    linker = _SPAWN.Process(target=run_linker, args=(settings, address, authkey, ready), name="familylink-linker")
+    linker.start()
+    children: list = []
+    sock = None
+    try:
+        while not ready.wait(1):
+            if stop.is_set():
+                return
+            if not linker.is_alive():
+                raise SystemExit("the linker process stopped at start (see its log)")
+        sock = uvicorn.Config(app=None, host=host, port=port).bind_socket()
+        children = [_SPAWN.Process(target=_web_worker, args=(settings, [sock], address, authkey),
+                                   name=f"familylink-web-{n}") for n in range(workers)]
+        for child in children:
+            child.start()
+        while not stop.wait(1):
+            if not linker.is_alive() or not any(c.is_alive() for c in children):
+                log.warning("a service process stopped; stopping the others")
+                break
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # uvicorn finishes the requests in flight
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
+        linker.terminate()
+        linker.join(10)
+        if linker.is_alive():
+            linker.kill()
+        if sock is not None:
+            sock.close()
