@@ -254,8 +254,11 @@ class SparkOptions:
 
 
 def _jar_folder(options: SparkOptions) -> Path:
-    """Where the compiled similarity jar is kept between runs (it holds no data)."""
-    return Path(options.work_dir).resolve() / "jars"
+    """Where the compiled similarity jar is kept between runs: the user's cache, so it is compiled once per
+    machine (it holds no data; Spark serves it to executors from the driver, so it needs no shared storage)."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "familylink" / "spark-jars"
 
 
 def spark_session(options: SparkOptions):
