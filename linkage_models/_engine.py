@@ -163,7 +163,9 @@ def similarity_jar(folder: Path) -> Path:
                           "(make system-deps installs Debian's default-jdk-headless)")
     jar.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        classpath = str(Path(pyspark.__file__).parent / "jars" / "*")
+        # UDF2 is all the class needs: the one jar keeps javac quick (the whole folder is ≈250 jars)
+        api = sorted((Path(pyspark.__file__).parent / "jars").glob("spark-sql-api_*.jar"))
+        classpath = str(api[0]) if api else str(Path(pyspark.__file__).parent / "jars" / "*")
         done = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", classpath, "-d", tmp, str(_JAVA_SOURCE)],
                               capture_output=True, text=True)
         if done.returncode != 0:

@@ -149,7 +149,7 @@ def test_duckdb_string_similarities_give_duckdbs_numbers_on_spark(local_spark, t
     expected = con.execute(f"select i, {', '.join(f'{f}(a, b)' for f in functions)} from p order by i").fetchall()
     jar = similarity_jar(tmp_path / "jars")  # compiled here, from the source in the package
     assert jar.stat().st_size > 1000
-    register_duckdb_similarities(local_spark, jar)
+    register_duckdb_similarities(local_spark, jar)  # the session has the cached copy already: registered only
     local_spark.createDataFrame([(i, a, b) for i, (a, b) in enumerate(pairs)],
                                 "i int, a string, b string").createOrReplaceTempView("p")
     on_spark = ", ".join(f"duckdb_{f}(a, b)" for f in functions)
