@@ -59,10 +59,13 @@ def _measured(target, *args) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    load_before = os.getloadavg()[0]
     result = queue.get()
     process.join()
     sampler.join()
-    return {**result, "peak_tree_mb": round(peak[0])}
+    # the machine is shared: the 1-minute load average before and after says how far to trust the seconds
+    return {**result, "peak_tree_mb": round(peak[0]),
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
 
 
 def _settings(data_dir: str, engine: str):
@@ -108,6 +111,19 @@ def _link(data_dir: str, engine: str, out: mp.Queue) -> None:
              "scored_pairs": result["scored_pairs"], "person_ids_md5": ids, "household_ids_md5": households})
 
 
+def sizing(rows: list[dict], cores: int = 2) -> dict:
+    """An estimate, not a measurement: core-hours of the link stage at 10M and 100M records scaled from this run.
+    Scored pairs grow faster than records (blocks grow with the region), so the work is scaled by
+    (N / records) ** 1.2 — between linear (the model builder caps every blocking rule's pairs in proportion to
+    the records) and the square a date-of-birth block would give uncapped. Read it as an order of magnitude."""
+    out = {"estimate": "core-hours of the link stage, scaled from this run as (records ratio) ** 1.2"}
+    for row in rows:
+        for target in (10_000_000, 100_000_000):
+            core_hours = row["seconds"] * cores * (target / row["records"]) ** 1.2 / 3600
+            out[f"{row['phase'].split()[-1]} at {target // 1_000_000}M"] = round(core_hours, 1)
+    return out
+
+
 def _build(data_dir: Path, people: int, seed: int) -> None:
     from pipelines.settings import Settings
     from pipelines.stages import run_ingest
@@ -147,6 +163,7 @@ def main() -> None:
         print(json.dumps({"same_person_and_household_ids": same,
                           "spark_over_duckdb_wall": round(rows[1]["seconds"] / rows[0]["seconds"], 1),
                           "spark_over_duckdb_memory": round(rows[1]["peak_tree_mb"] / rows[0]["peak_tree_mb"], 1)}))
+        print(json.dumps(sizing(rows)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -23,7 +23,6 @@ import copy
 import json
 import logging
 import shutil
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,41 +132,62 @@ def trained_onto_spec(spec: dict, trained: dict) -> dict:
     return out
 
 
-def register_duckdb_similarities(spark) -> None:
-    """DuckDB's jaro_similarity, jaro_winkler_similarity and damerau_levenshtein as Spark functions giving the
-    same numbers (named duckdb_*). DuckDB's come from RapidFuzz's C++ library; Spark 4's built-in and Splink's
-    JVM UDFs implement another Jaro variant (half transpositions counted differently), which moves pairs
-    across the model's thresholds: 'williams'/'wilmiams' is 0.908 on DuckDB and 0.892 on Spark, either
-    side of a 0.9 level. These are
-    Python UDFs (Arrow batches) calling RapidFuzz, so executors need Python with rapidfuzz installed.
-    The functions are defined here, not at module level, so they travel to executors by value."""
-    from pyspark.sql.functions import udf
+_JAVA_SOURCE = Path(__file__).parent / "spark" / "DuckDBSimilarity.java"
+_JAVA_CLASSES = {"duckdb_jaro_similarity": ("JaroSimilarity", "double"),
+                 "duckdb_jaro_winkler_similarity": ("JaroWinklerSimilarity", "double"),
+                 "duckdb_damerau_levenshtein": ("DamerauLevenshtein", "long")}
+
+
+def similarity_jar(folder: Path) -> Path:
+    """DuckDB's jaro_similarity, jaro_winkler_similarity and damerau_levenshtein for Spark, giving the same
+    numbers (spark/DuckDBSimilarity.java): compiled with the JDK's javac against pyspark's own jars into
+    `folder`, once per version of the source.
+
+    JVM code, not Python UDFs: a Python UDF sends every candidate pair through a Python worker and Spark
+    evaluates it for every pair even where the comparison level needing it is never reached; that made
+    scoring on Spark ≈30× slower than DuckDB (docs/adr/0009-spark-engine.md)."""
+    import hashlib
+    import subprocess
+    import tempfile
+    import zipfile
+
+    import pyspark
+
+    source = _JAVA_SOURCE.read_bytes()
+    jar = Path(folder) / f"familylink-similarity-{hashlib.sha256(source).hexdigest()[:12]}.jar"
+    if jar.exists():
+        return jar
+    javac = shutil.which("javac")
+    if javac is None:
+        raise EngineError("the Spark engine compiles its string similarities with javac: install a JDK "
+                          "(make system-deps installs Debian's default-jdk-headless)")
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # UDF2 is all the class needs: the one jar keeps javac quick (the whole folder is ≈250 jars)
+        api = sorted((Path(pyspark.__file__).parent / "jars").glob("spark-sql-api_*.jar"))
+        classpath = str(api[0]) if api else str(Path(pyspark.__file__).parent / "jars" / "*")
+        done = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", classpath, "-d", tmp, str(_JAVA_SOURCE)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise EngineError(f"javac could not compile {_JAVA_SOURCE.name}: {done.stderr.strip()[:500]}")
+        partial = jar.with_name(f"{jar.name}.{uuid.uuid4().hex[:8]}")  # another process may compile at once
+        with zipfile.ZipFile(partial, "w") as archive:
+            for compiled in sorted(Path(tmp).rglob("*.class")):
+                archive.write(compiled, compiled.relative_to(tmp).as_posix())
+        partial.replace(jar)
+    return jar
+
+
+def register_duckdb_similarities(spark, jar: Path) -> None:
+    """The duckdb_* functions of `similarity_jar` in the session (the translated model calls them). A session
+    started elsewhere (a notebook's, a test's) is given the jar first."""
     from pyspark.sql.types import DoubleType, LongType
 
-    def jaro_winkler_similarity(a, b):
-        from rapidfuzz.distance import JaroWinkler
-
-        if a is None or b is None:
-            return None
-        return JaroWinkler.similarity(a, b) if a or b else 0.0  # DuckDB: two empty strings score 0
-
-    def jaro_similarity(a, b):
-        from rapidfuzz.distance import Jaro
-
-        if a is None or b is None:
-            return None
-        return Jaro.similarity(a, b) if a or b else 0.0
-
-    def damerau_levenshtein(a, b):
-        from rapidfuzz.distance import DamerauLevenshtein
-
-        if a is None or b is None:
-            return None
-        return DamerauLevenshtein.distance(a, b)
-
-    for function, kind in ((jaro_winkler_similarity, DoubleType()), (jaro_similarity, DoubleType()),
-                           (damerau_levenshtein, LongType())):
-        spark.udf.register(_SIMILARITIES[function.__name__], udf(function, kind, useArrow=True))
+    if jar.name not in spark.conf.get("spark.jars", ""):
+        spark.sql(f"ADD JAR {_quoted(str(jar))}")
+    kinds = {"double": DoubleType(), "long": LongType()}
+    for name, (java_class, kind) in _JAVA_CLASSES.items():
+        spark.udf.registerJavaFunction(name, f"familylink.DuckDBSimilarity${java_class}", kinds[kind])
 
 
 # ------------------------------------------------------------------------------------------- engines
@@ -235,6 +255,14 @@ class SparkOptions:
     break_lineage: str = "parquet"
 
 
+def _jar_folder(options: SparkOptions) -> Path:
+    """Where the compiled similarity jar is kept between runs: the user's cache, so it is compiled once per
+    machine (it holds no data; Spark serves it to executors from the driver, so it needs no shared storage)."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "familylink" / "spark-jars"
+
+
 def spark_session(options: SparkOptions):
     """(session, started): the process's active SparkSession is reused (a test's, or a notebook's on a
     cluster); otherwise one is started from the options with Splink's similarity UDFs on its classpath."""
@@ -245,7 +273,8 @@ def spark_session(options: SparkOptions):
     if active is not None:
         return active, False
     builder = (SparkSession.builder.appName(options.app_name).master(options.master)
-               .config("spark.jars", similarity_jar_location())
+               # Splink's similarity UDFs and DuckDB's (register_duckdb_similarities), shipped to every executor
+               .config("spark.jars", f"{similarity_jar_location()},{similarity_jar(_jar_folder(options))}")
                .config("spark.driver.memory", options.driver_memory)
                .config("spark.sql.shuffle.partitions", str(options.shuffle_partitions))
                .config("spark.default.parallelism", str(options.shuffle_partitions))
@@ -266,9 +295,6 @@ def spark_session(options: SparkOptions):
         raise EngineError(f"Spark did not start against {options.master} ({exc.__class__.__name__}); is Java "
                           "installed (make system-deps) and the master reachable?") from None
     spark.sparkContext.setLogLevel("ERROR")
-    # the Python that runs the similarity UDFs on executors (pyspark reads only PYSPARK_PYTHON otherwise):
-    # `spark.pyspark.python` from spark_conf on a cluster, this very interpreter (with rapidfuzz) by default
-    spark.sparkContext.pythonExec = options.conf.get("spark.pyspark.python", sys.executable)
     return spark, True
 
 
@@ -297,7 +323,8 @@ class SparkEngine:
         if self._db_api is None:
             self._db_api = SparkAPI(spark_session=self.spark, break_lineage_method=self.options.break_lineage,
                                     num_partitions_on_repartition=self.options.shuffle_partitions)
-            register_duckdb_similarities(self.spark)  # after Splink's own UDFs, so DuckDB's meaning wins
+            # after Splink's own UDFs, so DuckDB's meaning wins
+            register_duckdb_similarities(self.spark, similarity_jar(_jar_folder(self.options)))
         return self._db_api
 
     def to_spark(self, con: duckdb.DuckDBPyConnection, table: str):
