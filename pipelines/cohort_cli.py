@@ -65,6 +65,7 @@ def evaluate(data_dir: DataDir = None, rules: Rules = None, unit_costs: UnitCost
     """Evaluate every programme on the published snapshot again (after triage, or new rules or unit costs)."""
     import warehouse
     from programmes import RuleError, evaluate_published
+    from warehouse import DictionaryError
 
     settings = _settings(data_dir=data_dir, programmes_dir=rules, unit_costs_path=unit_costs, cost_price_year=price_year)
     _exclusive(settings, "cohorts")
@@ -80,7 +81,7 @@ def evaluate(data_dir: DataDir = None, rules: Rules = None, unit_costs: UnitCost
         with warehouse.audited_run(con, "cohorts", {"snapshot": snapshot}) as run_id:
             summary = evaluate_published(con, settings, snapshot, as_of,
                                          Path(parquet_dir) if parquet_dir else None, report_dir=settings.reports / run_id)
-    except RuleError as exc:
+    except (RuleError, DictionaryError) as exc:
         _fail(str(exc))
     finally:
         con.close()

@@ -87,15 +87,23 @@ def test_published_views_exports_and_pseudonymised_tables(city):
     unjoined = con.execute("select count(*) from pseudonymised.cohort c anti join pseudonymised.household h "
                            "using (household_key)").fetchall()[0][0]
     assert unjoined == 0
-    # Parquet beside the snapshot, listed in its manifest with the right checksums; no record ids exported
+    # Parquet beside the snapshot's own, named after the views, listed in its manifest with the right checksums;
+    # no record ids exported; the same tables in the snapshot's analysts' database
     manifest_path = summary.publish.parquet_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    for table in ("cohort", "pseudo_cohort", "household_need", "household_cost", "cohort_change"):
-        entry = manifest["files"][f"programmes_{table}"]
+    for view in ("golden.cohort", "pseudonymised.cohort", "golden.household_need", "golden.household_cost",
+                 "golden.cohort_change", "analysts_database"):
+        entry = manifest["files"][view]
         path = summary.publish.parquet_dir / entry["file"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
-        assert "record_id" not in pl.read_parquet_schema(path)
-    assert pl.read_parquet(summary.publish.parquet_dir / "programmes_cohort.parquet").height == sum(counts.values())
+        if path.suffix == ".parquet":
+            assert "record_id" not in pl.read_parquet_schema(path)
+    assert pl.read_parquet(summary.publish.parquet_dir / "golden" / "cohort.parquet").height == sum(counts.values())
+    analysts = duckdb.connect(str(summary.publish.parquet_dir / "analysts.duckdb"), read_only=True)
+    try:
+        assert dict(analysts.sql("select programme, count(*) from golden.cohort group by 1").fetchall()) == counts
+    finally:
+        analysts.close()
 
 
 @pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (make system-deps installs it)")
