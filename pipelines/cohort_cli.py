@@ -266,10 +266,18 @@ def cohort_quality(con, truth_dir: Path, snapshot: str | None = None) -> Table |
         results = evaluate_cohorts(con, truth_dir, snapshot=snapshot)
     except ValueError:
         return None
-    table = Table(title="Programme cohorts against ground truth (households qualifying, triage aside)")
-    for column in ("programme", "expected", "found", "precision", "recall", "errors by cause"):
+    table = Table(title="Programme cohorts against ground truth (households qualifying, triage aside)",
+                  caption="Explained: a false or missed person link among the household's evidence records, a "
+                          "household not rebuilt exactly, or a recorded date of birth giving another age. Not "
+                          "explained differences are defects.")
+    for column in ("programme", "expected", "found", "precision", "recall", "missed", "false",
+                   "explained by linkage", "not explained", "errors by cause"):
         table.add_column(column, justify="left" if column in ("programme", "errors by cause") else "right")
     for q in results:
+        missed = sum(v for k, v in q.errors_by_cause.items() if k.startswith("missed"))
+        false = sum(v for k, v in q.errors_by_cause.items() if k.startswith("false"))
         table.add_row(q.programme, f"{q.expected:,}", f"{q.found:,}", f"{q.precision:.4f}", f"{q.recall:.4f}",
+                      f"{missed:,}", f"{false:,}", f"{q.explained:,}",
+                      f"[red]{q.not_explained:,}[/]" if q.not_explained else "0",
                       "; ".join(f"{k} {v}" for k, v in q.errors_by_cause.items()) or "none")
     return table
