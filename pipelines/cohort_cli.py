@@ -232,8 +232,14 @@ def report(data_dir: DataDir = None,
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)
+        quality = None
+        if Path(settings.truth, "records.parquet").exists():  # the synthetic city: say how accurate the cohorts are
+            from programmes._truth import evaluate_cohorts
+
+            quality = evaluate_cohorts(con, settings.truth, snapshot=snapshot, rules_dir=settings.programmes_dir)
         path = write_cohort_report(con, out or settings.reports / "cohorts", snapshot,
-                                   rules_dir=settings.programmes_dir, unit_costs=settings.unit_costs_path)
+                                   rules_dir=settings.programmes_dir, unit_costs=settings.unit_costs_path,
+                                   quality=quality)
     finally:
         con.close()
     console.print(f"cohort and needs report: {path}")

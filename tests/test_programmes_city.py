@@ -196,3 +196,10 @@ def test_triage_through_the_cli_survives_a_rerun_of_the_nightly_flow(published_c
     evaluated = runner.invoke(app, ["evaluate", "--data-dir", str(data)])
     assert evaluated.exit_code == 0, evaluated.output
     assert "Programme cohorts against ground truth" in evaluated.output and "troubled_families_2012" in evaluated.output
+    assert "explained by linkage" in evaluated.output and "not explained" in evaluated.output
+    # on the synthetic city the report says how many differences linkage errors explain (none unexplained)
+    reported = runner.invoke(app, ["cohort", "report", "--data-dir", str(data), "--out", str(tmp_path / "report")])
+    assert reported.exit_code == 0, reported.output
+    html = (tmp_path / "report" / "cohorts.html").read_text(encoding="utf-8")
+    for name in load_programmes():
+        assert f'id="not-explained-{name}">0<' in html and f'id="explained-{name}">' in html
