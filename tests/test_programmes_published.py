@@ -57,6 +57,8 @@ def published(tmp_path):
 
 def test_cohort_tables_are_in_the_same_snapshots_analysts_database_described(published):
     con, result = published
+    os.chmod(result.parquet_dir / "manifest.json", 0o640)  # as a deployment sharing snapshots with a group would
+    analysts_mode = (result.parquet_dir / "analysts.duckdb").stat().st_mode
     summary = evaluate_snapshot(con, result.snapshot_id, as_of=AS_OF, pseudonymisation_key=KEY,
                                 parquet_dir=result.parquet_dir)
     make_current(con, result.snapshot_id)  # the nightly switches after evaluation, in the run's transaction
@@ -69,6 +71,9 @@ def test_cohort_tables_are_in_the_same_snapshots_analysts_database_described(pub
 
     path = result.parquet_dir / "analysts.duckdb"
     assert not os.access(path, os.W_OK) or os.geteuid() == 0  # still read-only
+    # files added to the snapshot get the permissions publish gave its own files
+    assert path.stat().st_mode == analysts_mode
+    assert (result.parquet_dir / "golden" / "cohort.parquet").stat().st_mode & 0o777 == 0o640
     analysts = duckdb.connect(str(path), read_only=True)
     try:
         tables = {f"{s}.{t}": c for s, t, c in analysts.sql(

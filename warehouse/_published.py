@@ -191,6 +191,19 @@ def undescribed_columns(con: duckdb.DuckDBPyConnection, table: PublishedTable, q
                if c not in columns])
 
 
+def _permissions_like(path: Path, reference: Path) -> None:
+    """Give a file added to a published snapshot the mode and group of the file publish wrote beside it, so
+    whoever may read the snapshot may read it too (and nobody may write it)."""
+    if not reference.exists():
+        return
+    mode = reference.stat()
+    os.chmod(path, mode.st_mode & 0o777)
+    try:
+        os.chown(path, -1, mode.st_gid)
+    except PermissionError:  # not a member of the group: the mode still applies
+        pass
+
+
 def add_to_snapshot(con: duckdb.DuckDBPyConnection, snapshot: str, snapshot_dir: Path,
                     tables: dict[str, str], dictionary: Dictionary, *, fail_before_replace: bool = False) -> dict:
     """Add tables evaluated after a snapshot was exported (view name -> select of its rows) to that snapshot's
@@ -221,6 +234,7 @@ def add_to_snapshot(con: duckdb.DuckDBPyConnection, snapshot: str, snapshot_dir:
             beside = final.with_name(f".{final.name}.tmp")
             write_parquet(con, snapshot, table, beside, dictionary, query=query)
             staged.append((beside, final))
+            _permissions_like(beside, manifest_path)
         if analysts.exists():
             beside = analysts.with_name(f".{analysts.name}.tmp")
             beside.unlink(missing_ok=True)
@@ -235,8 +249,8 @@ def add_to_snapshot(con: duckdb.DuckDBPyConnection, snapshot: str, snapshot_dir:
                         _copy_described(con, alias, table, query, dictionary)
             finally:
                 con.execute(f"detach {alias}")
-            os.chmod(beside, os.stat(analysts).st_mode & 0o555)
             staged.append((beside, analysts))
+            _permissions_like(beside, analysts)
         files = manifest.setdefault("files", {})
         counts = manifest.setdefault("row_counts", {})
         written = {}
@@ -251,6 +265,7 @@ def add_to_snapshot(con: duckdb.DuckDBPyConnection, snapshot: str, snapshot_dir:
         beside_manifest = manifest_path.with_name(f".{manifest_path.name}.tmp")
         beside_manifest.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         staged.append((beside_manifest, manifest_path))
+        _permissions_like(beside_manifest, manifest_path)
         if fail_before_replace:  # tests: a failure here leaves the published files as they were
             raise DictionaryError(f"{snapshot}: stopped before replacing its files on request")
         for beside, final in staged:
