@@ -369,9 +369,10 @@ def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
 
 def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *,
                 switch: bool = True) -> PublishSummary:
-    """Build, check and export a snapshot. `switch=False` (the nightly) leaves it ready: `end_run` makes it
-    current in the transaction that completes the run."""
-    from warehouse._golden import PublishError, publish_snapshot
+    """Build, check and export a snapshot, evaluate its programme cohorts into it, then switch to it.
+    `switch=False` (the nightly) leaves it ready: `end_run` makes it current in the transaction that completes
+    the run. Either way a snapshot is switched to only with its cohorts, so a failure there switches nothing."""
+    from warehouse._golden import PublishError, publish_snapshot, switch_to
 
     from linkage_models.pipeline import ModelError, check_staged_sources
 
@@ -392,7 +393,7 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
             con, run_id=run_id, model_version=model_version, as_of=as_of, snapshots_dir=settings.snapshots,
             pseudonymisation_key=settings.pseudonymisation_key_bytes(),
             retention_days=settings.snapshot_retention_days,
-            notes={"sources_not_refreshed": stale} if stale else None, switch=switch,
+            notes={"sources_not_refreshed": stale} if stale else None, switch=False,
         )
         from warehouse._retention import apply_retention
 
@@ -404,6 +405,8 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
             cohorts = evaluate_published(con, settings, result.snapshot_id, as_of, result.parquet_dir,
                                          report_dir=settings.reports / run_id)
         # --- end issue 16 ---
+        if switch and result.unchanged_from is None:  # only now, with its cohorts (ADR 8)
+            result.expired = switch_to(con, result.snapshot_id, settings.snapshots, settings.snapshot_retention_days)
     except PublishError as exc:
         raise StageFailure("publish", str(exc)) from None
     finally:

@@ -110,6 +110,36 @@ def test_published_views_exports_and_pseudonymised_tables(city):
         analysts.close()
 
 
+def test_a_publish_whose_cohorts_fail_switches_nothing(published_city, tmp_path, monkeypatch):
+    """`familylink publish` switches to a snapshot only with its cohorts: an invalid programme file fails the
+    publish at the cohorts stage and the published snapshot, its views and the `current` link stay as they were."""
+    from pipelines.stages import StageFailure, open_warehouse, run_publish
+    from programmes._rules import RULES_DIR
+    from warehouse._golden import current_snapshot
+
+    settings, first = published_city
+    shutil.copytree(settings.data_dir, tmp_path / "data", symlinks=True)
+    shutil.copytree(RULES_DIR, tmp_path / "rules")
+    bad = tmp_path / "rules" / "troubled_families_2012.yaml"
+    bad.write_text(bad.read_text(encoding="utf-8").replace("events: [domestic_abuse]", "events: [violence]"),
+                   encoding="utf-8")
+    settings = settings.model_copy(update={"data_dir": tmp_path / "data", "programmes_dir": tmp_path / "rules"})
+    monkeypatch.setattr("warehouse._golden._identical", lambda *args: False)  # a new snapshot to publish
+    link_before = (settings.snapshots / "current").resolve()
+    con = open_warehouse(settings)
+    try:
+        published = current_snapshot(con)
+        model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0]
+        with pytest.raises(StageFailure) as failure:
+            run_publish(settings, "test-run", model, con=con)
+        assert failure.value.stage == "cohorts" and "unknown event type" in str(failure.value)
+        assert current_snapshot(con) == published == first.publish.snapshot_id
+        assert con.execute("select count(*) from golden.cohort where snapshot_id = ?", [published]).fetchall()[0][0] > 0
+    finally:
+        con.close()
+    assert (settings.snapshots / "current").resolve() == link_before
+
+
 @pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (make system-deps installs it)")
 def test_report_opens_offline_in_headless_chromium(city):
     settings, summary, con = city
