@@ -10,6 +10,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -92,6 +94,14 @@ def test_cohort_tables_are_in_the_same_snapshots_analysts_database_described(pub
             [(TF15, ["domestic_abuse", "school_attendance"])]
         assert analysts.sql("select count(*) from pseudonymised.cohort join pseudonymised.household "
                             "using (household_key)").fetchall() == [(1,)]
+        # every worked query of docs/programmes.md runs on the analysts' database (bar the working warehouse's
+        # cohort-size history)
+        text = (Path(__file__).parents[1] / "docs" / "programmes.md").read_text(encoding="utf-8")
+        queries = [q.strip() for block in re.findall(r"```sql\n(.*?)```", text, re.S) for q in block.split(";")
+                   if q.strip() and "programmes.evaluation" not in q]
+        assert len(queries) >= 9
+        for query in queries:
+            analysts.sql(query).fetchall()
         no_ids = {r[0] for r in analysts.sql("select column_name from duckdb_columns() where schema_name = "
                                              "'pseudonymised' and table_name in ('cohort', 'household_need')").fetchall()}
         assert not no_ids & {"household_id", "person_id", "record_id", "triage_reason", "note"}
