@@ -104,10 +104,19 @@ def household_quality(con, truth_dir) -> dict[str, float]:
     from warehouse import uprn_match_rate
 
     rate = uprn_match_rate(con)  # the one definition: warehouse.UPRN_MATCH_RATE_DEFINITION
+    # The ceiling any current-address rule can reach: households every member of which some agency records
+    # at the household's current address. A member whom every agency still records at a former address
+    # cannot be placed from the records (ADR 5).
+    evidenced = (truth.group_by("person_id").agg(
+        (pl.col("uprn_recorded") == pl.col("uprn_current")).fill_null(False).any().alias("at_current"),
+        pl.col("household_id").first())
+        .group_by("household_id").agg(pl.col("at_current").all())) if {"uprn_recorded", "uprn_current"} <= set(
+        truth.columns) else None
     return {
         "households_true": actual.height,
         "households_exact": int(exact["found"].fill_null(False).sum()),
         "households_exact_share": float(exact["found"].fill_null(False).mean()),
+        **({"households_evidenced_share": float(evidenced["at_current"].mean())} if evidenced is not None else {}),
         "uprn_matched_share": rate["share"],
         "uprn_accuracy_on_matched": float((checked["uprn"] == checked["uprn_recorded"]).mean()),
     }

@@ -115,3 +115,32 @@ def test_a_cannot_link_decision_splits_the_person_in_the_next_run(linked):
         f"(('{pair[0]}', '{pair[1]}'), ('{pair[2]}', '{pair[3]}'))"
     ).pl()
     assert again["person_id"].n_unique() == 2
+
+
+def test_address_word_overlap_holds_for_long_addresses_and_matches_the_exact_measure():
+    """The bit-set pre-test of address words (ADR 6) gives the exact token-overlap answer, and a long
+    address (more set bits than a TINYINT holds) does not overflow it."""
+    import duckdb
+
+    from linkage_models._model_builder import address_signature_sql
+    from linkage_models._person_model import _SAME_ADDRESS, _SIMILAR_ADDRESS
+
+    long = ["FLAT", "12", "THE", "OLD", "MILL", "HOUSE", "UPPER", "HIGH", "STREET", "NORTH", "SIDE", "LITTLE",
+            "TOWN", "EAST", "WEST"] + [chr(c) for c in range(ord("A"), ord("T"))]
+    cases = [  # (left words, right words, ≥ 60% of words shared, ≥ 50% shared)
+        (long, long, True, True),
+        (["12", "HIGH", "STREET"], ["12", "HIGH", "ST"], False, True),
+        (["12", "HIGH", "STREET"], ["12", "HIGH", "STREET", "FLAT"], True, True),
+        (["24", "SPRING", "GROVE"], ["39", "LIME", "GROVE"], False, False),
+    ]
+    con = duckdb.connect()
+    side = {s: address_signature_sql(f"address_tokens_{s}").replace(" as address_sig0", f" as address_sig0_{s}")
+            .replace(" as address_sig1", f" as address_sig1_{s}").replace(" as address_sig2", f" as address_sig2_{s}")
+            .replace(" as address_sig3", f" as address_sig3_{s}") for s in "lr"}
+    for left, right, most, half in cases:
+        con.execute("create or replace table words as select ?::varchar[] as address_tokens_l, "
+                    "?::varchar[] as address_tokens_r, '12' as address_numbers_l, '12' as address_numbers_r",
+                    [left, right])
+        got = con.sql(f"select {_SAME_ADDRESS['address_std']}, {_SIMILAR_ADDRESS['address_std']} "
+                      f"from (select *, {side['l']}, {side['r']} from words)").fetchall()[0]
+        assert got == (most, half), (left, right)
