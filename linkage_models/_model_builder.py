@@ -40,6 +40,7 @@ FIELDS = ("first_name_std", "last_name_std", "date_of_birth", "sex", "postcode",
           "email")
 MIN_COVERAGE = 0.05  # a source "populates" a field when at least this share of its records have it
 MIN_RECORDS = 10  # fewer staged records than this is too little to train on
+TRAINING_RECORDS = 300_000  # training reads a deterministic sample of at most this many records
 MAX_RULE_COMPARISONS = 5e7  # a blocking rule past this at training size is skipped (it would not finish)
 
 
@@ -103,6 +104,7 @@ def input_select(records: str, identifiers: dict[str, str], *, declared: str = "
                if declared_schemes else "ids as (select null::varchar as source, null::varchar as record_id)")
     declared_cols = [f"ids.{id_column(s)}" for s in declared_schemes]
     placeholders = ", ".join(f"date '{d.isoformat()}'" for d in PLACEHOLDER_DATES)
+    dob = f"(case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end)"
     return f"""
 with {ids_cte}
 select
@@ -114,7 +116,11 @@ select
     replace(p.last_name_std, ' ', '') as last_name_std,
     -- a placeholder (1900-01-01 and the like, flagged date_of_birth_placeholder at ingest) would make strangers
     -- agree: no date, for matching. By the dates themselves, so a snapshot's records (no flags) read the same
-    case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end as date_of_birth,
+    {dob} as date_of_birth,
+    -- parts of the date for blocking: a forename and surname alone make blocks that grow with the square of a
+    -- city's size ("MOHAMMED KHAN"), the name with either part of the date does not (ADR 6)
+    year({dob}) as birth_year,
+    strftime({dob}, '%m%d') as birth_monthday,
     p.sex,
     p.postcode,
     p.uprn,
@@ -279,9 +285,13 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
 def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list[str]]:
     """Blocking rules to try, cheapest evidence first; each is kept only if every column is usable."""
     first = "first_name_formal"
+    # the full name with the year or with the day and month of birth (a typo rarely hits both); the name
+    # alone only where dates of birth are not shared, since its blocks grow with the square of the city
+    names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"]]
+             if "date_of_birth" in usable else [[first, "last_name_std"]])
     candidates = [[id_column(s)] for s in identifiers] + [
         ["date_of_birth"],
-        [first, "last_name_std"],
+        *names,
         ["last_name_std", "postcode"],
         [first, "postcode"],
         ["phone"],
@@ -289,7 +299,7 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
         ["uprn"],
         ["last_name_std", "address_std"],
     ]
-    needs = {first: "first_name_std"}
+    needs = {first: "first_name_std", "birth_year": "date_of_birth", "birth_monthday": "date_of_birth"}
     return [rule for rule in candidates if all(needs.get(c, c) in usable for c in rule)]
 
 
@@ -326,11 +336,15 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     sdf = db_api.register(table)
     counted, skipped = [], []
     sample = 1.0 if records <= 200_000 else 0.05
-    for rule in _candidate_rules(set(usable), identifiers):
-        sql = _rule_sql(rule)
+
+    def count(rule: list[str]) -> float:
         record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[block_on(*rule)], link_type="dedupe_only",
                                                        record_sample_proportion=sample)[0]
-        pairs = float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
+        return float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
+
+    for rule in _candidate_rules(set(usable), identifiers):
+        sql = _rule_sql(rule)
+        pairs = count(rule)
         if pairs == 0:
             log.info("blocking rule skipped: %s yields no pairs", sql)
             skipped.append({"rule": sql, "reason": "yields no pairs"})
@@ -348,6 +362,14 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",
                       "postcode"], ["first_name_formal", "postcode"], *([id_column(s)] for s in identifiers), ["phone"]]
     found = {tuple(rule): pairs for rule, pairs in counted}
+    # a training block need not be a prediction block: EM trains the date of birth in the name block, where
+    # the date is free (training samples at most TRAINING_RECORDS records, so the block stays small there)
+    needs = {"first_name_formal": "first_name_std"}
+    for rule in training_order:
+        if tuple(rule) not in found and all(needs.get(c, c) in usable for c in rule):
+            pairs = count(rule) * min(1.0, TRAINING_RECORDS / records) ** 2
+            if 0 < pairs <= MAX_RULE_COMPARISONS:
+                found[tuple(rule)] = pairs
     training = [{"rule": _rule_sql(r), "columns": r, "comparisons": found[tuple(r)]}
                 for r in training_order if tuple(r) in found]
     # the first four blocks train every comparison at least once when EM converges in each; identifier and

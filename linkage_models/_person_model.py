@@ -25,8 +25,8 @@ from splink import Linker, block_on
 from splink.internals.exceptions import SplinkException  # EMTrainingException and the rest (no public path)
 
 from linkage_models._engine import DuckDBEngine
-from linkage_models._model_builder import (ADDRESS_SIGNATURE_WORDS, INPUT_TABLE, ModelBuildError, ModelPlan, build_input, build_plan,
-                                          load_plan)
+from linkage_models._model_builder import (ADDRESS_SIGNATURE_WORDS, INPUT_TABLE, TRAINING_RECORDS, ModelBuildError,
+                                          ModelPlan, build_input, build_plan, load_plan)
 
 def _word_share(numerator: int, denominator: int) -> str:
     """At least numerator/denominator of the two addresses' distinct words in common (token Jaccard).
@@ -241,7 +241,7 @@ def regularise(model: dict, pairs_sampled: float) -> dict:
 
 
 def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 1e7,
-                       max_records: int = 300_000, seed: int = 1, settings_path: Path | None = None,
+                       max_records: int = TRAINING_RECORDS, seed: int = 1, settings_path: Path | None = None,
                        engine=None) -> TrainedModel:
     """Unsupervised training on the staged records; saves a new version (never promoted here).
 

@@ -182,3 +182,37 @@ def test_date_of_birth_bounds_come_from_the_contract():
     dropped = standardise_person_records(rows, as_of=dt.date(2026, 1, 1))
     assert kept["date_of_birth"][0] == dt.date(1890, 1, 1)
     assert dropped["date_of_birth"][0] is None and "date_of_birth_out_of_bounds" in dropped["quality_flags"][0]
+
+
+def test_the_full_name_blocks_with_a_part_of_the_date_of_birth_where_dates_are_shared():
+    """A forename + surname block grows with the square of the city ("MOHAMMED KHAN"): where dates of birth
+    are shared it is split by the year and by the day and month of birth (a typo rarely hits both); where they
+    are not, the name alone still blocks, or nothing would bring two records of one person together."""
+    from linkage_models._model_builder import _candidate_rules
+
+    fields = {"first_name_std", "last_name_std", "postcode", "address_std", "phone"}
+    with_dates = _candidate_rules(fields | {"date_of_birth"}, {})
+    assert ["first_name_formal", "last_name_std", "birth_year"] in with_dates
+    assert ["first_name_formal", "last_name_std", "birth_monthday"] in with_dates
+    assert ["first_name_formal", "last_name_std"] not in with_dates
+    assert ["first_name_formal", "last_name_std"] in _candidate_rules(fields, {})
+
+
+def test_the_name_block_still_trains_the_date_of_birth(febrl):
+    """The bare name block is no prediction rule where dates are shared, but EM still trains in it: there the
+    date of birth is free to disagree."""
+    _, con, *_ = febrl
+    build_input(con)
+    # give agency_a's records dates too, so both sources share the field
+    con.execute("update person_linkage_input set date_of_birth = coalesce(date_of_birth, "
+                "date '1950-01-01' + cast(hash(record_id) % 20000 as integer))")
+    con.execute("update person_linkage_input set birth_year = year(date_of_birth), "
+                "birth_monthday = strftime(date_of_birth, '%m%d')")
+    plan = build_plan(con)
+    assert "date_of_birth" in plan.usable
+    rules = [r["blocking_rule"].replace('"', "") for r in
+             plan.splink_settings["blocking_rules_to_generate_predictions"]]
+    assert "(l.first_name_formal = r.first_name_formal) AND (l.last_name_std = r.last_name_std)" not in rules
+    assert any("birth_year" in r for r in rules) and any("birth_monthday" in r for r in rules)
+    training = [r["rule"] for r in plan.training_rules]
+    assert "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std" in training
