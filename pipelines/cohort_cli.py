@@ -65,6 +65,7 @@ def evaluate(data_dir: DataDir = None, rules: Rules = None, unit_costs: UnitCost
     """Evaluate every programme on the published snapshot again (after triage, or new rules or unit costs)."""
     import warehouse
     from programmes import RuleError, evaluate_published
+    from warehouse import DictionaryError
 
     settings = _settings(data_dir=data_dir, programmes_dir=rules, unit_costs_path=unit_costs, cost_price_year=price_year)
     _exclusive(settings, "cohorts")
@@ -80,7 +81,7 @@ def evaluate(data_dir: DataDir = None, rules: Rules = None, unit_costs: UnitCost
         with warehouse.audited_run(con, "cohorts", {"snapshot": snapshot}) as run_id:
             summary = evaluate_published(con, settings, snapshot, as_of,
                                          Path(parquet_dir) if parquet_dir else None, report_dir=settings.reports / run_id)
-    except RuleError as exc:
+    except (RuleError, DictionaryError) as exc:
         _fail(str(exc))
     finally:
         con.close()
@@ -231,8 +232,14 @@ def report(data_dir: DataDir = None,
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)
+        quality = None
+        if Path(settings.truth, "records.parquet").exists():  # the synthetic city: say how accurate the cohorts are
+            from programmes._truth import evaluate_cohorts
+
+            quality = evaluate_cohorts(con, settings.truth, snapshot=snapshot, rules_dir=settings.programmes_dir)
         path = write_cohort_report(con, out or settings.reports / "cohorts", snapshot,
-                                   rules_dir=settings.programmes_dir, unit_costs=settings.unit_costs_path)
+                                   rules_dir=settings.programmes_dir, unit_costs=settings.unit_costs_path,
+                                   quality=quality)
     finally:
         con.close()
     console.print(f"cohort and needs report: {path}")
@@ -265,10 +272,18 @@ def cohort_quality(con, truth_dir: Path, snapshot: str | None = None) -> Table |
         results = evaluate_cohorts(con, truth_dir, snapshot=snapshot)
     except ValueError:
         return None
-    table = Table(title="Programme cohorts against ground truth (households qualifying, triage aside)")
-    for column in ("programme", "expected", "found", "precision", "recall", "errors by cause"):
+    table = Table(title="Programme cohorts against ground truth (households qualifying, triage aside)",
+                  caption="Explained: a false or missed person link among the household's evidence records, a "
+                          "household not rebuilt exactly, or a recorded date of birth giving another age. Not "
+                          "explained differences are defects.")
+    for column in ("programme", "expected", "found", "precision", "recall", "missed", "false",
+                   "explained by linkage", "not explained", "errors by cause"):
         table.add_column(column, justify="left" if column in ("programme", "errors by cause") else "right")
     for q in results:
+        missed = sum(v for k, v in q.errors_by_cause.items() if k.startswith("missed"))
+        false = sum(v for k, v in q.errors_by_cause.items() if k.startswith("false"))
         table.add_row(q.programme, f"{q.expected:,}", f"{q.found:,}", f"{q.precision:.4f}", f"{q.recall:.4f}",
+                      f"{missed:,}", f"{false:,}", f"{q.explained:,}",
+                      f"[red]{q.not_explained:,}[/]" if q.not_explained else "0",
                       "; ".join(f"{k} {v}" for k, v in q.errors_by_cause.items()) or "none")
     return table

@@ -368,10 +368,13 @@ def run_link(settings: Settings, run_id: str, con=None) -> LinkSummary:
 
 
 def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *,
-                switch: bool = True) -> PublishSummary:
-    """Build, check and export a snapshot. `switch=False` (the nightly) leaves it ready: `end_run` makes it
-    current in the transaction that completes the run."""
-    from warehouse._golden import PublishError, publish_snapshot
+                switch: bool = True, switch_before_cohorts: bool = False) -> PublishSummary:
+    """Build, check and export a snapshot, evaluate its programme cohorts into it, then switch to it.
+    `switch=False` (the nightly) leaves it ready: `end_run` makes it current in the transaction that completes
+    the run. Either way a snapshot is switched to only with its cohorts, so a failure there switches nothing —
+    except an erasure's republish (`switch_before_cohorts`): a snapshot without the erased record must replace
+    the one holding it even if the cohorts then fail."""
+    from warehouse._golden import PublishError, publish_snapshot, switch_to
 
     from linkage_models.pipeline import ModelError, check_staged_sources
 
@@ -392,7 +395,7 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
             con, run_id=run_id, model_version=model_version, as_of=as_of, snapshots_dir=settings.snapshots,
             pseudonymisation_key=settings.pseudonymisation_key_bytes(),
             retention_days=settings.snapshot_retention_days,
-            notes={"sources_not_refreshed": stale} if stale else None, switch=switch,
+            notes={"sources_not_refreshed": stale} if stale else None, switch=switch and switch_before_cohorts,
         )
         from warehouse._retention import apply_retention
 
@@ -404,6 +407,8 @@ def run_publish(settings: Settings, run_id: str, model_version: str, con=None, *
             cohorts = evaluate_published(con, settings, result.snapshot_id, as_of, result.parquet_dir,
                                          report_dir=settings.reports / run_id)
         # --- end issue 16 ---
+        if switch and not switch_before_cohorts and result.unchanged_from is None:  # only now, with its cohorts (ADR 8)
+            result.expired = switch_to(con, result.snapshot_id, settings.snapshots, settings.snapshot_retention_days)
     except PublishError as exc:
         raise StageFailure("publish", str(exc)) from None
     finally:
@@ -513,7 +518,7 @@ def _run_erasure(settings: Settings, source: str, record_id: str, *, actor: str,
                 model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] \
                     or "unknown"
                 build_graph(con, run_id=run_id, model_version=model, as_of=as_of)
-                published = run_publish(settings, run_id, model, con=con)
+                published = run_publish(settings, run_id, model, con=con, switch_before_cohorts=True)
                 summary.published = published.snapshot_id
                 stale = {k.split(".")[0] for k in result.rows_deleted if k.startswith("snapshot_")}
                 summary.purged = purge_snapshots(con, sorted(stale - {published.snapshot_id}),

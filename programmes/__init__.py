@@ -6,9 +6,10 @@ every programme over a built snapshot in DuckDB and writes the `programmes.*` ta
 and `pseudonymised.cohort…` views. See programmes/README.md.
 """
 
-from programmes._evaluate import (PUBLISHED_TABLES, CohortSummary, create_views, ensure_tables, evaluate_published,
-                                  evaluate_snapshot)
+from programmes._evaluate import (CohortSummary, add_to_published_snapshot, create_views, ensure_tables,
+                                  evaluate_published, evaluate_snapshot, published_tables)
 from programmes._rules import RuleError, load_programme, load_programmes, load_unit_costs
 
-__all__ = ["PUBLISHED_TABLES", "CohortSummary", "RuleError", "create_views", "ensure_tables", "evaluate_published", "evaluate_snapshot",
-           "load_programme", "load_programmes", "load_unit_costs"]
+__all__ = ["CohortSummary", "RuleError", "add_to_published_snapshot", "create_views", "ensure_tables",
+           "evaluate_published", "evaluate_snapshot", "load_programme", "load_programmes", "load_unit_costs",
+           "published_tables"]

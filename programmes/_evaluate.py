@@ -23,23 +23,17 @@ from programmes._rules import Condition, Programme, UnitCosts, load_programmes, 
 _SQL = Path(__file__).parent / "sql"
 DOUBTFUL_BELOW = 0.995  # evidence from a record linked with a lower probability can go to clerical review
 
-# tables with one set of rows per snapshot (the order they are built in), and what each view publishes
+# tables with one set of rows per snapshot (the order they are built in); which of them are published, as which
+# view, and described how, is warehouse/published.yaml (the entries `built_by: programmes`)
 SNAPSHOT_TABLES = ("cohort_evidence", "cohort", "cohort_change", "household_cost", "household_need", "need_by_ward",
                    "pseudo_cohort", "pseudo_household_need")
-PUBLISHED_TABLES = {  # view -> programmes table (the data dictionary is programmes/README.md)
-    "golden.cohort": "cohort",
-    "golden.cohort_evidence": "cohort_evidence",
-    "golden.cohort_change": "cohort_change",
-    "golden.household_need": "household_need",
-    "golden.need_by_ward": "need_by_ward",
-    "golden.household_cost": "household_cost",
-    "pseudonymised.cohort": "pseudo_cohort",
-    "pseudonymised.household_need": "pseudo_household_need",
-}
-# exported beside the snapshot's Parquet files (the evidence stays in the warehouse: record ids are for the
-# triage panel, not for analysts)
-EXPORTED_TABLES = ("cohort", "cohort_change", "household_need", "need_by_ward", "household_cost", "pseudo_cohort",
-                   "pseudo_household_need")
+
+
+def published_tables() -> dict[str, str]:
+    """View -> programmes table, from the registry of the published snapshot."""
+    from warehouse import dictionary
+
+    return {name: table.built_as for name, table in dictionary().after_publish.items()}
 
 
 @dataclass
@@ -170,7 +164,8 @@ def evaluate_snapshot(
     """Evaluate every programme over one built snapshot schema (`snapshot_NNNNNN`), replacing its earlier rows.
 
     The programme files and unit costs are validated first (RuleError names the file and key). With
-    `parquet_dir` the published tables are also written there as Parquet and added to its manifest.json.
+    `parquet_dir` (the snapshot's export folder) the published tables are added to its Parquet, analysts' database
+    and manifest.json (warehouse.add_to_snapshot: all or nothing, every column described).
     """
     programmes = load_programmes(rules_dir)
     costs = load_unit_costs(unit_costs)
@@ -234,7 +229,7 @@ def evaluate_snapshot(
     ).fetchall()[0]
     summary.households_known_to_3_plus, summary.recorded_cost, summary.unpriced_items = known, float(cost), unpriced
     if parquet_dir is not None:
-        summary.parquet_files = export_parquet(con, snapshot, Path(parquet_dir))
+        summary.parquet_files = add_to_published_snapshot(con, snapshot, Path(parquet_dir))
     return summary
 
 
@@ -262,32 +257,23 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists golden")
     con.execute("create schema if not exists pseudonymised")
     published = "(select snapshot_id from audit.snapshot where status = 'published')"
-    for view, table in PUBLISHED_TABLES.items():
+    for view, table in published_tables().items():
         con.execute(f"create or replace view {view} as select * from programmes.{table} "
                     f"where snapshot_id = {published}")
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, snapshot: str, out_dir: Path) -> dict[str, str]:
-    """Write the published tables beside the snapshot's Parquet files and list them in its manifest."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for table in EXPORTED_TABLES:
-        path = out_dir / f"programmes_{table}.parquet"
-        target = "'" + str(path).replace("'", "''") + "'"
-        con.execute(f"copy (select * from programmes.{table} where snapshot_id = '{snapshot}') to {target} "
-                    "(format parquet, compression zstd)")
-        files[table] = path.name
-    manifest = out_dir / "manifest.json"
-    if manifest.exists():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        data.setdefault("files", {})
-        for table, name in files.items():
-            data["files"][f"programmes_{table}"] = {
-                "file": name, "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest()}
-        tmp = manifest.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-        tmp.replace(manifest)
-    return files
+def add_to_published_snapshot(con: duckdb.DuckDBPyConnection, snapshot: str, snapshot_dir: Path,
+                              **options) -> dict[str, str]:
+    """The snapshot's rows of every published programme table into the snapshot's own Parquet and analysts'
+    database (those the registry marks for analysts; the evidence stays in the warehouse), replacing any earlier
+    evaluation's, all or nothing. Returns view -> file written."""
+    from warehouse import add_to_snapshot, dictionary
+
+    literal = _literal(snapshot)
+    queries = {view: f"select * from programmes.{table} where snapshot_id = {literal}"
+               for view, table in published_tables().items()}
+    written = add_to_snapshot(con, snapshot, Path(snapshot_dir), queries, dictionary(), **options)
+    return {name: entry["file"] for name, entry in written.items()}
 
 
 def evaluate_published(con: duckdb.DuckDBPyConnection, settings, snapshot: str, as_of: dt.date,

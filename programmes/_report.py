@@ -78,7 +78,8 @@ def _libraries() -> dict[str, str]:
 
 
 def render(con: duckdb.DuckDBPyConnection, snapshot: str, *, rules_dir: Path | None = None,
-           unit_costs: Path | None = None) -> str:
+           unit_costs: Path | None = None, quality: list | None = None) -> str:
+    """The report's HTML; `quality` (programmes._truth results, synthetic city only) adds the accuracy section."""
     programmes = load_programmes(rules_dir)
     costs = load_unit_costs(unit_costs)
     evaluations = _rows(con, "select snapshot_id, as_of, programme, programme_title, qualifying, in_cohort "
@@ -129,7 +130,7 @@ def render(con: duckdb.DuckDBPyConnection, snapshot: str, *, rules_dir: Path | N
         programmes=programmes, current=current, changes=changes, triage=triage, upsets=upsets,
         need_types=need_types, wards=wards, need_table=need_table, need_summary=need_summary,
         cost_by_agency=cost_by_agency, cost_by_ward=cost_by_ward, cost_by_cohort=cost_by_cohort, costs=costs,
-        charts=charts, libraries=_libraries(),
+        charts=charts, libraries=_libraries(), quality=quality,
         uplifted=bool(costs.price_index.values) and not costs.price_index.placeholder)
 
 

@@ -190,6 +190,7 @@ class UnitCost(_Strict):
     source: str = Field(min_length=3)
     url: str | None = None
     placeholder: bool = False
+    verified: str | None = None  # where and when the figure was checked against its published source, and what it says
     note: str | None = None
 
     @model_validator(mode="after")
@@ -206,6 +207,9 @@ class UnitCost(_Strict):
             raise ValueError("a placeholder has no cost: fill the cost and set placeholder: false")
         if not self.placeholder and (self.cost is None or self.price_year is None):
             raise ValueError("a published figure needs cost and price_year (or mark the row placeholder: true)")
+        if not self.placeholder and not (self.url and self.verified):
+            raise ValueError("a published figure needs url and verified (where it was checked and what the source "
+                             "says); a figure nobody could check is a placeholder")
         return self
 
 

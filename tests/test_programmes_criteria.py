@@ -342,3 +342,54 @@ def test_changes_compare_with_the_last_published_snapshot_not_a_failed_one(con):
     changes = con.execute("select previous_snapshot_id, household_id, change from programmes.cohort_change "
                           "where snapshot_id = 'snapshot_000003' and programme = ?", [tf]).fetchall()
     assert changes == [("snapshot_000001", 3, "joined")]
+
+
+def test_every_difference_from_the_true_cohort_is_classed_and_a_sql_defect_is_not_explained(con, tmp_path):
+    """Cohort quality against a hand-made truth (issue 16): a missed link among the evidence, a household not
+    rebuilt exactly, and a defect in the SQL's cohort are each counted under their cause."""
+    import polars as pl
+
+    from programmes._truth import SQL_DISAGREES, evaluate_cohorts
+
+    tf = "troubled_families_2015"  # 2 of 6: a child's absence and an adult's domestic abuse
+    # true households 1-3, each a child (absence) and an adult (domestic abuse); adult D also has a GP record
+    truth = [("education", "E1", "A", 1), ("police", "D1", "B", 1), ("health", "G1", "B", 1),
+             ("education", "E2", "C", 2), ("police", "D2", "D", 2), ("health", "G2", "D", 2),
+             ("education", "E3", "E", 3), ("police", "D3", "F", 3)]
+    (tmp_path / "truth").mkdir()
+    pl.DataFrame(truth, schema=["source", "record_id", "person_id", "household_id"], orient="row") \
+        .write_parquet(tmp_path / "truth" / "records.parquet")
+    dob = {"A": D(2012, 1, 1), "C": D(2013, 1, 1), "E": D(2014, 1, 1), "B": D(1986, 1, 1), "D": D(1980, 1, 1),
+           "F": D(1990, 1, 1)}
+    pl.DataFrame({"person_id": list(dob), "date_of_birth": list(dob.values())}) \
+        .write_parquet(tmp_path / "truth" / "persons.parquet")
+    # the product: household 1 rebuilt exactly (10); D's records split across two persons (a missed link) in
+    # households 20 and 21; F without a current address (household 3 not rebuilt)
+    _snapshot(con, "snapshot_000001", [(1, 10, 14), (2, 10, 40), (3, 20, 13), (4, 20, 46), (5, 21, 46), (6, 30, 12)],
+              [("education", "E1", 1, 1.0), ("police", "D1", 2, 1.0), ("health", "G1", 2, 1.0),
+               ("education", "E2", 3, 1.0), ("health", "G2", 4, 1.0), ("police", "D2", 5, 1.0),
+               ("education", "E3", 6, 1.0), ("police", "D3", 7, 1.0)])
+    con.execute("insert into snapshot_000001.person values (7, null, 36)")
+    _events(con, [("education", e, "attendance", D(2026, 10, 1), 80.0, None) for e in ("E1", "E2", "E3")]
+            + [("police", d, "domestic_abuse", D(2026, 9, 1), None, None) for d in ("D1", "D2", "D3")])
+    evaluate_snapshot(con, "snapshot_000001", as_of=AS_OF, pseudonymisation_key=KEY)
+
+    quality = {q.programme: q for q in evaluate_cohorts(con, tmp_path / "truth")}[tf]
+    assert (quality.expected, quality.found, quality.recall) == (3, 1, pytest.approx(1 / 3))
+    assert quality.errors_by_cause == {"missed: false or missed link among the evidence records": 1,
+                                       "missed: household not rebuilt exactly": 1}
+    assert (quality.explained, quality.not_explained, quality.sql_differs) == (2, 0, 0)
+    assert "2 missed, 0 false: 2 explained by linkage errors, 0 not explained" == quality.summary
+
+    # a defect: the SQL's cohort loses the household linkage rebuilt exactly — nothing in the linkage explains it
+    con.execute("delete from programmes.cohort where programme = ? and household_id = 10", [tf])
+    quality = {q.programme: q for q in evaluate_cohorts(con, tmp_path / "truth")}[tf]
+    assert quality.errors_by_cause[f"missed: {SQL_DISAGREES}"] == 1
+    assert (quality.explained, quality.not_explained, quality.sql_differs) == (2, 1, 1)
+    # a defect that happens to agree with truth still counts: the SQL adds household 30 (its adult has no
+    # address, so on the product's linkage it cannot qualify), which is true household 3
+    con.execute("insert into programmes.cohort (snapshot_id, as_of, programme, household_id) "
+                "values ('snapshot_000001', ?, ?, 30)", [AS_OF, tf])
+    quality = {q.programme: q for q in evaluate_cohorts(con, tmp_path / "truth")}[tf]
+    assert quality.errors_by_cause[f"other households: {SQL_DISAGREES}"] == 1
+    assert (quality.not_explained, quality.sql_differs) == (2, 2)

@@ -31,7 +31,11 @@ def test_shipped_programmes_name_their_source_documents():
 def test_shipped_unit_costs_cite_sources_and_never_invent_figures():
     costs = load_unit_costs()
     priced = [c for c in costs.costs if not c.placeholder]
-    assert priced and all(c.cost is not None and c.price_year and c.url for c in priced)
+    assert priced and all(c.cost is not None and c.price_year and c.url and c.verified for c in priced)
+    # the four figures checked against their published sources (programmes/unit_costs.yaml says where and what)
+    assert {c.key: c.cost for c in priced} == {"asb_warning_letter": 66, "asb_acceptable_behaviour_contract": 230,
+                                               "jsa_claim_processing": 13, "permanent_exclusion_ap_place": 8000}
+    assert all(f"{c.cost:,.0f}" in c.verified for c in priced)  # the figure as the checked page states it
     assert all(c.cost is None and "PLACEHOLDER" in c.source for c in costs.costs if c.placeholder)
     assert "not savings" in costs.statement
     assert costs.price_index.placeholder and not costs.price_index.values
@@ -125,6 +129,8 @@ BAD_COSTS = [
     ("an involvement priced per event", ("agency: Probation\n    unit: per_year_open", "agency: Probation\n    unit: per_event"),
      ["costs.12", "per_week_open or per_year_open"]),
     ("an unknown event type", ("event_type: offence", "event_type: offences"), ["costs.6", "unknown event type"]),
+    ("a figure nobody checked", ("    verified: >-\n      24 Nov 2026 against the Hansard",
+                                 "    note: >-\n      24 Nov 2026 against the Hansard"), ["costs.3", "needs url and verified"]),
 ]
 
 

@@ -348,13 +348,19 @@ def publish_snapshot(
     con.execute("update audit.snapshot set status = 'ready', row_counts = ?, parquet_dir = ? where snapshot_id = ?",
                 [json.dumps(counts), str(out_dir), snapshot])
     if not switch:
-        # the caller switches with `make_current` in the transaction that records its run as completed
+        # the caller switches later (`switch_to`, or `make_current` in the transaction that records its run)
         return SnapshotResult(snapshot, counts, out_dir, manifest_path, [])
+    expired = switch_to(con, snapshot, snapshots_dir, retention_days)
+    return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
+
+
+def switch_to(con: duckdb.DuckDBPyConnection, snapshot: str, snapshots_dir: Path, retention_days: int) -> list[str]:
+    """Make a ready snapshot current (views and status in one transaction), move the pointer files to it, and
+    expire old snapshots; returns the snapshots expired."""
     with transaction(con):
         make_current(con, snapshot)
     write_current_pointer(snapshots_dir, snapshot)
-    expired = expire_snapshots(con, retention_days, snapshots_dir)
-    return SnapshotResult(snapshot, counts, out_dir, manifest_path, expired)
+    return expire_snapshots(con, retention_days, snapshots_dir)
 
 
 def make_current(con: duckdb.DuckDBPyConnection, snapshot: str) -> None:
