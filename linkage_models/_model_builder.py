@@ -61,6 +61,21 @@ def staged_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return schemes
 
 
+# Address words as a small bit set per record (ADDRESS_SIGNATURE_WORDS × 63 bits, one bit per hashed word), so a
+# pair's word overlap can be estimated with integer AND/OR and bit counts before the exact list comparison:
+# at a million records the exact comparison alone took most of prediction's time (docs/adr/0006).
+ADDRESS_SIGNATURE_WORDS = 4
+
+
+def address_signature_sql(tokens: str) -> str:
+    """`address_sig0 … address_sigN` columns from a list-of-words expression (DuckDB only: `hash`)."""
+    bit = "(hash(w) % 1000003)"
+    return ", ".join(
+        f"coalesce(list_aggregate(list_transform(list_filter({tokens}, lambda w: ({bit} // 63) % "
+        f"{ADDRESS_SIGNATURE_WORDS} = {k}), lambda w: (1::bigint << ({bit} % 63)::integer)), 'bit_or'), 0)"
+        f"::bigint as address_sig{k}" for k in range(ADDRESS_SIGNATURE_WORDS))
+
+
 def input_select(records: str, identifiers: dict[str, str], *, declared: str = "staging.person_identifier",
                  keep: tuple[str, ...] = ()) -> str:
     """The Splink input as one `select … from {records}`: one row per record, matching forms of every field,
@@ -106,6 +121,7 @@ select
     p.address_std,
     p.address_tokens,
     nullif(array_to_string(regexp_extract_all(p.address_std, '[0-9]+'), ' '), '') as address_numbers,
+    {address_signature_sql('p.address_tokens')},
     p.phone,
     p.nhs_number,  -- the over-merge guard splits clusters holding two NHS numbers (_clusters.py)
     p.email{''.join(', ' + c for c in fixed + declared_cols)}
@@ -271,9 +287,9 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
         ["phone"],
         ["email"],
         ["uprn"],
-        ["last_name_std", "address_numbers"],
+        ["last_name_std", "address_std"],
     ]
-    needs = {first: "first_name_std", "address_numbers": "address_std"}
+    needs = {first: "first_name_std"}
     return [rule for rule in candidates if all(needs.get(c, c) in usable for c in rule)]
 
 

@@ -29,17 +29,37 @@ renamed as (
     where (matches.uprn is not null or (records.address_std is not null and records.postcode is not null))
         and not coalesce(records.no_fixed_abode, false)
 ),
+agreement as (
+    -- How often each source's address is corroborated: of its records for persons whom another source also
+    -- records an address for, the share whose home (UPRN, else normalised address) another source gives too.
+    -- Sources lag differently (a GP list keeps a family's old address for months; a tenancy or a claim follows
+    -- the move), and their "from" dates mean different things (a registration, a tenancy start), so freshness
+    -- is compared within a source, and between sources the better-corroborated one wins (docs/adr/0005).
+    select source, avg(corroborated::int) as agreement
+    from (
+        select
+            source,
+            count(distinct source) over (partition by person_id, coalesce(cast(uprn as varchar), address_key)) > 1
+                as corroborated,
+            count(distinct source) over (partition by person_id) > 1 as several
+        from renamed
+    )
+    where several
+    group by source
+),
 ranked as (
-    -- The current address is the freshest evidence: an open-ended residence, the latest start, the latest
-    -- extract; ties go to the most trusted source (lowest rank).
+    -- The current address: an open-ended residence first; then the better-corroborated source; then the
+    -- freshest evidence within it (the latest start, the latest extract); ties go to the most trusted source.
     select
         renamed.*,
         row_number() over (
             partition by person_id
-            order by (address_to is null) desc, address_from desc nulls last, extract_date desc nulls last,
+            order by (address_to is null) desc, coalesce(agreement.agreement, 0) desc,
+                     address_from desc nulls last, extract_date desc nulls last,
                      coalesce(t.trust_rank, 99), source, record_id
         ) = 1 as is_current
     from renamed
+    left join agreement using (source)
     left join linkage.source_trust as t using (source)
 )
 select * from ranked;
