@@ -4,6 +4,7 @@ The person model is built from the fields the staged records carry (`build_plan`
 writes its settings as a reviewable file beside the model (`train_person_model`).
 """
 
+from linkage_models._explain import WaterfallStep, explain_pairs
 from linkage_models._model_builder import (FIXED_IDENTIFIERS, ModelBuildError, ModelPlan, build_input, build_plan, input_select,
                                           load_plan)
 from linkage_models._stable_ids import (assign_household_ids, assign_person_ids, assign_stable_ids, commit_assignment,
@@ -18,9 +19,11 @@ __all__ = [
     "assign_household_ids",
     "assign_person_ids",
     "assign_stable_ids",
+    "WaterfallStep",
     "build_input",
     "commit_assignment",
     "discard_uncommitted",
+    "explain_pairs",
     "build_plan",
     "input_select",
     "load_plan",

@@ -486,52 +486,74 @@ def review(
     data_dir: DataDir = None,
     borderline: Annotated[int, typer.Option(help="Pairs near the threshold to review.")] = 20,
     random: Annotated[int, typer.Option(help="Pairs drawn at random from all scored pairs.")] = 10,
+    referrals: Annotated[bool, typer.Option("--referrals/--no-referrals", help="Offer first the pairs that "
+                                            "programme triage referred to clerical review.")] = True,
     reviewer: Annotated[Optional[str], typer.Option(help="Your name for the audit trail (default: OS user).")] = None,
 ) -> None:
-    """Clerical review: label a stratified sample of pairs as match / not a match / unsure.
+    """Clerical review: label pairs as match / not a match / unsure, with a note, and undo the last label.
 
+    Pairs referred by programme triage come first, then a stratified sample. Each pair shows both records' source,
+    record id and role, the names as recorded, and why the model scored it (the match weight's waterfall).
     Labels become must-link / cannot-link rules in the next run and feed the report's precision and recall.
     """
     import getpass
 
     from rich.prompt import Prompt
 
-    from linkage_models.pipeline import approved_version
+    from linkage_models.pipeline import ModelError, approved_model
     from pipelines.stages import open_warehouse
-    from reports.review import LABELS, sample_pairs
+    from reports.review import LABELS, role_words, sample_pairs, waterfall_lines
     from reports.review import review as run_review
 
     settings = _settings(data_dir=data_dir)
     reviewer = reviewer or getpass.getuser()
     _exclusive(settings, "review")
+    try:
+        version, model_path = approved_model(settings)
+    except ModelError:
+        version = model_path = None  # decisions can still be labelled; the waterfall needs the approved model
     con = open_warehouse(settings)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
                            "and table_name = 'person_pairs'").fetchall()[0][0]:
             _fail("no scored pairs yet: run `familylink link` first")
-        pairs = sample_pairs(con, settings.match_threshold, borderline=borderline, random=random)
+        pairs = sample_pairs(con, settings.match_threshold, borderline=borderline, random=random,
+                             referrals=referrals)
         if not pairs:
             _fail("no pairs left to review")
 
         def ask(shown, position, total) -> str:
-            table = Table(title=f"Pair {position} of {total} ({shown.pair.stratum}, "
+            referral = (f", referred by {shown.pair.referral.programme} triage for household "
+                        f"{shown.pair.referral.household_id}" if shown.pair.referral else "")
+            table = Table(title=f"Pair {position} of {total} ({shown.pair.stratum.replace('_', ' ')}{referral}, "
                                 f"model probability {shown.pair.match_probability:.3f})")
             table.add_column("")
-            table.add_column(f"{shown.pair.left[0]} record")
-            table.add_column(f"{shown.pair.right[0]} record")
+            table.add_column(f"{shown.pair.left[0]} record {shown.pair.left[1]}")
+            table.add_column(f"{shown.pair.right[0]} record {shown.pair.right[1]}")
+            table.add_row("role", role_words(shown.roles[0]), role_words(shown.roles[1]))
             for name, left, right in shown.rows:
                 table.add_row(LABELS.get(name, name), str(left), str(right))
             for name, agreement in shown.identifiers:
                 table.add_row(name.replace("_", " "), agreement, agreement)
             console.print(table)
-            return Prompt.ask("Same person? (m) match, (n) not a match, (u) unsure, (s) skip, (q) quit",
-                              choices=["m", "n", "u", "s", "q"], console=console)
+            console.print("Why the model scored it so (match weights: +1 doubles the odds of one person):")
+            for line in waterfall_lines(shown.waterfall, settings.match_threshold):
+                console.print("  " + line, markup=False, highlight=False)
+            answer = Prompt.ask("Same person? (m) match, (n) not a match, (u) unsure, (s) skip, "
+                                "(b) undo the last label, (q) quit", choices=["m", "n", "u", "s", "b", "q"],
+                                console=console)
+            if answer in ("m", "n", "u"):
+                note = Prompt.ask("Note for this decision (optional; kept with it, never logged)", default="",
+                                  show_default=False, console=console)
+                return f"{answer} {note}"
+            return answer
 
-        counts = run_review(con, pairs, ask, reviewer=reviewer, model_version=approved_version(settings))
+        counts = run_review(con, pairs, ask, reviewer=reviewer, model_version=version, model_path=model_path,
+                            threshold=settings.match_threshold)
     finally:
         con.close()
     console.print(f"Stored {counts['match']} match, {counts['non_match']} not a match, {counts['unsure']} unsure "
-                  f"({counts['skipped']} skipped). They apply from the next run.")
+                  f"({counts['skipped']} skipped, {counts['undone']} undone). They apply from the next run.")
 
 
 @app.command()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,6 +81,10 @@ class Settings(BaseModel):
         "alerting tools accept one). The message names the flow, the run and its state message: never personal data.")
     shared_group: str | None = Field(default=None, description="A group that may read and write the data folder; "
                                      "by default everything familylink writes is readable by its owner only.")
+    analysts_group: str | None = Field(default=None, description="The analysts' group: it may read the published "
+                                       "snapshots (analysts.duckdb, Parquet, `current`) and nothing else. The "
+                                       "snapshots folder is given to this group, read-only; the working warehouse "
+                                       "stays owner-only (or shared_group). Must not be shared_group.")
 
     # --- programme cohorts, needs and costs (programmes/, issue 16) ---
     programmes_dir: Path | None = Field(default=None, description="Programme rule files (YAML, one per programme and "
@@ -144,6 +148,13 @@ class Settings(BaseModel):
     def _comma_list(cls, value: object) -> object:
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _analysts_are_not_the_data_team(self) -> "Settings":
+        if self.analysts_group and self.analysts_group == self.shared_group:
+            raise ValueError("analysts_group must differ from shared_group: the shared group reads the working "
+                             "warehouse, which the analysts' role must not")
+        return self
+
     @property
     def practitioner_store_url(self) -> str:
         return self.practitioner_database_url or f"sqlite:///{self.data_dir / 'practitioner' / 'store.sqlite3'}"
@@ -196,28 +207,52 @@ class Settings(BaseModel):
             path.chmod(0o600)
         return path.read_text(encoding="ascii").strip().encode("ascii")
 
+    def _group_id(self, name: str | None, setting: str) -> int | None:
+        import grp
+
+        if not name:
+            return None
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            raise SettingsError(f"{setting}: no such group on this machine") from None
+
+    def _path_to_snapshots(self) -> list[Path]:
+        """The folders from the data folder down to the snapshots folder's parent, when it lies inside it."""
+        data, snapshots = self.data_dir.resolve(), self.snapshots.resolve()
+        if data not in snapshots.parents:
+            return []
+        return [data, *(p for p in snapshots.parents if data in p.parents)]
+
     def protect_data(self) -> int:
         """Owner-only (or owner and `shared_group`) permissions for everything that holds personal data.
 
         Sets the process umask (0o077, or 0o007 with a shared group) so every file and folder familylink, its
         libraries and its child processes (a Prefect server started from here) create is private, then checks
         the data folder and the configured folders outside it and removes any wider permission found.
-        Returns how many paths were tightened. Called at start-up by the CLI, the flows and every run.
+        With `analysts_group` the published snapshots are then shared read-only with that group
+        (`share_published`). Returns how many paths were tightened. Called at start-up by the CLI, the flows and
+        every run.
         """
-        import grp
-
-        gid = grp.getgrnam(self.shared_group).gr_gid if self.shared_group else None
+        gid = self._group_id(self.shared_group, "shared_group")
         os.umask(0o007 if gid is not None else 0o077)
         too_wide = 0o007 if gid is not None else 0o077
         roots = {self.data_dir, self.landing, self.reference, self.warehouse.parent, self.reports, self.models,
                  self.snapshots, self.spark_checkpoints}
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        shared = self.analysts_group is not None
+        published = self.snapshots.resolve()
+        # analysts may pass through (search, never list or read) the folders leading to the snapshots folder
+        passage = set(self._path_to_snapshots()) if shared else set()
         tightened = 0
         seen: set[Path] = set()
         for root in sorted(roots):
             if not root.exists():
                 continue
             for folder, dirs, files in os.walk(root):
+                if shared and Path(folder).resolve() == published:
+                    dirs.clear()  # share_published sets the snapshots folder's own modes
+                    continue
                 for path in [Path(folder), *(Path(folder) / f for f in files)]:
                     if path in seen or path.is_symlink():
                         continue
@@ -225,10 +260,38 @@ class Settings(BaseModel):
                     mode = path.stat().st_mode & 0o777
                     if gid is not None and path.stat().st_gid != gid:
                         os.chown(path, -1, gid)
-                    if mode & too_wide:
-                        path.chmod(mode & ~too_wide)
+                    allowed = 0o001 if path.resolve() in passage else 0
+                    if mode & too_wide & ~allowed:
+                        path.chmod(mode & ~(too_wide & ~allowed))
                         tightened += 1
+        if shared:
+            self.share_published()
         return tightened
+
+    def share_published(self) -> None:
+        """Give the published snapshots to `analysts_group`, read-only: folders 2750 (new files and folders keep
+        the group), files 0640 (0440 where familylink removed the write bit). The folders leading to the snapshots
+        folder inside the data folder get search-only permission for others (o+x: no listing, no reading), since
+        everything else in them stays owner-only. Called by `protect_data` and by every run that publishes, so a
+        new snapshot is readable by analysts as soon as it is current. Nothing without `analysts_group`."""
+        gid = self._group_id(self.analysts_group, "analysts_group")
+        if gid is None or not self.snapshots.exists():
+            return
+        for path in self._path_to_snapshots():
+            mode = path.stat().st_mode & 0o7777
+            if not mode & 0o001:
+                path.chmod(mode | 0o001)
+        for folder, _, files in os.walk(self.snapshots):
+            for path in [Path(folder), *(Path(folder) / f for f in files)]:
+                if path.is_symlink():
+                    continue
+                info = path.stat()
+                if info.st_gid != gid:
+                    os.chown(path, -1, gid)
+                owner = info.st_mode & 0o700
+                wanted = 0o2750 if path.is_dir() else owner | (0o040 if owner & 0o400 else 0)
+                if info.st_mode & 0o7777 != wanted:
+                    path.chmod(wanted)
 
     def with_overrides(self, **changes: object) -> "Settings":
         clean = {k: v for k, v in changes.items() if v is not None}

@@ -228,6 +228,7 @@ def _repair_current_pointer(con, settings: Settings) -> None:
         named = None
     if published is not None and named != published:
         write_current_pointer(settings.snapshots, published)
+        settings.share_published()
 
 
 def end_run(settings: Settings, run_id: str, status: str, stage: str | None = None, error: str | None = None,
@@ -246,6 +247,7 @@ def end_run(settings: Settings, run_id: str, status: str, stage: str | None = No
                 warehouse.finish_run(con, run_id, status, stage, error)
             if snapshot_id and status == "completed":
                 write_current_pointer(settings.snapshots, snapshot_id)
+                settings.share_published()  # the analysts' group reads the new snapshot from now on
                 return expire_snapshots(con, settings.snapshot_retention_days, settings.snapshots)
             return []
         finally:

@@ -130,7 +130,7 @@ def accuracy(con: duckdb.DuckDBPyConnection, truth_dir: Path | None) -> dict:
                 select * exclude (rn) from (
                     select *, row_number() over (partition by source_l, record_id_l, source_r, record_id_r
                                                  order by decided_at desc, rowid desc) as rn
-                    from linkage.clerical_decision)
+                    from linkage.clerical_decision where undone_at is null)
                 where rn = 1
             )
             select d.decision, coalesce(d.stratum, 'manual') as stratum, (l.person_id = r.person_id) as linked

@@ -41,7 +41,7 @@ def _free_port() -> int:
 
 
 async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: float, screenshot: bool,
-                 javascript: bool = True) -> PageResult:
+                 javascript: bool = True, until: str | None = None) -> PageResult:
     import websockets
 
     result = PageResult()
@@ -81,7 +81,15 @@ async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: f
         if not javascript:
             await call("Emulation.setScriptExecutionDisabled", value=True)
         await call("Page.navigate", url=url)
-        await asyncio.sleep(settle_s)
+        if until is None:
+            await asyncio.sleep(settle_s)
+        else:  # poll for the page's own sign of being ready; settle_s is then the longest wait
+            deadline = time.monotonic() + settle_s
+            while time.monotonic() < deadline:
+                ready = await call("Runtime.evaluate", expression=f"Boolean({until})", returnByValue=True)
+                if ready.get("result", {}).get("value") is True:
+                    break
+                await asyncio.sleep(0.25)
         for name, expression in expressions.items():
             evaluated = await call("Runtime.evaluate", expression=expression, returnByValue=True)
             result.values[name] = evaluated.get("result", {}).get("value")
@@ -95,8 +103,9 @@ async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: f
 
 
 def open_page(path: Path | str, expressions: dict[str, str], *, settle_s: float = 4.0, screenshot: bool = False,
-              javascript: bool = True) -> PageResult:
-    """Load `path` (a file, or an http:// address) in headless Chromium, wait `settle_s`, evaluate `expressions`; return errors and values."""
+              javascript: bool = True, until: str | None = None) -> PageResult:
+    """Load `path` (a file, or an http:// address) in headless Chromium, wait `settle_s` (or, with `until`, until
+    that JavaScript expression is true, at most `settle_s`), evaluate `expressions`; return errors and values."""
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("chromium is not installed: run `make system-deps`")
@@ -122,7 +131,7 @@ def open_page(path: Path | str, expressions: dict[str, str], *, settle_s: float 
             url = path if isinstance(path, str) and path.startswith(("http://", "https://")) \
                 else Path(path).resolve().as_uri()
             return asyncio.run(_drive(targets[0]["webSocketDebuggerUrl"], url,
-                                      expressions, settle_s, screenshot, javascript))
+                                      expressions, settle_s, screenshot, javascript, until))
         finally:
             process.terminate()
             try:

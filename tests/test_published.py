@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -118,14 +119,48 @@ _ANALYST = textwrap.dedent("""
 """)
 
 
+# an existing group that is not root's plays the analysts' role (a non-root user can only give files its own group)
+ANALYSTS = "users" if os.geteuid() == 0 else __import__("grp").getgrgid(os.getegid()).gr_name
+
+
+def _as_analyst(*command: str) -> subprocess.CompletedProcess:
+    """Run a system command as an unprivileged member of the analysts' group only (the kernel checks the modes)."""
+    done = subprocess.run(["setpriv", "--reuid=nobody", f"--regid={ANALYSTS}", "--clear-groups", *command],
+                          capture_output=True)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout,
+                                       done.stderr.decode("utf-8", errors="replace"))
+
+
+def _mode(path) -> int:
+    return os.stat(path).st_mode & 0o7777
+
+
 @pytest.mark.slow
-def test_an_analyst_holding_the_published_database_does_not_block_a_nightly_run(published_city, tmp_path):
+def test_an_analyst_holding_the_published_database_does_not_block_a_nightly_run(published_city):
+    """Also: the run leaves the working warehouse owner-only and the new snapshot readable, read-only, by the
+    analysts' group, and by nothing else (issue 14: the working warehouse is not readable by the analysts' role)."""
+    import grp
+    import tempfile
+
     from pipelines.settings import Settings
     from pipelines.stages import run_nightly
 
     original, first = published_city
-    shutil.copytree(original.data_dir, tmp_path / "data", symlinks=True)
-    settings = Settings(data_dir=tmp_path / "data", pseudonymisation_key="test-key")
+    # outside pytest's owner-only temporary root, so another user can reach the data folder at all
+    base = Path(tempfile.mkdtemp(prefix="familylink-analysts-"))
+    base.chmod(0o711)
+    previous_umask = os.umask(0o022)
+    try:
+        _analyst_beside_a_nightly(original, first, base, run_nightly, Settings, grp.getgrnam(ANALYSTS).gr_gid)
+    finally:
+        os.umask(previous_umask)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _analyst_beside_a_nightly(original, first, base, run_nightly, Settings, analysts_gid):
+    shutil.copytree(original.data_dir, base / "data", symlinks=True)
+    settings = Settings(data_dir=base / "data", pseudonymisation_key="test-key", analysts_group=ANALYSTS)
+    settings.protect_data()  # what every command and flow does at start
     # analysts open the published database through the `current` link, in their own process
     analyst = subprocess.Popen([sys.executable, "-c", _ANALYST, str(settings.snapshots / "current" / "analysts.duckdb")],
                                stdout=subprocess.PIPE, text=True)
@@ -146,6 +181,24 @@ def test_an_analyst_holding_the_published_database_does_not_block_a_nightly_run(
     finally:
         analyst.kill()
         analyst.wait()
+    # what the run created: the working warehouse owner-only, the new snapshot the analysts' group's, read-only
+    data, snapshot = settings.data_dir, settings.snapshots / summary.publish.snapshot_id
+    assert _mode(settings.warehouse) & 0o077 == 0 and _mode(settings.warehouse.parent) == 0o700
+    assert _mode(data) == 0o701  # others may pass through to the snapshots folder, never list or read
+    for folder in (settings.snapshots, snapshot, snapshot / "pseudonymised"):
+        assert _mode(folder) == 0o2750 and os.stat(folder).st_gid == analysts_gid, folder
+    assert _mode(snapshot / "analysts.duckdb") == 0o440 and os.stat(snapshot / "analysts.duckdb").st_gid == analysts_gid
+    assert _mode(snapshot / "pseudonymised" / "person.parquet") == 0o640
+    others = [str(p.relative_to(data)) for p in data.rglob("*") if not p.is_symlink()
+              and settings.snapshots not in (p, *p.parents) and _mode(p) & 0o077]
+    assert others == [], "outside the snapshots folder nothing is readable by the group or others"
+    if os.geteuid() == 0:  # the kernel's answer for a member of the analysts' group only
+        assert _as_analyst("head", "-c", "16", str(settings.snapshots / "current" / "analysts.duckdb")).returncode == 0
+        assert _as_analyst("head", "-c", "16", str(snapshot / "pseudonymised" / "person.parquet")).returncode == 0
+        denied = _as_analyst("head", "-c", "16", str(settings.warehouse))
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr
+        assert _as_analyst("ls", str(data)).returncode != 0  # cannot even list the data folder
+        assert _as_analyst("touch", str(snapshot / "x")).returncode != 0  # read-only
 
 
 def test_a_data_folder_copied_without_its_links_still_switches_current(con, tmp_path):

@@ -119,6 +119,13 @@ create table if not exists linkage.clerical_decision (
     reviewer varchar not null,
     decided_at timestamp not null default current_timestamp
 );
+-- Added in issue 14 (kept as ALTERs so warehouses created earlier gain them): a reviewer's free-text note (never
+-- logged or published), the decision's own id, when it was undone (an undone decision is no longer in force but
+-- stays as the record), and the programme triage referral it answers (programmes.clerical_referral.decision_id).
+alter table linkage.clerical_decision add column if not exists note varchar;
+alter table linkage.clerical_decision add column if not exists decision_id varchar;
+alter table linkage.clerical_decision add column if not exists undone_at timestamp;
+alter table linkage.clerical_decision add column if not exists referral_id varchar;
 
 -- Records whose cluster the over-merge guard split or flagged in a run, and why
 -- (conflicting NHS numbers, a cannot-link decision, dates of birth too far apart for one person).
