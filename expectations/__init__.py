@@ -11,8 +11,12 @@ _main = sys.modules.get("__main__")
 if _main is not None and getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     # Great Expectations imports pyspark when it is installed (engine: spark), and pyspark takes a __main__
     # with no file (`python -c ...`, a pytest-xdist worker) for its own doctest run and exits the interpreter
-    # with status 0 (pyspark/sql/connect/utils.py): a scripted ingest would silently do nothing
-    _main.__file__ = "<familylink>"
+    # with status 0 (pyspark/sql/connect/utils.py): a scripted ingest would silently do nothing. A spec named
+    # __main__ (not a made-up __file__) tells pyspark otherwise and leaves multiprocessing's spawned children
+    # alone: given a __file__, a child would try to run that path as the parent's script
+    import importlib.machinery
+
+    _main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
 from expectations._extract_checks import ExtractProblem, check_extract  # noqa: E402
 from expectations._gx import ExpectationError  # noqa: E402
