@@ -140,7 +140,7 @@ def browser():
     if binary is None:
         pytest.skip("chromium not installed (make system-deps installs it)")
     port = _free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([binary, *FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
                                     "--window-size=1280,1600", "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,11 +14,12 @@ import hashlib
 import io
 import json
 import threading
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from practitioner._store import audit_event, aware, now
 
@@ -70,6 +71,13 @@ class AuditWriter:
                     conn.execute(audit_event.insert().values(**row))
                 return seq
             except IntegrityError:
+                continue
+            except OperationalError as exc:
+                # SQLite: a transaction that read the head before another process committed cannot upgrade to a
+                # write ("database is locked" at once, whatever the busy timeout): read the new head and retry
+                if "locked" not in str(exc.orig).lower():
+                    raise
+                time.sleep(0.01 * (1 + _attempt % 5))
                 continue
         raise RuntimeError("audit: could not append after 50 attempts")
 
