@@ -22,12 +22,19 @@ pytestmark = pytest.mark.slow
 PASSWORD = "a long enough password"
 
 
-def _append_audit(url: str, rows: int, who: str) -> None:
+def _append_audit(url: str, rows: int, who: str, report: str) -> None:
+    import traceback
+
     from practitioner._store import open_store
 
-    writer = AuditWriter(open_store(url))
-    for n in range(rows):
-        writer.write(Actor(who, role="practitioner", agency="Health", purpose="test"), "search", person_ids=[str(n)])
+    try:
+        writer = AuditWriter(open_store(url))
+        for n in range(rows):
+            writer.write(Actor(who, role="practitioner", agency="Health", purpose="test"), "search",
+                         person_ids=[str(n)])
+    except BaseException:
+        Path(report).write_text(traceback.format_exc())  # the child's stderr is not captured under xdist
+        raise
 
 
 def test_audit_chain_holds_with_writers_in_several_processes(tmp_path):
@@ -36,13 +43,16 @@ def test_audit_chain_holds_with_writers_in_several_processes(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     open_store(url).dispose()
-    fork = multiprocessing.get_context("fork")
-    writers = [fork.Process(target=_append_audit, args=(url, 40, f"worker{k}")) for k in range(4)]
+    # spawned, as the service's workers are: a fork of a test process would inherit its threads and state
+    spawn = multiprocessing.get_context("spawn")
+    writers = [spawn.Process(target=_append_audit, args=(url, 40, f"worker{k}", str(tmp_path / f"worker{k}.err")))
+               for k in range(4)]
     for process in writers:
         process.start()
-    for process in writers:
-        process.join(120)
-        assert process.exitcode == 0
+    for k, process in enumerate(writers):
+        process.join(180)
+        error = tmp_path / f"worker{k}.err"
+        assert process.exitcode == 0, error.read_text() if error.exists() else f"exit code {process.exitcode}"
     engine = open_store(url)
     check = verify_chain(engine)
     assert check.ok and check.rows == 160, check
