@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from tests._ports import free_port
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -32,12 +32,6 @@ class PageResult:
     values: dict[str, object] = field(default_factory=dict)
     screenshot: bytes | None = None
     requests: list[str] = field(default_factory=list)  # every URL the page asked for (file:// and data: included)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _drive(ws_url: str, url: str, expressions: dict[str, str], settle_s: float, screenshot: bool,
@@ -109,7 +103,7 @@ def open_page(path: Path | str, expressions: dict[str, str], *, settle_s: float 
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("chromium is not installed: run `make system-deps`")
-    port = _free_port()
+    port = free_port()
     # Chromium's helper processes can still be writing to the throwaway profile as the main one exits
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([binary, *FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}",

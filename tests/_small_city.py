@@ -89,3 +89,27 @@ CLUSTERS = pl.DataFrame(
 )
 
 
+
+
+PSEUDONYMISATION_KEY = b"test-key-not-a-secret"
+
+
+def linked_small_city():
+    """The small city in an in-memory warehouse, linked (CLUSTERS) and its graph built: ready to publish."""
+    import warehouse
+    from linkage_models import assign_person_ids
+    from warehouse._graph import build_graph
+
+    con = warehouse.connect(":memory:")
+    load_small_city(con)
+    assign_person_ids(con, CLUSTERS, run_id="r1")
+    build_graph(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1))
+    return con
+
+
+def publish_small_city(con, snapshots, **kw):
+    from warehouse._golden import publish_snapshot
+
+    return publish_snapshot(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1),
+                            snapshots_dir=snapshots, pseudonymisation_key=PSEUDONYMISATION_KEY,
+                            retention_days=30, **kw)

@@ -1,31 +1,19 @@
 """Publishing: survivorship, atomic switch, rollback, failure before the switch, pseudonymisation."""
 
-import datetime as dt
 import json
 
 import pytest
 
-import warehouse
-from tests._small_city import CLUSTERS, load_small_city
-from warehouse._golden import PublishError, current_snapshot, publish_snapshot, rollback
-from linkage_models import assign_person_ids
-from warehouse._graph import build_graph
-
-KEY = b"test-key-not-a-secret"
+from tests._small_city import linked_small_city, publish_small_city
+from warehouse._golden import PublishError, current_snapshot, rollback
 
 
 @pytest.fixture
 def con():
-    con = warehouse.connect(":memory:")
-    load_small_city(con)
-    assign_person_ids(con, CLUSTERS, run_id="r1")
-    build_graph(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1))
-    return con
+    return linked_small_city()
 
 
-def _publish(con, tmp_path, **kw):
-    return publish_snapshot(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1),
-                            snapshots_dir=tmp_path, pseudonymisation_key=KEY, retention_days=30, **kw)
+_publish = publish_small_city
 
 
 def _person(con, source, record_id):

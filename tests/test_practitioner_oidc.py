@@ -4,7 +4,6 @@ an unregistered subject is refused, and a forged state is refused."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import urllib.parse
@@ -15,21 +14,16 @@ from fastapi.testclient import TestClient
 
 from practitioner import add_user, build_context, create_app
 from pipelines.settings import Settings
+from tests._ports import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def provider():
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     codes = {"good-code": "subject-123", "stranger-code": "subject-999"}
     idp = FastAPI()

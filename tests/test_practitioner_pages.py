@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import tempfile
 import threading
@@ -20,17 +19,12 @@ import httpx
 import pytest
 
 from practitioner import add_user, build_context, create_app
+from tests._ports import free_port
 from tests._chromium import FLAGS, chromium_path
 from tests.test_practitioner_city import city_settings, shielded_record_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PASSWORD = "a long enough password"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +40,7 @@ def service(practitioner_city, tmp_path_factory):
              password=PASSWORD)
     add_user(ctx.engine, "ig", display_name="Ida IG", agency="Information Governance", role="ig_officer",
              password=PASSWORD)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, context=ctx), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -139,7 +133,7 @@ def browser():
     binary = chromium_path()
     if binary is None:
         pytest.skip("chromium not installed (make system-deps installs it)")
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([binary, *FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
                                     "--window-size=1280,1600", "about:blank"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -20,6 +19,7 @@ from practitioner import add_user, build_context
 from practitioner.audit.service import Actor, AuditWriter, verify_chain
 from practitioner.auth import service as auth
 from practitioner.referrals.service import link_referral
+from tests._ports import free_port
 from tests.test_practitioner_city import city_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -30,12 +30,6 @@ def _bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
     binaries = _bin()
@@ -43,7 +37,7 @@ def postgres_url():
         pytest.skip("PostgreSQL server binaries missing (make system-deps installs them)")
     root = Path(tempfile.mkdtemp(prefix="familylink-pg-"))
     data = root / "data"
-    port = _free_port()
+    port = free_port()
     # initdb refuses to run as root: run the server as an unprivileged user that owns the folder
     as_user: list[str] = []
     if os.geteuid() == 0:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from practitioner import add_user, build_context
 from practitioner.audit.service import Actor, AuditWriter, verify_chain
+from tests._ports import free_port
 from tests.test_practitioner_city import city_settings
 
 pytestmark = pytest.mark.slow
@@ -73,12 +73,6 @@ def test_rate_limit_counts_every_worker(tmp_path):
     assert first.allow("s:other") and second.allow("s:other")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tree(pid: int) -> list[int]:
     out = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -98,7 +92,7 @@ def served(practitioner_city, tmp_path_factory):
                              practitioner_workers=2)
     ctx = build_context(settings)
     add_user(ctx.engine, "mash", display_name="Mo Mash", agency="Health", role="multi_agency", password=PASSWORD)
-    port = _free_port()
+    port = free_port()
     process = multiprocessing.get_context("spawn").Process(target=serve, args=(settings,),
                                                            kwargs={"host": "127.0.0.1", "port": port})
     process.start()

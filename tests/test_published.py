@@ -3,7 +3,6 @@ drives the snapshot's tables, the analysts' DuckDB file with its comments, the P
 docs/data-dictionary.md; an analyst holding the published database open never blocks a nightly run."""
 
 import dataclasses
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -16,28 +15,17 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-import warehouse
-from linkage_models import assign_person_ids
-from tests._small_city import CLUSTERS, load_small_city
+from tests._small_city import linked_small_city, publish_small_city
 from warehouse import DATA_DICTIONARY_PATH, data_dictionary_markdown, dictionary
-from warehouse._golden import PublishError, current_snapshot, publish_snapshot
-from warehouse._graph import build_graph
-
-KEY = b"test-key-not-a-secret"
+from warehouse._golden import PublishError, current_snapshot
 
 
 @pytest.fixture
 def con():
-    con = warehouse.connect(":memory:")
-    load_small_city(con)
-    assign_person_ids(con, CLUSTERS, run_id="r1")
-    build_graph(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1))
-    return con
+    return linked_small_city()
 
 
-def _publish(con, snapshots, **kw):
-    return publish_snapshot(con, run_id="r1", model_version="m1", as_of=dt.date(2026, 11, 1),
-                            snapshots_dir=snapshots, pseudonymisation_key=KEY, retention_days=30, **kw)
+_publish = publish_small_city
 
 
 def test_the_data_dictionary_document_is_generated_from_the_registry():

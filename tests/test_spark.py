@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,6 +21,7 @@ import pytest
 
 from linkage_models._engine import SparkOptions, spark_settings, spark_sql, spark_session
 from pipelines.settings import Settings
+from tests._ports import free_port
 
 # C1 only: the JIT's slower second tier never pays for itself on runs this small (halves the first predict)
 _QUICK_JVM = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
@@ -225,12 +225,6 @@ def test_training_on_spark_keeps_the_model_spec_and_saves_it_in_duckdb_sql(city,
 
 
 # ------------------------------------------------------------------ a standalone cluster on loopback
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(url: str, ready, seconds: float = 120) -> dict:
     deadline = time.monotonic() + seconds
     while True:
@@ -254,7 +248,7 @@ def standalone_cluster(local_spark, tmp_path_factory):
     local_spark.stop()  # one JVM at a time: the driver below is a new SparkSession
     home = Path(pyspark.__file__).parent
     logs = tmp_path_factory.mktemp("spark-cluster")
-    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
+    port, ui, worker_ui = free_port(), free_port(), free_port()
     env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work"),
            "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m",
            "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1"}
