@@ -157,10 +157,6 @@ def date_of_birth_comparison() -> cl.CustomComparison:
     return cl.CustomComparison(
         output_column_name="date_of_birth",
         comparison_levels=[
-            # Dates go missing by kind of record (a carer row, a rent account), not at random, so two records
-            # that both lack one are weighed like any other level: m and u are measured (EM, random pairs),
-            # and where absence is random they come out equal and the level is neutral (ADR 6)
-            _level("date_of_birth_l is null and date_of_birth_r is null", "neither record has one"),
             _level("date_of_birth_l is null or date_of_birth_r is null", "null", is_null_level=True),
             _level("date_of_birth_l = date_of_birth_r", "exact"),
             _level("day(date_of_birth_l) = month(date_of_birth_r) and month(date_of_birth_l) = day(date_of_birth_r) "

@@ -57,21 +57,6 @@ def test_twins_and_junior_senior_stay_apart(linked):
     assert merged.filter(pl.col("people") > 1).height == 0
 
 
-def test_two_records_without_a_date_of_birth_weigh_what_the_data_measures(linked):
-    """Absence of a date on both records is a level of its own, with m from EM and u from random pairs (not
-    the neutral null level): its u follows the share of records without a date."""
-    con, model, *_ = linked
-    comparisons = json.loads(model.path.read_text())["comparisons"]
-    dob = next(c for c in comparisons if c["output_column_name"] == "date_of_birth")
-    level = next(lvl for lvl in dob["comparison_levels"] if lvl["label_for_charts"] == "neither record has one")
-    assert not level.get("is_null_level")
-    share = con.execute("select avg((date_of_birth is null)::int) from person_linkage_input").fetchall()[0][0]
-    assert share > 0.01
-    # Splink's u is a share of the random pairs outside the null level (one record without a date)
-    assert level["u_probability"] == pytest.approx(share ** 2 / (1 - 2 * share * (1 - share)), rel=0.5)
-    assert 0 < level["m_probability"] < 1
-
-
 def test_model_is_saved_with_provenance_and_offline_charts(linked):
     _, model, _, _, _ = linked
     meta = json.loads((model.path.parent / "metadata.json").read_text())
