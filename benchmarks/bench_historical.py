@@ -21,7 +21,6 @@ occupation, ten blocking rules with name and postcode prefixes, clusters at 0.95
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import sys
@@ -29,14 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_febrl import _cli  # noqa: E402
+from bench_febrl import link_through_cli  # noqa: E402
 from linkage_models import person_link_quality  # noqa: E402
 
 CONTRACT = """\
@@ -83,21 +81,7 @@ def ours(records: pl.DataFrame, work: Path, truth: pl.DataFrame) -> dict:
     (work / "contracts").mkdir()
     records.write_parquet(work / "landing" / "historical" / "historical_20260101.parquet")
     (work / "contracts" / "historical.yaml").write_text(CONTRACT)
-    data = work / "data"
-    common = ["--data-dir", str(data), "--contracts", str(work / "contracts")]
-    started = time.perf_counter()
-    _cli("ingest", *common, "--landing", str(work / "landing"))
-    _cli("train", *common)
-    version = sorted(p.name for p in (data / "models" / "person").iterdir() if p.is_dir())[-1]
-    _cli("promote-model", version, "--data-dir", str(data))
-    _cli("link", *common)
-    seconds = time.perf_counter() - started
-    con = duckdb.connect(str(data / "warehouse" / "familylink.duckdb"), read_only=True)
-    clusters = con.sql("select source, record_id, cast(person_id as varchar) as cluster_id "
-                       "from linkage.person_cluster").pl()
-    con.close()
-    plan = json.loads((data / "models" / "person" / version / "settings.json").read_text())["familylink"]
-    print(f"  our model: usable fields {plan['usable_fields']}; skipped rules {plan['skipped_rules']}")
+    clusters, _, seconds = link_through_cli(work / "data", work / "contracts", work / "landing")
     return _scored(clusters, truth, seconds)
 
 
