@@ -48,6 +48,8 @@ _MINIMUM_DATA_WORDS = {"date_of_birth": "date of birth", "identifier": "identifi
 def minimum_data_reason(any_of: Sequence[str]) -> str:
     """The quarantine reason that names the rule a record failed, e.g. "name but no date of birth, … or email"."""
     words = [_MINIMUM_DATA_WORDS[f] for f in any_of]
+    if not words:  # a name alone is enough: no record fails this rule
+        return "no name (minimum data for linking)"
     listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     return f"none of {listed} (minimum data for linking)"
 
@@ -62,6 +64,8 @@ def _minimum_data(frame: pl.DataFrame, any_of: Sequence[str]) -> pl.Expr:
         "phone": [_present("phone")] if "phone" in frame.columns else [],
         "email": [_present("email")] if "email" in frame.columns else [],
     }
+    if not any_of:  # the contract asks for a name only (`any_of: []`)
+        return pl.lit(True)
     tests = [t for field in any_of for t in present[field]]
     return pl.any_horizontal(tests).fill_null(False) if tests else pl.lit(False)
 

@@ -152,6 +152,17 @@ def test_dates_before_1677_that_a_contract_allows_are_validated_not_a_crash():
     assert outcome.quarantined.height == 0
 
 
+def test_a_contract_may_ask_for_a_name_only():
+    frame = _records([dict(GOOD, record_id="a", date_of_birth=None, postcode=None, nhs_number=None, address_text=None,
+                           phone=None, email=None),
+                      dict(GOOD, record_id="b", first_name=None, last_name=None)], source="fire_service")
+    outcome = validate_records("fire_service", frame, EXTRACT_DATE, minimum_any_of=[])
+    assert outcome.staged["record_id"].to_list() == ["a"]
+    assert outcome.quarantined["record_id"].to_list() == ["b"]
+    default = validate_records("fire_service", frame, EXTRACT_DATE)
+    assert default.staged.height == 0
+
+
 def test_committed_suites_are_what_the_builder_writes(tmp_path):
     written = build_suites(tmp_path)
     assert sorted(p.name for p in written) == sorted(p.name for p in SUITES_DIR.glob("*.json"))
