@@ -12,14 +12,16 @@ __all__ = ["add_user", "build_context", "create_app", "get_role", "list_roles", 
            "update_user"]
 
 
-def serve(settings, *, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
-    """Run the service: one linker process and `practitioner_workers` web workers on one listening socket.
+def serve(settings, *, host: str | None = None, port: int | None = None, workers: int | None = None,
+          linkers: int | None = None) -> None:
+    """Run the service: `practitioner_linkers` linker processes and `practitioner_workers` web workers on one
+    listening socket.
 
-    The workers share each snapshot's read-only index file and the store; the linker process links referrals
-    and switches snapshots (practitioner/_linker.py). No access log: it would carry URLs; the app logs route
+    The workers share each snapshot's read-only index file and the store; the linker processes link referrals
+    (the first also switches snapshots: practitioner/_linker.py). No access log: it would carry URLs; the app logs route
     templates.
     """
     from practitioner._workers import run
 
     run(settings, host=host or settings.practitioner_host, port=port or settings.practitioner_port,
-        workers=workers or settings.practitioner_workers)
+        workers=workers or settings.practitioner_workers, linkers=linkers or settings.practitioner_linkers)
