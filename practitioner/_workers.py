@@ -54,18 +54,21 @@ def run(settings, *, host: str, port: int, workers: int, linkers: int = 1) -> No
     children: list = []
     sock = None
     try:
-        for n, address in enumerate(addresses):  # the coordinator first: the others open the files it builds
+        # the coordinator first (it builds or verifies the files the others open); then the other linkers and
+        # the web workers all at once — a worker sends a referral to the next linker that answers, so it
+        # need not wait for every linker to be ready
+        for n, address in enumerate(addresses):
             ready = _SPAWN.Event()
             process = _SPAWN.Process(target=run_linker, args=(settings, address, authkey, ready),
                                      kwargs={"coordinator": n == 0, "commit_lock": commit_lock},
                                      name=f"familylink-linker-{n}")
             process.start()
             linker_processes.append(process)
-            while not ready.wait(1):
+            while n == 0 and not ready.wait(1):
                 if stop.is_set():
                     return
                 if not process.is_alive():
-                    raise SystemExit("a linker process stopped at start (see its log)")
+                    raise SystemExit("the linker process stopped at start (see its log)")
         sock = uvicorn.Config(app=None, host=host, port=port).bind_socket()
         children = [_SPAWN.Process(target=_web_worker, args=(settings, [sock], addresses, authkey),
                                    name=f"familylink-web-{n}") for n in range(workers)]

@@ -136,6 +136,8 @@ class RealTimeLinker:
         for column in sorted(tf_columns):
             self.linker.table_management.compute_tf_table(column)  # from every record of the snapshot
         self._statement: str | None = None
+        self._keys: list[str] = []  # the last scored referral's keys and candidates
+        self._candidates: set[str] = set()
         self._pairs_table: str | None = None
         if self.rules is None:
             log.warning("a blocking rule of the approved model is not an equality: each referral is scored by "
@@ -197,6 +199,7 @@ class RealTimeLinker:
         """Candidates of the record in referral_new into referral_candidates; returns (match_key, unique_id)."""
         keys = [r[0] for r in con.execute(f"select key from ({key_sql(self.rules, 'referral_new')})").fetchall()]
         con.execute("delete from referral_candidates")
+        self._keys, self._candidates = keys, set()
         if not keys:
             return []
         marks = ", ".join("?" for _ in keys)
@@ -209,11 +212,24 @@ class RealTimeLinker:
         if not first:
             return []
         ids = sorted(first)
+        self._candidates = set(ids)
         marks = ", ".join("?" for _ in ids)
         # the file's rows through its ART index, the overlay's separately (a filter on the union view scans)
         con.execute(f"insert into referral_candidates by name select * from snap.model_input where unique_id in ({marks}) "
                     f"union all by name select * from ov_model_input where unique_id in ({marks})", ids + ids)
         return [(str(first[u]), u) for u in ids]
+
+    def has_new_candidates(self, con) -> bool:
+        """Whether records added to the overlay since the last `pairs` share a blocking key with the referral
+        (another linker process's referral for the same person): only then must it be scored again."""
+        if self._statement is None:
+            return True
+        if not self._keys:
+            return False
+        marks = ", ".join("?" for _ in self._keys)
+        found = {r[0] for r in con.execute(f"select unique_id from ov_blocking_key where key in ({marks})",
+                                           self._keys).fetchall()}
+        return bool(found - self._candidates)
 
     def pairs(self, con) -> list[tuple[str, str, float, float]]:
         """(candidate unique_id, its person_id, match weight, match probability) for the record in referral_new,

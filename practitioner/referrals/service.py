@@ -232,14 +232,16 @@ def link_referral(engine: Engine, index: PractitionerIndex, *, contracts_dir: Pa
             con.execute(f"insert into referral_new by name {model_input_sql('_referral_source', index.schemes)}")
         finally:
             con.unregister("_referral_source")
+        _sync_locked(engine, index, today)  # what other linker processes committed so far, before scoring
         scores = linker.score(index)
         with commit_lock if commit_lock is not None else contextlib.nullcontext():
-            if _sync_locked(engine, index, today):  # another linker process committed referrals meanwhile
+            if _sync_locked(engine, index, today):  # and what they committed while this one was scored
                 known = _known(index, source, record_id)
                 if known is not None:
                     return LinkOutcome(0, source, record_id, known, known.startswith("R"), None,
                                        time.perf_counter() - started, already_known=True)
-                scores = linker.score(index)
+                if linker.has_new_candidates(con):  # one of them shares a blocking key with this referral
+                    scores = linker.score(index)
             best = scores[0] if scores else None
             provisional = best is None or best[1] < threshold or best[0].startswith("R")
             stored = {"subject": _jsonable(subject)[0], "involvements": _jsonable(involvements)}
