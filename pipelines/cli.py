@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -675,12 +676,21 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to bind (default practitioner_host, 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default practitioner_port, 8400).")] = None,
     demo_account: Annotated[bool, typer.Option("--demo-account", help="Create demo users (loopback only).")] = False,
+    prepare: Annotated[bool, typer.Option("--prepare", help="Only build the published snapshot's index and keys "
+                                          "files (run after a publish: the service then starts in seconds).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Run the practitioner index service ("who else is involved?") over the published snapshot."""
-    from practitioner import add_user, list_users, serve as run_service
+    from practitioner import add_user, list_users, prepare as prepare_files, serve as run_service
 
     settings = _settings(data_dir=data_dir)
+    if prepare:
+        started = time.perf_counter()
+        snapshot_id = prepare_files(settings)
+        if snapshot_id is None:
+            _fail("no published snapshot yet: run the nightly flow (`familylink run`)")
+        console.print(f"Practitioner files for {snapshot_id} ready in {time.perf_counter() - started:.1f} s")
+        return
     bind = host or settings.practitioner_host
     if demo_account:
         if bind not in ("127.0.0.1", "localhost", "::1"):

@@ -122,7 +122,10 @@ class Settings(BaseModel):
     practitioner_snapshot_poll_seconds: float = Field(default=5.0, gt=0, description="How often to look for a newer snapshot.")
     practitioner_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
                                       description="Web worker processes of `familylink serve` (default: the CPU count); "
-                                      "they share one read-only index file per snapshot, and one linker process links referrals.")
+                                      "they share one read-only index file per snapshot; linker processes link referrals.")
+    practitioner_linkers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+                                      description="Linker processes of `familylink serve` (default: the CPU count); "
+                                      "referrals are linked in parallel, decisions committed in order under one lock.")
     practitioner_worker_memory_limit: str = Field(default="1GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",
                                                   description="DuckDB memory limit of each web worker's index connection.")
 

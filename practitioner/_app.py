@@ -40,12 +40,14 @@ def rules_from_settings(settings) -> ServiceRules:
         oidc_client_secret=settings.practitioner_oidc_client_secret)
 
 
-def build_context(settings, *, follow: bool = False, linker=None) -> ServiceContext:
+def build_context(settings, *, follow: bool = False, linker=None, links: bool = False) -> ServiceContext:
     """Everything the service needs, from Settings (also used by the CLI and tests without HTTP).
 
     `follow=False` (one process, or the linker process): this process builds each snapshot's index file,
     reconciles referrals and links them itself. `follow=True` (a web worker of `familylink serve`): it serves
     the snapshot the linker process names, fills its overlay from the store, and sends referrals to `linker`.
+    `follow=True, links=True`: a further linker process — it follows like a worker and builds the real-time
+    linker for each snapshot it opens (the coordinator alone reconciles).
     """
     from practitioner.referrals.service import RealTimeLinker, ReferralError, approved_model_path, reconcile, sync_overlay
 
@@ -53,17 +55,21 @@ def build_context(settings, *, follow: bool = False, linker=None) -> ServiceCont
     seed_roles(engine)
     models_dir = Path(settings.models)
 
-    def on_switch(old, new) -> None:
-        # before the new index serves: build the real-time linker (term frequencies, blocking keys) so no
-        # practitioner's referral waits for it, then settle referrals against the new snapshot
+    def build_linker(old, new) -> None:
+        # before the new index serves: build the real-time linker (term frequencies, blocking keys, the compiled
+        # scoring statement) so no practitioner's referral waits for it
         try:
             new.linker = RealTimeLinker(new, approved_model_path(models_dir))
         except ReferralError as exc:
             log.warning("real-time linking unavailable until a model is approved: %s", exc.__class__.__name__)
-        reconcile(engine, old, new)
+
+    def on_switch(old, new) -> None:
+        build_linker(old, new)
+        reconcile(engine, old, new)  # then settle referrals against the new snapshot
 
     holder = IndexHolder(settings.snapshots, memory_limit=settings.duckdb_memory_limit,
-                         threads=settings.duckdb_threads, on_switch=None if follow else on_switch,
+                         threads=settings.duckdb_threads,
+                         on_switch=(build_linker if links else None) if follow else on_switch,
                          index_dir=settings.practitioner_index_dir, follow=follow,
                          sync=lambda index: sync_overlay(engine, index),
                          worker_memory_limit=settings.practitioner_worker_memory_limit)

@@ -126,7 +126,6 @@ class PractitionerIndex:
     loaded_at: float
     overlay_lock: threading.Lock = field(default_factory=threading.Lock)
     linker: object | None = None  # practitioner.referrals.service.RealTimeLinker, built on first use
-    linker_keys: bool = False
     schemes: dict[str, str] = field(default_factory=dict)  # identifier scheme → scope, for model_input
     path: Path | None = None  # the read-only DuckDB file this index reads
     applied: int = 0  # the highest referral id in the overlay (referrals are linked one at a time, ids ascend)

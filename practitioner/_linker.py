@@ -1,15 +1,18 @@
-"""The linker process: real-time linking out of the web workers, and the one coordinator of snapshot switches.
+"""The linker processes: real-time linking out of the web workers, and the one coordinator of snapshot switches.
 
-`familylink serve` starts one linker process and N web workers. The linker holds the approved model, the
-snapshot's blocking-key tables and term frequencies (`RealTimeLinker`), links one referral at a time (so its
-overlay sees every earlier link, in order) and writes each to the store; the web workers pick referrals up from
-the store (`sync_overlay`) and never run Splink, so a link never stalls a search. It is also the only process
-that builds a snapshot's index file and reconciles referrals; workers switch when it names the file.
+`familylink serve` starts `practitioner_linkers` linker processes and N web workers. Each linker holds the
+approved model compiled for the snapshot (`RealTimeLinker`: the blocking keys in their own read-only file, term
+frequencies, Splink's scoring statement) and links the referrals sent to it one at a time; the linkers link in
+parallel and commit their decisions in the store's order under one lock shared by the process tree
+(`link_referral`: each takes in the others' referrals before deciding, so two referrals for the same new person
+get one id). The web workers pick referrals up from the store (`sync_overlay`) and never run Splink, so a link
+never stalls a search. The first linker is also the only process that builds a snapshot's index file and
+reconciles referrals; the other linkers and the workers switch when it names the file.
 
-Workers talk to it over a Unix socket in the abstract namespace (nothing on disk), authenticated with a key
-made at start (multiprocessing.connection's HMAC challenge). The worker maps and standardises the posted row
-itself (the ingest code, in parallel across workers: two fifths of a link's time when the linker did it) and sends
-the standardised record as Arrow IPC; the reply carries ids only.
+Workers talk to them over Unix sockets in the abstract namespace (nothing on disk), authenticated with a key
+made at start (multiprocessing.connection's HMAC challenge), each worker taking the linkers in turn. The worker
+maps and standardises the posted row itself (the ingest code, in parallel across workers) and sends the
+standardised record as Arrow IPC; the reply carries ids only.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ class LinkerUnavailable(RuntimeError):
     """The linker process did not answer (starting, or stopped)."""
 
 
-def run_linker(settings, address: str, authkey: bytes, ready) -> None:
-    """The linker process's main loop (a spawned process; `ready` is set once it accepts links)."""
+def run_linker(settings, address: str, authkey: bytes, ready, *, coordinator: bool = True, commit_lock=None) -> None:
+    """A linker process's main loop (a spawned process; `ready` is set once it accepts links). The coordinator
+    builds and switches snapshots; the others follow the file it names in serving.json."""
     from practitioner._app import build_context
     from practitioner.referrals.service import ReferralError, frames_from_bytes, link_referral
 
@@ -37,9 +41,9 @@ def run_linker(settings, address: str, authkey: bytes, ready) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor stops this one
     logging.basicConfig(level=logging.WARNING)
-    ctx = build_context(settings)
+    ctx = build_context(settings, follow=not coordinator, links=True)
     try:
-        ctx.index.refresh()  # build the index file, the linker's keys, reconcile, then name it for the workers
+        ctx.index.refresh()  # coordinator: build the index file, the linker's keys, reconcile, then name it
     except SnapshotUnavailable:
         pass
     stop = threading.Event()
@@ -62,7 +66,7 @@ def run_linker(settings, address: str, authkey: bytes, ready) -> None:
                         outcome = link_referral(ctx.engine, ctx.index.current, contracts_dir=ctx.contracts_dir,
                                                 models_dir=ctx.models_dir, threshold=ctx.rules.match_threshold,
                                                 source=payload["source"], received_by=payload["received_by"],
-                                                prepared=prepared)
+                                                prepared=prepared, commit_lock=commit_lock)
                     conn.send(("ok", dataclasses.asdict(outcome)))
                 except ReferralError as exc:
                     conn.send(("refused", str(exc)))
@@ -84,24 +88,35 @@ def run_linker(settings, address: str, authkey: bytes, ready) -> None:
 
 
 class LinkerClient:
-    """What a web worker holds: sends one referral, waits for the outcome (on a thread-pool thread)."""
+    """What a web worker holds: sends one referral to the next linker process in turn, waits for the outcome
+    (on a thread-pool thread); a linker that does not answer is skipped for the next one."""
 
-    def __init__(self, address: str, authkey: bytes):
-        self.address = address
+    def __init__(self, addresses: list[str] | str, authkey: bytes):
+        import itertools
+        import random
+
+        self.addresses = [addresses] if isinstance(addresses, str) else list(addresses)
         self.authkey = authkey
+        self._turn = itertools.count(random.randrange(len(self.addresses)))  # workers do not all start on one
 
     def link(self, *, contracts_dir, source: str, row: dict, received_by: str):
-        """Standardise here (ReferralError for a row the contract refuses), link in the linker process."""
+        """Standardise here (ReferralError for a row the contract refuses), link in a linker process."""
         from practitioner.referrals.service import LinkOutcome, ReferralError, frames_to_bytes, prepare_referral
 
         subject, involvements = frames_to_bytes(*prepare_referral(contracts_dir, source, row))
-        try:
-            with Client(self.address, family="AF_UNIX", authkey=self.authkey) as conn:
-                conn.send(("link", {"source": source, "subject": subject, "involvements": involvements,
-                                    "received_by": received_by}))
-                status, payload = conn.recv()
-        except (OSError, EOFError) as exc:
-            raise LinkerUnavailable("the linker process is not answering") from exc
+        first = next(self._turn)
+        for attempt in range(len(self.addresses)):
+            address = self.addresses[(first + attempt) % len(self.addresses)]
+            try:
+                with Client(address, family="AF_UNIX", authkey=self.authkey) as conn:
+                    conn.send(("link", {"source": source, "subject": subject, "involvements": involvements,
+                                        "received_by": received_by}))
+                    status, payload = conn.recv()
+                break
+            except (OSError, EOFError):
+                continue
+        else:
+            raise LinkerUnavailable("no linker process is answering")
         if status == "ok":
             return LinkOutcome(**payload)
         if status == "refused":

@@ -1,7 +1,9 @@
-"""`familylink serve`: the process tree — one linker process, N uvicorn web workers, this supervisor.
+"""`familylink serve`: the process tree — L linker processes, N uvicorn web workers, this supervisor.
 
 The supervisor binds the listening socket once and hands it to each worker (as uvicorn's own multi-worker mode
-does), starts the linker first and waits until it accepts links, and ends every child when it is told to stop.
+does), starts the coordinating linker first and waits until it accepts links (it builds or opens the snapshot's
+files), then the other linkers and the workers, and ends every child when it is told to stop. The linkers share
+one lock for committing their decisions (practitioner/_linker.py).
 Workers are spawned (not forked): DuckDB and SQLAlchemy state never crosses a fork.
 """
 
@@ -19,24 +21,25 @@ multiprocessing.allow_connection_pickling()  # the listening socket goes to each
 _SPAWN = multiprocessing.get_context("spawn")
 
 
-def _web_worker(settings, sockets, linker_address: str, authkey: bytes) -> None:
+def _web_worker(settings, sockets, linker_addresses: list[str], authkey: bytes) -> None:
     import uvicorn
 
     from practitioner._app import build_context, create_app
     from practitioner._linker import LinkerClient
 
-    context = build_context(settings, follow=True, linker=LinkerClient(linker_address, authkey))
+    context = build_context(settings, follow=True, linker=LinkerClient(linker_addresses, authkey))
     app = create_app(settings, context=context)
     config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on")
     uvicorn.Server(config).run(sockets=sockets)
 
 
-def run(settings, *, host: str, port: int, workers: int) -> None:
+def run(settings, *, host: str, port: int, workers: int, linkers: int = 1) -> None:
     import uvicorn
 
     from practitioner._linker import run_linker
 
-    address = f"\0familylink-linker-{os.getpid()}-{secrets.token_hex(8)}"  # abstract namespace: no file
+    run_id = f"{os.getpid()}-{secrets.token_hex(8)}"
+    addresses = [f"\0familylink-linker-{run_id}-{n}" for n in range(linkers)]  # abstract namespace: no file
     authkey = secrets.token_bytes(32)
     stop = threading.Event()
 
@@ -46,24 +49,33 @@ def run(settings, *, host: str, port: int, workers: int) -> None:
     # before the first child: a stop while the linker is still building the index stops it too (no orphans)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    ready = _SPAWN.Event()
-    linker = _SPAWN.Process(target=run_linker, args=(settings, address, authkey, ready), name="familylink-linker")
-    linker.start()
+    commit_lock = _SPAWN.Lock()
+    linker_processes: list = []
     children: list = []
     sock = None
     try:
-        while not ready.wait(1):
-            if stop.is_set():
-                return
-            if not linker.is_alive():
-                raise SystemExit("the linker process stopped at start (see its log)")
+        # the coordinator first (it builds or verifies the files the others open); then the other linkers and
+        # the web workers all at once — a worker sends a referral to the next linker that answers, so it
+        # need not wait for every linker to be ready
+        for n, address in enumerate(addresses):
+            ready = _SPAWN.Event()
+            process = _SPAWN.Process(target=run_linker, args=(settings, address, authkey, ready),
+                                     kwargs={"coordinator": n == 0, "commit_lock": commit_lock},
+                                     name=f"familylink-linker-{n}")
+            process.start()
+            linker_processes.append(process)
+            while n == 0 and not ready.wait(1):
+                if stop.is_set():
+                    return
+                if not process.is_alive():
+                    raise SystemExit("the linker process stopped at start (see its log)")
         sock = uvicorn.Config(app=None, host=host, port=port).bind_socket()
-        children = [_SPAWN.Process(target=_web_worker, args=(settings, [sock], address, authkey),
+        children = [_SPAWN.Process(target=_web_worker, args=(settings, [sock], addresses, authkey),
                                    name=f"familylink-web-{n}") for n in range(workers)]
         for child in children:
             child.start()
         while not stop.wait(1):
-            if not linker.is_alive() or not any(c.is_alive() for c in children):
+            if not all(p.is_alive() for p in linker_processes) or not any(c.is_alive() for c in children):
                 log.warning("a service process stopped; stopping the others")
                 break
     finally:
@@ -74,9 +86,11 @@ def run(settings, *, host: str, port: int, workers: int) -> None:
             child.join(30)
             if child.is_alive():
                 child.kill()
-        linker.terminate()
-        linker.join(10)
-        if linker.is_alive():
-            linker.kill()
+        for process in linker_processes:
+            process.terminate()
+        for process in linker_processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
         if sock is not None:
             sock.close()

@@ -73,6 +73,56 @@ def test_rate_limit_counts_every_worker(tmp_path):
     assert first.allow("s:other") and second.allow("s:other")
 
 
+NEW_PERSON = {"given_name": "Oluwaseun", "family_name": "Brightwater-Okafor", "birth_date": "20190314", "gender": "1",
+              "postcode": "AV1 9ZZ", "address_1": "99 Nowhere Lane"}
+
+
+def _link_at_once(data_dir: str, store_url: str, record_id: str, lock, barrier, report: str) -> None:
+    """One linker process: load the index and the compiled model, wait for the other, link one referral."""
+    import json
+    import traceback
+
+    from practitioner.referrals.service import link_referral
+
+    try:
+        settings = city_settings(Path(data_dir), practitioner_database_url=store_url)
+        ctx = build_context(settings)
+        index = ctx.index.current
+        barrier.wait(300)
+        outcome = link_referral(ctx.engine, index, contracts_dir=settings.contracts_dir, models_dir=settings.models,
+                                source="health", row=dict(NEW_PERSON, patient_id=record_id), received_by="hv",
+                                threshold=settings.match_threshold, commit_lock=lock)
+        Path(report).write_text(json.dumps({"person_id": outcome.person_id, "referral_id": outcome.referral_id}))
+    except BaseException:
+        Path(report).write_text(traceback.format_exc())
+        raise
+
+
+def test_two_linker_processes_give_one_new_person_one_id(practitioner_city, tmp_path):
+    """Two linker processes each get a referral for the same new person at the same moment (each scores before
+    either has committed): the second to commit takes in the first's referral under the shared lock and joins its
+    provisional person, instead of making a second one."""
+    import json
+
+    from practitioner._store import open_store
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    open_store(url).dispose()
+    spawn = multiprocessing.get_context("spawn")
+    lock, barrier = spawn.Lock(), spawn.Barrier(2)
+    reports = [tmp_path / f"linker{k}.json" for k in range(2)]
+    linkers = [spawn.Process(target=_link_at_once, args=(str(practitioner_city.data_dir), url, f"REF-TWICE-{k}", lock,
+                                                         barrier, str(reports[k]))) for k in range(2)]
+    for process in linkers:
+        process.start()
+    for k, process in enumerate(linkers):
+        process.join(600)
+        assert process.exitcode == 0, reports[k].read_text() if reports[k].exists() else f"exit {process.exitcode}"
+    outcomes = sorted((json.loads(r.read_text()) for r in reports), key=lambda o: o["referral_id"])
+    first = outcomes[0]["referral_id"]
+    assert [o["person_id"] for o in outcomes] == [f"R{first}", f"R{first}"], outcomes
+
+
 def _tree(pid: int) -> list[int]:
     out = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -89,7 +139,7 @@ def served(practitioner_city, tmp_path_factory):
 
     store = tmp_path_factory.mktemp("workers-store") / "store.sqlite3"
     settings = city_settings(practitioner_city.data_dir, practitioner_database_url=f"sqlite:///{store}",
-                             practitioner_workers=2)
+                             practitioner_workers=2, practitioner_linkers=2)
     ctx = build_context(settings)
     add_user(ctx.engine, "mash", display_name="Mo Mash", agency="Health", role="multi_agency", password=PASSWORD)
     port = free_port()
@@ -124,7 +174,7 @@ def _signed_in(client: httpx.Client) -> str:
 
 def test_workers_share_the_linker_and_the_overlay(served):
     base, settings, ctx, process = served
-    assert len(_tree(process.pid)) == 4  # the supervisor, the linker process, two web workers
+    assert len(_tree(process.pid)) == 5  # the supervisor, two linker processes, two web workers
     # a new connection per request ("Connection: close"): either worker may answer each one
     with httpx.Client(base_url=base, headers={"Connection": "close"}, timeout=120) as client:
         csrf = _signed_in(client)

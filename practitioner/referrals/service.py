@@ -18,6 +18,7 @@ Only the saved model JSON and the approved-version pointer are read from linkage
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Engine
 
 from practitioner._index import IDENTIFIER_SQL, PractitionerIndex, model_input_sql, name_key_with_display_sql
 from practitioner._store import now, referral
+from practitioner.referrals._scoring import RealTimeLinker, equality_columns  # noqa: F401  (re-exported)
 from sources import SourceContract, apply_contract, load_contracts, standardise_person_records
 
 log = logging.getLogger("familylink.practitioner")
@@ -63,151 +65,6 @@ def approved_model_path(models_dir: Path) -> Path:
     if not path.exists():
         raise ReferralError(f"approved model {version} has no model.duckdb.json")
     return path
-
-
-def _model_columns(settings: dict) -> set[str]:
-    """Every input column the saved model's comparisons and blocking rules name."""
-    text = json.dumps([settings.get("comparisons", []), settings.get("blocking_rules_to_generate_predictions", [])])
-    columns = set(re.findall(r"\b([a-z_][a-z0-9_]*)_[lr]\b", text))
-    columns |= set(re.findall(r"\b[lr]\.\"?([a-z_][a-z0-9_]*)", text))
-    return columns
-
-
-_EQUALITY = re.compile(r'^\(?\s*l\."?([a-z_][a-z0-9_]*)"?\s*=\s*r\."?([a-z_][a-z0-9_]*)"?\s*\)?$', re.I)
-
-
-def equality_columns(rule: str) -> list[str] | None:
-    """The columns of a blocking rule that is a conjunction of `l.x = r.x`; None for any other rule."""
-    columns = []
-    for part in re.split(r"\s+and\s+", rule.strip(), flags=re.I):
-        match = _EQUALITY.match(part.strip())
-        if match is None or match.group(1) != match.group(2):
-            return None
-        columns.append(match.group(1))
-    return columns
-
-
-class RealTimeLinker:
-    """The approved model, bound to one index's records (built once per snapshot, used under its lock).
-
-    Scoring of blocked candidates: each of the model's own blocking rules becomes a key column of
-    `blocking_key` (indexed), so the records a new referral can be compared with are found by look-ups;
-    Splink's `predict_between` then scores the new record against exactly those, with term frequencies
-    computed once from every record of the snapshot. The pairs are the ones `predict_between` would form
-    against the whole snapshot, at a fraction of the cost. A rule that is not a plain equality falls back to
-    scoring against every record.
-    """
-
-    def __init__(self, index: PractitionerIndex, model_path: Path):
-        from splink import DuckDBAPI, Linker
-
-        settings = json.loads(Path(model_path).read_text(encoding="utf-8"))
-        available = {r[0] for r in index.con.execute("describe model_input").fetchall()}
-        missing = sorted(_model_columns(settings) - available)
-        if missing:
-            raise ReferralError(f"the approved model uses column(s) the published snapshot lacks: {missing}")
-        self.model_path = Path(model_path)
-        self._replay: list[str] | None = None
-        self.db_api = DuckDBAPI(connection=index.con)
-        self.existing = self.db_api.register("model_input")
-        self.linker = Linker(self.existing, settings, log_level=logging.WARNING)
-        tf_columns = {level["tf_adjustment_column"] for comparison in settings["comparisons"]
-                      for level in comparison["comparison_levels"] if level.get("tf_adjustment_column")}
-        for column in sorted(tf_columns):
-            self.linker.table_management.compute_tf_table(column)
-        rules = [equality_columns(r["blocking_rule"] if isinstance(r, dict) else str(r))
-                 for r in settings.get("blocking_rules_to_generate_predictions", [])]
-        self.rules = rules if rules and all(r is not None for r in rules) else None
-        if self.rules is not None:
-            index.con.execute("create table blocking_key (unique_id varchar, key varchar)")
-            self.add_keys(index, "model_input")
-            index.con.execute("create index blocking_key_idx on blocking_key (key)")
-        # record Splink's SQL now, on one of the snapshot's own records posing as new, so that the first
-        # practitioner's referral is scored by replaying it too (the recording run costs seconds, not ms)
-        index.con.execute("create or replace table referral_new as select * replace ('warm-up' as unique_id) "
-                          "from model_input limit 1")
-        try:
-            self.score(index, "referral_new")
-        finally:
-            index.con.execute("drop table if exists referral_new")
-            index.linker_keys = True
-
-    _CREATE = re.compile(r"^\s*create\s+table\s+(\S+)\s+as", re.I)
-
-    def _predict(self, con, existing, new_table: str) -> tuple[str, list[str]]:
-        """Run Splink's predict_between once, keeping the SQL it executes; later calls run that SQL again.
-
-        The statements name their inputs (`referral_candidates` or `model_input`, and `referral_new`) and the
-        term-frequency tables, never their contents, so the same SQL scores every referral — without
-        re-generating it through Splink's Python for each one (most of a link's time, and held under the GIL).
-        """
-        if self._replay is None:
-            executed: list[str] = []
-            run = self.db_api._execute_sql_against_backend
-            self.db_api._execute_sql_against_backend = lambda sql: (executed.append(sql), run(sql))[1]
-            try:
-                new_sdf = self.db_api.register(new_table)
-                pairs = self.linker.inference.predict_between(existing, new_sdf, threshold_match_probability=0.01,
-                                                              warning_mode="never")
-            finally:
-                self.db_api._execute_sql_against_backend = run
-            statements = [q for q in executed if self._CREATE.match(q)]
-            self._replay = statements
-            return pairs.physical_name, [self._CREATE.match(q).group(1) for q in statements]
-        created = []
-        for statement in self._replay:
-            table = self._CREATE.match(statement).group(1)
-            con.execute(f"drop table if exists {table}")
-            con.execute(statement)
-            created.append(table)
-        return created[-1], created
-
-    def _key_sql(self, relation: str) -> str:
-        selects = []
-        for number, columns in enumerate(self.rules):
-            present = " and ".join(f"{c} is not null" for c in columns)
-            key = " || '|' || ".join([f"'{number}'"] + [f"cast({c} as varchar)" for c in columns])
-            selects.append(f"select unique_id, {key} as key from {relation} where {present}")
-        return " union all ".join(selects)
-
-    def add_keys(self, index: PractitionerIndex, relation: str) -> None:
-        if self.rules is not None:
-            index.con.execute(f"insert into blocking_key {self._key_sql(relation)}")
-
-    def score(self, index: PractitionerIndex, new_table: str) -> list[tuple[str, float]]:
-        """(person_id, best match probability) for the new record against the existing records."""
-        con = index.con
-        existing = self.existing
-        candidates = None
-        if self.rules is not None:
-            keys = [r[0] for r in con.execute(f"select key from ({self._key_sql(new_table)})").fetchall()]
-            ids = [r[0] for r in con.execute(
-                f"select distinct unique_id from blocking_key where key in ({', '.join('?' for _ in keys)})", keys
-            ).fetchall()] if keys else []
-            if not ids:
-                return []
-            con.execute(f"create or replace table referral_candidates as select * from model_input "
-                        f"where unique_id in ({', '.join('?' for _ in ids)})", ids)
-            candidates = "referral_candidates"
-            if self._replay is None:  # Splink only needs the table registered for the first, recorded, run
-                existing = self.db_api.register("referral_candidates")
-        try:
-            predict_table, created = self._predict(con, existing, new_table)
-            rows = con.execute(
-                f"""
-                select m.person_id, max(p.match_probability) as probability
-                from {predict_table} as p
-                inner join {candidates or "model_input"} as m on m.unique_id = p.unique_id_l
-                group by m.person_id
-                order by probability desc, m.person_id
-                """
-            ).fetchall()
-            for table in created:
-                con.execute(f"drop table if exists {table}")
-        finally:
-            if candidates is not None:
-                con.execute("drop table if exists referral_candidates")
-        return [(r[0], float(r[1])) for r in rows]
 
 
 _CONTRACTS: dict[tuple[str, float], dict[str, SourceContract]] = {}
@@ -262,8 +119,9 @@ def _jsonable(frame: pl.DataFrame) -> list[dict]:
 
 
 def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subject: pl.DataFrame,
-             involvements: pl.DataFrame, today: dt.date) -> None:
-    """Add one linked referral to the in-memory index (caller holds the overlay lock)."""
+             involvements: pl.DataFrame, today: dt.date, model_input: str | None = None) -> None:
+    """Add one linked referral to the in-memory index (caller holds the overlay lock). `model_input`: a table
+    already holding the referral's model input (the linker's `referral_new`), not computed again."""
     con = index.con
     record = subject.with_columns(pl.lit(person_id).alias("person_id"),
                                   pl.col("confidential").fill_null(False))
@@ -276,11 +134,13 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
                     "first_name_formal, middle_names_std, last_name_std, sex, date_of_birth, postcode, uprn, "
                     "nhs_number, ni_number, upn, pnc_id, crn, phone, email, address_std, address_tokens, tenancy_ref, "
                     "local_id, identifiers, confidential from _referral_record")
-        con.execute(f"insert into ov_model_input by name {model_input_sql('_referral_record', index.schemes)}")
+        if model_input is None:
+            con.execute(f"create or replace temp table _referral_input as "
+                        f"{model_input_sql('_referral_record', index.schemes)}")
+        con.execute(f"insert into ov_model_input by name select * replace (? as person_id) "
+                    f"from {model_input or '_referral_input'}", [person_id])
         if index.linker is not None:
-            con.execute(f"create or replace temp table _referral_keys as {model_input_sql('_referral_record', index.schemes)}")
-            index.linker.add_keys(index, "_referral_keys")
-            con.execute("drop table _referral_keys")
+            index.linker.add_keys(index, model_input or "_referral_input")
         con.execute(IDENTIFIER_SQL.format(input="_referral_record", target="ov_identifier"))
         if provisional:
             con.execute("insert into ov_person by name select person_id, trim(first_name) as first_name, "
@@ -333,41 +193,67 @@ def frames_from_bytes(subject: bytes, involvements: bytes) -> tuple[pl.DataFrame
     return pl.read_ipc(subject), pl.read_ipc(involvements)
 
 
+def _known(index: PractitionerIndex, source: str, record_id: str) -> str | None:
+    """The person already holding this record (in the snapshot or the overlay): the file's table through its
+    index, the overlay's separately."""
+    rows = index.con.execute("select person_id from snap.record where source = ? and record_id = ? union all "
+                             "select person_id from ov_record where source = ? and record_id = ?",
+                             [source, record_id, source, record_id]).fetchall()
+    return rows[0][0] if rows else None
+
+
 def link_referral(engine: Engine, index: PractitionerIndex, *, contracts_dir: Path, models_dir: Path,
                   source: str, row: dict[str, object] | None = None, received_by: str, threshold: float,
                   today: dt.date | None = None,
-                  prepared: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> LinkOutcome:
-    """Link one referral: `row` as posted, or `prepared` = `prepare_referral(...)` already done elsewhere."""
+                  prepared: tuple[pl.DataFrame, pl.DataFrame] | None = None, commit_lock=None) -> LinkOutcome:
+    """Link one referral: `row` as posted, or `prepared` = `prepare_referral(...)` already done elsewhere.
+
+    Several linker processes may link at once (`commit_lock` is then shared by them): each scores against its
+    own overlay without the lock, then under the lock takes in the referrals the others committed meanwhile,
+    scores again if there were any (two referrals for the same new person: the second joins the first's
+    provisional person), decides and commits — so decisions are made in the store's order, each seeing every
+    earlier one."""
     started = time.perf_counter()
     today = today or dt.date.today()
     subject, involvements = prepared if prepared is not None else prepare_referral(contracts_dir, source, row, today)
     record_id = subject["record_id"][0]
+    con = index.con
     with index.overlay_lock:
-        known = index.con.execute("select person_id from record where source = ? and record_id = ?",
-                                  [source, record_id]).fetchall()
-        if known:  # already in the snapshot or already referred: nothing new to link
-            return LinkOutcome(0, source, record_id, known[0][0], known[0][0].startswith("R"), None,
+        known = _known(index, source, record_id)
+        if known is not None:  # already in the snapshot or already referred: nothing new to link
+            return LinkOutcome(0, source, record_id, known, known.startswith("R"), None,
                                time.perf_counter() - started, already_known=True)
         if index.linker is None:
             index.linker = RealTimeLinker(index, approved_model_path(models_dir))
         linker: RealTimeLinker = index.linker
-        new_input = subject.with_columns(pl.lit(None, pl.String).alias("person_id"))
-        index.con.register("_referral_source", new_input)
-        index.con.execute(f"create or replace table referral_new as {model_input_sql('_referral_source', index.schemes)}")
-        index.con.unregister("_referral_source")
-        scores = linker.score(index, "referral_new")
-        index.con.execute("drop table if exists referral_new")
-        best = scores[0] if scores else None
-        provisional = best is None or best[1] < threshold or best[0].startswith("R")
-        stored = {"subject": _jsonable(subject)[0], "involvements": _jsonable(involvements)}
-        with engine.begin() as conn:
-            referral_id = conn.execute(referral.insert().values(
-                received_at=now(), received_by=received_by, source=source, record_id=record_id, person_id="",
-                provisional=provisional, match_probability=best[1] if best else None, snapshot_id=index.snapshot_id,
-                record=stored, status="linked")).inserted_primary_key[0]
-            person_id = best[0] if best is not None and best[1] >= threshold else f"R{referral_id}"
-            conn.execute(referral.update().where(referral.c.id == referral_id).values(person_id=person_id))
-        _overlay(index, person_id, provisional, subject, involvements, today)
+        con.register("_referral_source", subject.with_columns(pl.lit(None, pl.String).alias("person_id")))
+        try:
+            con.execute("delete from referral_new")
+            con.execute(f"insert into referral_new by name {model_input_sql('_referral_source', index.schemes)}")
+        finally:
+            con.unregister("_referral_source")
+        _sync_locked(engine, index, today)  # what other linker processes committed so far, before scoring
+        scores = linker.score(index)
+        with commit_lock if commit_lock is not None else contextlib.nullcontext():
+            if _sync_locked(engine, index, today):  # and what they committed while this one was scored
+                known = _known(index, source, record_id)
+                if known is not None:
+                    return LinkOutcome(0, source, record_id, known, known.startswith("R"), None,
+                                       time.perf_counter() - started, already_known=True)
+                if linker.has_new_candidates(con):  # one of them shares a blocking key with this referral
+                    scores = linker.score(index)
+            best = scores[0] if scores else None
+            provisional = best is None or best[1] < threshold or best[0].startswith("R")
+            stored = {"subject": _jsonable(subject)[0], "involvements": _jsonable(involvements)}
+            with engine.begin() as conn:
+                referral_id = conn.execute(referral.insert().values(
+                    received_at=now(), received_by=received_by, source=source, record_id=record_id, person_id="",
+                    provisional=provisional, match_probability=best[1] if best else None,
+                    snapshot_id=index.snapshot_id, record=stored, status="linked")).inserted_primary_key[0]
+                person_id = best[0] if best is not None and best[1] >= threshold else f"R{referral_id}"
+                conn.execute(referral.update().where(referral.c.id == referral_id).values(person_id=person_id))
+        _overlay(index, person_id, provisional, subject, involvements, today, model_input="referral_new")
+        con.execute("delete from referral_new")
         index.applied = max(index.applied, int(referral_id))
     seconds = time.perf_counter() - started
     log.info("referral id=%s source=%s linked provisional=%s in %.3f s", referral_id, source, provisional, seconds)
@@ -436,28 +322,30 @@ def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIn
 
 
 def sync_overlay(engine: Engine, index: PractitionerIndex, today: dt.date | None = None) -> int:
-    """Add to this process's overlay the referrals linked (by the linker process or another worker's request)
+    """Add to this process's overlay the referrals linked (by a linker process or another worker's request)
     since it last looked: one indexed query on the store when nothing is new. Returns how many were added."""
+    with index.overlay_lock:
+        return _sync_locked(engine, index, today)
+
+
+def _sync_locked(engine: Engine, index: PractitionerIndex, today: dt.date | None = None) -> int:
     from sources import canonical
 
     with engine.connect() as conn:
         rows = conn.execute(sa.select(referral.c.id, referral.c.person_id, referral.c.provisional, referral.c.record)
                             .where(referral.c.id > index.applied, referral.c.status == "linked")
                             .order_by(referral.c.id)).all()
-    if not rows:
-        return 0
     today = today or dt.date.today()
     added = 0
-    with index.overlay_lock:
-        for referral_id, person_id, provisional, record in rows:
-            if referral_id <= index.applied:
-                continue  # another request of this process added it meanwhile
-            record = json.loads(record) if isinstance(record, str) else record
-            subject = _frame([record["subject"]], canonical.PERSON_RECORD)
-            involvements = _frame(record["involvements"], canonical.INVOLVEMENT)
-            _overlay(index, person_id, bool(provisional), subject, involvements, today)
-            index.applied = referral_id
-            added += 1
+    for referral_id, person_id, provisional, record in rows:
+        if referral_id <= index.applied:
+            continue
+        record = json.loads(record) if isinstance(record, str) else record
+        subject = _frame([record["subject"]], canonical.PERSON_RECORD)
+        involvements = _frame(record["involvements"], canonical.INVOLVEMENT)
+        _overlay(index, person_id, bool(provisional), subject, involvements, today)
+        index.applied = referral_id
+        added += 1
     return added
 
 
