@@ -159,22 +159,26 @@ def compare_link_outputs(first: Path, second: Path) -> dict:
         con.close()
 
 
-def _exponent(rows: list[dict], engine: str) -> float | None:
+def _exponent(rows: list[dict], engine: str) -> tuple[float | None, str]:
     """How the engine's link time grew with the records between the smallest and largest city measured
-    (time ∝ records ** exponent), or None with fewer than two sizes."""
+    (time ∝ records ** exponent), and why not when it cannot be read: fewer than two sizes, or the two ran at
+    load averages more than 2× apart (on a shared machine the load, not the city, then sets the ratio)."""
     import math
 
-    sizes = sorted((r["records"], r["seconds"]) for r in rows if r["phase"] == f"link_all on {engine}")
+    sizes = sorted((r["records"], r["seconds"], max(r.get("load_average") or [0]))
+                   for r in rows if r["phase"] == f"link_all on {engine}")
     if len(sizes) < 2 or sizes[-1][0] < 2 * sizes[0][0]:
-        return None
-    (n1, t1), (n2, t2) = sizes[0], sizes[-1]
-    return math.log(t2 / t1) / math.log(n2 / n1)
+        return None, "one size measured"
+    (n1, t1, load1), (n2, t2, load2) = sizes[0], sizes[-1]
+    if max(load1, load2) > 2 * max(min(load1, load2), 1.0):
+        return None, f"sizes measured at load {load1:.0f} and {load2:.0f}"
+    return math.log(t2 / t1) / math.log(n2 / n1), "measured"
 
 
 def sizing(rows: list[dict], history: list[dict] = (), cores: int = 2) -> dict:
     """An estimate, not a measurement: core-hours of the link stage at 10M and 100M records, scaled from this
     run's time as (N / records) ** exponent. The exponent is the one measured between the smallest and largest
-    city in `history` plus this run (--history), else 1.2: scored pairs grow faster than records (blocks grow
+    city in `history` plus this run (--history) when they ran at similar loads, else 1.2: scored pairs grow faster than records (blocks grow
     with the region), between linear (the model builder caps every blocking rule's pairs in proportion to the
     records) and the square a date-of-birth block would give uncapped; a measured exponent below 1 is taken as 1.
     On a shared machine the seconds carry
@@ -182,12 +186,12 @@ def sizing(rows: list[dict], history: list[dict] = (), cores: int = 2) -> dict:
     out = {"estimate": "core-hours of the link stage at N records: seconds * cores * (N / records) ** exponent / 3600"}
     for row in rows:
         engine = row["phase"].split()[-1]
-        measured = _exponent([*history, *rows], engine)
+        measured, why = _exponent([*history, *rows], engine)
         # below 1 the small run's fixed costs (JVM start, planning) flatter the growth: the pairwise work itself
         # cannot grow slower than the records
         exponent = max(measured, 1.0) if measured is not None else 1.2
         out[f"{engine} exponent"] = (f"{exponent:.2f} (measured {measured:.2f}{', floored at 1' if measured < 1 else ''})"
-                                     if measured is not None else f"{exponent:.2f} (assumed)")
+                                     if measured is not None else f"{exponent:.2f} (assumed: {why})")
         for target in (10_000_000, 100_000_000):
             core_hours = row["seconds"] * cores * (target / row["records"]) ** exponent / 3600
             out[f"{engine} at {target // 1_000_000}M"] = round(core_hours, 1)

@@ -121,6 +121,17 @@ def test_the_benchmark_compares_the_engines_ids_row_by_row_whatever_the_row_orde
     assert (differs["person ids only in first"], differs["person ids only in second"]) == (1, 1)
 
 
+def test_the_benchmarks_sizing_scales_with_the_measured_growth_only_at_similar_loads():
+    sizing = _bench_spark().sizing
+    small = {"phase": "link_all on spark", "seconds": 100.0, "records": 100_000, "load_average": [3.0, 4.0]}
+    large = {"phase": "link_all on spark", "seconds": 1_500.0, "records": 1_000_000, "load_average": [4.0, 5.0]}
+    measured = sizing([large], [small])
+    assert measured["spark exponent"].startswith("1.18 (measured")  # 15× the time for 10× the records
+    assert measured["spark at 10M"] == pytest.approx(1_500 * 2 * 10 ** 1.176 / 3600, rel=0.01)
+    busy = sizing([{**large, "load_average": [12.0, 12.0]}], [small])  # the load, not the city, set that ratio
+    assert busy["spark exponent"].startswith("1.20 (assumed: sizes measured at load 4 and 12")
+
+
 # ------------------------------------------------------------------------------------ on a real JVM
 @pytest.fixture(scope="module")
 def city(tmp_path_factory) -> Settings:
