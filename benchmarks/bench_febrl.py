@@ -104,8 +104,8 @@ def _cli(*args: str) -> str:
     return done.stdout
 
 
-def ours(work: Path, landing: Path, contracts: Path, truth: pl.DataFrame) -> dict:
-    data = work / "data"
+def link_through_cli(data: Path, contracts: Path, landing: Path) -> tuple[pl.DataFrame, dict, float]:
+    """ingest → train → promote → link with the real CLI; the clusters, the model plan and the seconds taken."""
     common = ["--data-dir", str(data), "--contracts", str(contracts)]
     started = time.perf_counter()
     _cli("ingest", *common, "--landing", str(landing))
@@ -120,6 +120,11 @@ def ours(work: Path, landing: Path, contracts: Path, truth: pl.DataFrame) -> dic
     con.close()
     plan = json.loads((data / "models" / "person" / version / "settings.json").read_text())["familylink"]
     print(f"  our model: usable fields {plan['usable_fields']}; skipped rules {plan['skipped_rules']}")
+    return clusters, plan, seconds
+
+
+def ours(work: Path, landing: Path, contracts: Path, truth: pl.DataFrame) -> dict:
+    clusters, _, seconds = link_through_cli(work / "data", contracts, landing)
     return {**person_link_quality(clusters, truth), "seconds": seconds}
 
 

@@ -76,6 +76,9 @@ def with_derived_columns(frame: pl.DataFrame, minimum_any_of: Sequence[str] = MI
     )
 
 
+_NS_EARLIEST, _NS_LATEST = dt.date(1677, 9, 22), dt.date(2262, 4, 11)  # what datetime64[ns] holds
+
+
 def _gx_frame(source: str, frame: pl.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Only the columns the suite reads (the pandas conversion is the costly part), indexed by row position."""
     missing = [c for c in columns if c not in frame.columns]
@@ -86,8 +89,10 @@ def _gx_frame(source: str, frame: pl.DataFrame, columns: list[str]) -> pd.DataFr
             # a blank record id is no record id
             pl.when(_present(c)).then(pl.col(c)).alias(c) if c == "record_id"
             # GX compares datetime64[ns] columns with datetime bounds; polars dates would arrive as
-            # datetime64[ms], which GX checks value by value in Python
-            else pl.col(c).cast(pl.Datetime("ns")) if frame.schema[c] == pl.Date
+            # datetime64[ms], which GX checks value by value in Python. Nanoseconds reach back to 1677 only:
+            # an earlier date a contract allows (a historical register) is checked as that limit, which lies
+            # inside the same bounds; the staged value keeps its own date
+            else pl.col(c).clip(_NS_EARLIEST, _NS_LATEST).cast(pl.Datetime("ns")) if frame.schema[c] == pl.Date
             else pl.col(c)
             for c in columns
         ]

@@ -10,6 +10,7 @@ rather than wrong. The outward-code route is only tried for addresses with no ca
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -20,6 +21,9 @@ from sources import address_tokens, normalise_postcode, standardise_address
 GAZETTEER = "linkage.gazetteer"
 SOURCE_ADDRESSES = "linkage.source_address"
 ADDRESS_MATCH = "linkage.address_match"
+# what the last full match was made against (gazetteer file, its contract, these rules): while it holds, a night
+# matches only the addresses it has not seen, and reuses the rest
+MATCH_BASIS = "linkage.address_match_basis"
 
 
 GAZETTEER_COLUMNS = ("uprn", "usrn", "sao_text", "pao_start_number", "pao_text", "street_description", "locality",
@@ -58,8 +62,8 @@ def load_gazetteer(con: duckdb.DuckDBPyConnection, gazetteer: Path | pl.DataFram
     return frame.height
 
 
-_MATCH_SQL = f"""
-create or replace table {ADDRESS_MATCH} as
+_MATCH_SQL = """
+create or replace {kind} {target} as
 with source_addresses as (
     select
         address_key,
@@ -70,7 +74,7 @@ with source_addresses as (
         coalesce(list_position(address_tokens, 'FLAT'), 0) as flat_at,
         case when list_position(address_tokens, 'FLAT') > 0
              then address_tokens[list_position(address_tokens, 'FLAT') + 1] end as flat_no
-    from {SOURCE_ADDRESSES}
+    from {source}
 ),
 source_parts as (
     select
@@ -86,7 +90,7 @@ gazetteer as (
     select
         uprn, postcode, split_part(postcode, ' ', 1) as outward, flat_no, house_no,
         list_filter(address_tokens, lambda t: not regexp_matches(t, '^[0-9]+$') and t <> 'FLAT') as words
-    from {GAZETTEER}
+    from linkage.gazetteer
 ),
 by_source_uprn as (
     select s.address_key, s.source_uprn as uprn, 'source_uprn' as match_method, 1.0 as match_score
@@ -98,12 +102,18 @@ to_match as (
     where address_key not in (select address_key from by_source_uprn)
 ),
 -- a candidate must agree on the flat, on the house number when the source gives one, and share a word
+-- (an address with a house number joins on it: joining on the postcode alone and filtering after compared every
+-- property in the postcode with it, which was most of the matching time in a city)
 by_postcode as (
     select s.address_key, g.uprn
-    from to_match as s join gazetteer as g on s.postcode = g.postcode
-    where s.flat_no is not distinct from g.flat_no
-      and (s.house_no is null or s.house_no = g.house_no)
-      and len(list_intersect(s.words, g.words)) >= 1
+    from to_match as s join gazetteer as g
+        on s.postcode = g.postcode and s.house_no = g.house_no and s.flat_no is not distinct from g.flat_no
+    where list_has_any(s.words, g.words)
+    union all
+    select s.address_key, g.uprn
+    from (select * from to_match where house_no is null) as s join gazetteer as g
+        on s.postcode = g.postcode and s.flat_no is not distinct from g.flat_no
+    where list_has_any(s.words, g.words)
 ),
 -- only an address with no candidate at its own postcode (a mistyped postcode, or one that names another
 -- street) looks wider: same outward code and house number. Kept to those few addresses, because an
@@ -147,13 +157,43 @@ select
     m.uprn,
     coalesce(m.match_method, 'unmatched') as match_method,
     m.match_score
-from {SOURCE_ADDRESSES} as s
+from {source} as s
 left join matched as m using (address_key)
 """
 
 
-def match_addresses(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Match every distinct staged address; writes linkage.address_match. Returns counts by method."""
+def gazetteer_basis(contract_path: Path, gazetteer_path: Path | None) -> str:
+    """A digest of everything an address's match depends on besides the address itself: the gazetteer file, its
+    contract, the rules here and the standardisation both sides go through."""
+    import sources._standardise as standardise
+
+    digest = hashlib.sha256()
+    for path in (Path(__file__), Path(standardise.__file__), Path(contract_path)):
+        digest.update(path.read_bytes())
+    if gazetteer_path is not None and Path(gazetteer_path).is_file():
+        with Path(gazetteer_path).open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    else:
+        digest.update(b"no gazetteer")
+    return digest.hexdigest()
+
+
+def matched_basis(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The basis the warehouse's gazetteer and address matches were made on (None: never, or unknown)."""
+    exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'linkage' "
+                         "and table_name in ('address_match_basis', 'address_match', 'gazetteer')").fetchone()[0]
+    if exists < 3:
+        return None
+    row = con.execute(f"select basis from {MATCH_BASIS}").fetchone()
+    return row[0] if row else None
+
+
+def match_addresses(con: duckdb.DuckDBPyConnection, basis: str | None = None) -> dict[str, int]:
+    """Match every distinct staged address; writes linkage.address_match. Returns counts by method.
+
+    With a `basis` (gazetteer_basis) equal to the one the last match was made on, the addresses matched then
+    keep their match and only new ones are matched: a match depends on the address and the gazetteer alone.
+    Addresses no longer staged drop out either way (an erased record's address goes with the next run)."""
     con.execute(
         f"""
         create or replace table {SOURCE_ADDRESSES} as
@@ -168,6 +208,16 @@ def match_addresses(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         group by 1
         """
     )
-    con.execute(_MATCH_SQL)
+    if basis is not None and matched_basis(con) == basis:
+        con.execute(f"create or replace temp table _known_match as select m.* from {ADDRESS_MATCH} as m "
+                    f"semi join {SOURCE_ADDRESSES} using (address_key)")
+        con.execute(f"create or replace temp table _new_address as select * from {SOURCE_ADDRESSES} "
+                    f"anti join _known_match using (address_key)")
+        con.execute(_MATCH_SQL.format(kind="temp table", target="_new_match", source="_new_address"))
+        con.execute(f"create or replace table {ADDRESS_MATCH} as select * from _known_match "
+                    f"union all by name select * from _new_match")
+        con.execute("drop table _known_match; drop table _new_address; drop table _new_match")
+    else:
+        con.execute(_MATCH_SQL.format(kind="table", target=ADDRESS_MATCH, source=SOURCE_ADDRESSES))
+    con.execute(f"create or replace table {MATCH_BASIS} as select ?::varchar as basis", [basis])
     return dict(con.execute(f"select match_method, count(*) from {ADDRESS_MATCH} group by 1").fetchall())
-

@@ -148,18 +148,17 @@ class _Components:
         return True
 
 
-def _split(nodes: pl.DataFrame, edges: pl.DataFrame, cannot: set[frozenset[str]]) -> dict[str, str]:
-    """Rebuild one over-merged cluster from its edges, strongest first; returns unique_id → new cluster id."""
-    components = _Components(nodes["unique_id"].to_list(), dict(zip(nodes["unique_id"], nodes["nhs_number"])),
-                             cannot, dict(zip(nodes["unique_id"], nodes["dob"])))
-    # probabilities rounded: DuckDB and Spark sum the same weights in another order (last-bit differences),
-    # which must not reorder equally strong edges (ties go to the ids on either engine)
-    ordered = edges.with_columns(pl.col("match_probability").round(9)).sort(
-        ["must_link", "match_probability", "unique_id_l", "unique_id_r"], descending=[True, True, False, False])
-    for left, right, must in ordered.select("unique_id_l", "unique_id_r", "must_link").iter_rows():
+def _split(nodes: list[tuple[str, str | None, str | None]], edges: list[tuple[str, str, bool]],
+           cannot: set[frozenset[str]]) -> dict[str, str]:
+    """Rebuild one over-merged cluster from its edges, strongest first; returns unique_id → new cluster id.
+
+    `nodes` are (unique_id, nhs_number, dob); `edges` (unique_id_l, unique_id_r, must_link), strongest first."""
+    ids = [node for node, _, _ in nodes]
+    components = _Components(ids, {node: nhs for node, nhs, _ in nodes}, cannot, {node: dob for node, _, dob in nodes})
+    for left, right, must in edges:
         components.union(left, right, force=must)  # a reviewer's must-link stands even against the guard
     groups: dict[str, list[str]] = {}
-    for node in nodes["unique_id"]:
+    for node in ids:
         groups.setdefault(components.find(node), []).append(node)
     return {node: min(members) for members in groups.values() for node in members}
 
@@ -222,8 +221,22 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
                         f"semi join _suspect using (cluster_id)").pl()
         con.unregister("_suspect")
         new_ids: dict[str, str] = {}
-        for (cluster_id,), cluster_nodes in nodes.group_by(["cluster_id"]):
-            new_ids.update(_split(cluster_nodes, edges.filter(pl.col("cluster_id") == cluster_id), cannot_set))
+        # sorted once, strongest first within each cluster, then split in plain Python: polars per cluster cost
+        # ≈1 ms each, and a million records have thousands of suspect clusters. Probabilities are rounded:
+        # DuckDB and Spark sum the same weights in another order (last-bit differences), which must not
+        # reorder equally strong edges (ties go to the ids on either engine)
+        ordered = edges.with_columns(pl.col("match_probability").round(9)).sort(
+            ["cluster_id", "must_link", "match_probability", "unique_id_l", "unique_id_r"],
+            descending=[False, True, True, False, False])
+        edges_of: dict[str, list[tuple[str, str, bool]]] = {}
+        for cluster_id, left, right, must in ordered.select(
+                "cluster_id", "unique_id_l", "unique_id_r", "must_link").iter_rows():
+            edges_of.setdefault(cluster_id, []).append((left, right, must))
+        nodes_of: dict[str, list[tuple[str, str | None, str | None]]] = {}
+        for cluster_id, unique_id, nhs, dob in nodes.select("cluster_id", "unique_id", "nhs_number", "dob").iter_rows():
+            nodes_of.setdefault(cluster_id, []).append((unique_id, nhs, dob))
+        for cluster_id, cluster_nodes in nodes_of.items():
+            new_ids.update(_split(cluster_nodes, edges_of.get(cluster_id, []), cannot_set))
         remap = pl.DataFrame({"unique_id": list(new_ids), "new_cluster_id": list(new_ids.values())})
         # a suspect the guard found no conflict in (dates one keying error apart) is not recorded as split
         split = nodes.join(remap, on="unique_id").group_by("cluster_id").agg(

@@ -354,12 +354,14 @@ def predict_and_cluster(con: duckdb.DuckDBPyConnection, model_path: Path, thresh
     started = time.perf_counter()
     build_input(con, model_identifiers(model_path))
     engine = engine or DuckDBEngine()
-    linker = make_linker(con, str(model_path), engine)
-    pairs = linker.inference.predict(threshold_match_probability=min(review_threshold, threshold))
+    with engine.scratch(con):
+        linker = make_linker(con, str(model_path), engine)
+        pairs = linker.inference.predict(threshold_match_probability=min(review_threshold, threshold))
     engine.save_pairs(con, pairs, "linkage.person_pairs", "unique_id_l, unique_id_r, match_weight, match_probability")
+    with engine.scratch(con):
+        linker.table_management.delete_tables_created_by_splink_from_db()
     logging.getLogger("familylink.link").info("link step predict took %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
-    linker.table_management.delete_tables_created_by_splink_from_db()
     clustering = cluster_persons(con, INPUT_TABLE, threshold, engine)
     con.register("_clusters", clustering.clusters)
     # each record's strongest accepted link (null for a record linked to nothing)

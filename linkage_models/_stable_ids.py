@@ -47,8 +47,11 @@ def assign_stable_ids(
         .join(group_key, on="group")
     )
 
-    matched = []
-    remaining = overlap
+    # a group sharing members with one previous id only, which shares members with that group only, is a
+    # mutual best at once: most groups on most nights. The loop below sorts only what is left.
+    alone = overlap.filter((pl.len().over("group") == 1) & (pl.len().over("id") == 1))
+    matched = [alone.select("group", "id")]
+    remaining = overlap.join(alone.select("group"), on="group", how="anti")
     while remaining.height:
         best_for_id = remaining.sort(["shared", "group_key"], descending=[True, False]).group_by("id").first()
         best_for_group = remaining.sort(["shared", "id"], descending=[True, False]).group_by("group").first()
@@ -81,13 +84,13 @@ def _lineage(current: pl.DataFrame, previous: pl.DataFrame, group_ids: pl.DataFr
         .group_by("old_id", "new_id")
         .agg(pl.len().alias("members"))
     )
-    surviving = set(group_ids["id"].to_list())
+    surviving = group_ids["id"].implode()
     new_ids = group_ids.filter(pl.col("is_new")).select("id")
-    merges = moves.filter(pl.col("old_id").is_in(pl.Series(list(surviving))).not_()).filter(
+    merges = moves.filter(pl.col("old_id").is_in(surviving).not_()).filter(
         ~pl.col("new_id").is_in(new_ids["id"].implode())
     )
-    splits = moves.filter(pl.col("new_id").is_in(new_ids["id"].implode()) & pl.col("old_id").is_in(pl.Series(list(surviving))))
-    retired_ids = previous.select("id").unique().filter(~pl.col("id").is_in(pl.Series(list(surviving))))
+    splits = moves.filter(pl.col("new_id").is_in(new_ids["id"].implode()) & pl.col("old_id").is_in(surviving))
+    retired_ids = previous.select("id").unique().filter(~pl.col("id").is_in(surviving))
     retired_ids = retired_ids.join(moves.select(pl.col("old_id").alias("id")).unique(), on="id", how="anti")
     frames = [
         group_ids.filter(pl.col("is_new"))

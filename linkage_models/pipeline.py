@@ -173,7 +173,7 @@ def evaluate_link_errors(con: duckdb.DuckDBPyConnection, truth_dir: Path, top: i
 
 def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
     """The nightly link stage: addresses → UPRN, persons → stable ids, then the household graph."""
-    from linkage_models._address import load_gazetteer, match_addresses
+    from linkage_models._address import gazetteer_basis, load_gazetteer, match_addresses, matched_basis
     from warehouse._graph import build_graph
 
     contracts = check_staged_sources(con, settings.contracts_dir)
@@ -185,16 +185,24 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
 
     try:
         contract = load_gazetteer_contract(settings.gazetteer_contract)
-        gazetteer = read_gazetteer(settings.reference, contract)
+        found = find_gazetteer(settings.reference, contract)
+        # the same gazetteer file, contract and rules as last night: its loaded copy and last night's address
+        # matches stand, and only addresses not seen before are matched
+        basis = gazetteer_basis(settings.gazetteer_contract, found)
+        unchanged = matched_basis(con) == basis
+        gazetteer = None if unchanged else read_gazetteer(settings.reference, contract)
     except GazetteerError as error:
         raise ModelError(f"gazetteer: {error}") from None
-    where = find_gazetteer(settings.reference, contract) or settings.reference / contract.file_pattern
+    where = found or settings.reference / contract.file_pattern
     with _timed("addresses"):
         # the gazetteer is optional: without it (or with an empty one) no address gets a UPRN and households
         # are formed from the normalised address and postcode; the run summary says so
-        properties = load_gazetteer(con, gazetteer)
-        methods = match_addresses(con)
-    if gazetteer is None:
+        if unchanged:
+            properties = con.execute("select count(*) from linkage.gazetteer").fetchone()[0]
+        else:
+            properties = load_gazetteer(con, gazetteer)
+        methods = match_addresses(con, basis)
+    if found is None:
         gazetteer_note = f"no gazetteer at {where}: households formed from normalised address and postcode"
     elif properties == 0:
         gazetteer_note = f"the gazetteer at {where} is empty: households formed from normalised address and postcode"

@@ -143,6 +143,15 @@ def test_a_clean_extract_succeeds_and_an_unseen_source_uses_the_default_suite():
     assert clean.success is True and clean.quarantined.height == 0 and clean.staged.height == 1
 
 
+def test_dates_before_1677_that_a_contract_allows_are_validated_not_a_crash():
+    """pandas' nanosecond datetimes start in 1677; a register of historical persons goes back further."""
+    frame = _records([dict(GOOD, record_id="a", date_of_birth=dt.date(1630, 8, 1)),
+                      dict(GOOD, record_id="b", date_of_birth=dt.date(1066, 10, 14))], source="fire_service")
+    outcome = validate_records("fire_service", frame, EXTRACT_DATE, context_dir=None)
+    assert outcome.staged["date_of_birth"].to_list() == [dt.date(1630, 8, 1), dt.date(1066, 10, 14)]
+    assert outcome.quarantined.height == 0
+
+
 def test_committed_suites_are_what_the_builder_writes(tmp_path):
     written = build_suites(tmp_path)
     assert sorted(p.name for p in written) == sorted(p.name for p in SUITES_DIR.glob("*.json"))

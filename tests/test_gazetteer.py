@@ -67,6 +67,23 @@ def test_a_short_record_is_refused_with_its_line(tmp_path):
         read_gazetteer(tmp_path, load_gazetteer_contract(CONTRACTS / "nlpg_dtf.yaml"))
 
 
+def test_quoted_commas_quotes_and_line_breaks_read_as_the_csv_module_reads_them(tmp_path):
+    """The fast reader (polars, record type by record type) and Python's csv module agree field by field; a
+    quoted value spanning lines sends the file to the csv module, which reads it."""
+    from sources._gazetteer import _dtf_records, _dtf_records_by_csv
+
+    contract = load_gazetteer_contract(CONTRACTS / "nlpg_dtf.yaml")
+    quoted = DTF.replace('"Oak Care Home, Annexe"', '"The ""Oak"" Care Home, Annexe"')
+    path = tmp_path / "llpg_dtf_20261101.csv"
+    path.write_text(quoted, encoding="utf-8")
+    fast, by_csv = _dtf_records(path, contract), _dtf_records_by_csv(path, contract)
+    assert all(fast[record].equals(by_csv[record]) for record in by_csv)
+    assert 'The "Oak" Care Home, Annexe' in fast["24"]["pao_text"].to_list()
+    path.write_text(quoted.replace('"MILL ROAD"', '"MILL\r\nROAD"'), encoding="utf-8")
+    frame = read_gazetteer(tmp_path, contract)
+    assert frame.filter(frame["uprn"] == 100)["street_description"].item() == "MILL\r\nROAD"
+
+
 def test_contract_errors_name_the_file_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nformat: nlpg_dtf\nfile_pattern: '*.csv'\nrecords: {'21': [uprn], '24': [uprn]}\n")
