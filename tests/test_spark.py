@@ -80,6 +80,58 @@ def test_spark_settings_come_from_the_settings_file_and_environment(tmp_path):
         load_settings({"FAMILYLINK_SPARK_CONF": "executor.cores=4"}, settings_file=tmp_path / "none.yaml")
 
 
+def _bench_spark():
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_spark.py"
+    spec = importlib.util.spec_from_file_location("bench_spark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _warehouse(path: Path, people: list[tuple]) -> Path:
+    """The four tables the benchmark compares, rows in the order given (engines write them in their own)."""
+    con = duckdb.connect(str(path))
+    con.execute("create schema linkage; create schema graph")
+    con.execute("create table linkage.person_cluster (source varchar, record_id varchar, person_id bigint)")
+    con.executemany("insert into linkage.person_cluster values (?, ?, ?)", people)
+    con.execute("create table graph.household_member as select distinct person_id, person_id // 2 as household_id "
+                "from linkage.person_cluster")
+    con.execute("create table linkage.person_pairs as select a.source || ':' || a.record_id as unique_id_l, "
+                "b.source || ':' || b.record_id as unique_id_r, 10.0 as match_weight from linkage.person_cluster a "
+                "join linkage.person_cluster b on a.person_id = b.person_id and a.record_id < b.record_id")
+    con.execute("create table linkage.overmerge_flag (source varchar, record_id varchar, person_id bigint, "
+                "reason varchar, action varchar)")
+    con.close()
+    return path
+
+
+def test_the_benchmark_compares_the_engines_ids_row_by_row_whatever_the_row_order(tmp_path):
+    """The engines write the same rows in different orders. Session 5's digest (md5 of string_agg ordered by
+    `all`, which DuckDB 2.0 expands to one aggregate per column) depended on that order and reported person
+    ids differing at 100k records where every row was the same."""
+    compare = _bench_spark().compare_link_outputs
+    people = [("social_care", f"r{i}", i // 3) for i in range(30)]
+    first = _warehouse(tmp_path / "first.duckdb", people)
+    assert compare(first, _warehouse(tmp_path / "reordered.duckdb", people[::-1]))["same"]
+    moved = people[:-1] + [("social_care", "r29", 8)]  # one record in another person
+    differs = compare(first, _warehouse(tmp_path / "moved.duckdb", moved))
+    assert not differs["same"]
+    assert (differs["person ids only in first"], differs["person ids only in second"]) == (1, 1)
+
+
+def test_the_benchmarks_sizing_scales_with_the_measured_growth_only_at_similar_loads():
+    sizing = _bench_spark().sizing
+    small = {"phase": "link_all on spark", "seconds": 100.0, "records": 100_000, "load_average": [3.0, 4.0]}
+    large = {"phase": "link_all on spark", "seconds": 1_500.0, "records": 1_000_000, "load_average": [4.0, 5.0]}
+    measured = sizing([large], [small])
+    assert measured["spark exponent"].startswith("1.18 (measured")  # 15× the time for 10× the records
+    assert measured["spark at 10M"] == pytest.approx(1_500 * 2 * 10 ** 1.176 / 3600, rel=0.01)
+    busy = sizing([{**large, "load_average": [12.0, 12.0]}], [small])  # the load, not the city, set that ratio
+    assert busy["spark exponent"].startswith("1.20 (assumed: sizes measured at load 4 and 12")
+
+
 # ------------------------------------------------------------------------------------ on a real JVM
 @pytest.fixture(scope="module")
 def city(tmp_path_factory) -> Settings:
@@ -179,49 +231,75 @@ def test_link_stage_on_spark_gives_the_pairs_clusters_and_ids_duckdb_gives(city,
     assert local_spark.sparkContext.master == "local[2]"  # the session the stage ran on, still the test's
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("FAMILYLINK_TEST_SPARK_TRAINING") != "1",
-                    reason="≈3 min of EM on Spark, past the CI budget: set FAMILYLINK_TEST_SPARK_TRAINING=1")
-def test_training_on_spark_keeps_the_model_spec_and_saves_it_in_duckdb_sql(city, local_spark, tmp_path):
-    """A pinned settings file with one training block keeps this short; the trained model is the same spec
-    (every level's SQL as the settings file has it) and DuckDB predicts with it."""
+# how far a Spark-trained m probability and the pairs its model keeps at 0.9 may lie from DuckDB's training of
+# the same plan (the engines draw different random samples of pairs for u). Measured on the test city: m within
+# 0.01 at every level, 71 pairs against DuckDB's 76 (7 %)
+M_TOLERANCE = 0.05
+PAIRS_TOLERANCE = 0.2
+
+
+def _train_pinned(city: Settings, folder: Path, engine: str) -> tuple[dict, dict, int]:
+    """The city's approved plan pinned to one training block (date of birth), 4 EM iterations, no prior
+    estimate, u sampled on 50,000 pairs in one chunk: trained on `engine`; (plan, model, pairs DuckDB scores
+    at 0.9 or more with the saved model)."""
     from linkage_models._model_builder import build_input
     from linkage_models._person_model import make_linker, train_person_model
     from linkage_models.pipeline import engine_for
 
-    folder = tmp_path / "data"
     shutil.copytree(city.data_dir, folder)
-    settings = city.with_overrides(data_dir=folder, engine="spark", spark_checkpoint_dir=tmp_path / "spark")
+    settings = city.with_overrides(data_dir=folder, engine=engine, spark_checkpoint_dir=folder.parent / "spark")
     approved = json.loads((settings.models / "person" / "approved.json").read_text())["version"]
     plan = json.loads((settings.models / "person" / approved / "settings.json").read_text())
     plan["familylink"]["training_rules"] = [r for r in plan["familylink"]["training_rules"]
                                             if r["columns"] == ["date_of_birth"]]
     plan["familylink"]["deterministic_rules"] = []
     plan["splink_settings"]["max_iterations"] = 4
-    pinned = tmp_path / "pinned.json"
+    pinned = folder.parent / "pinned.json"
     pinned.write_text(json.dumps(plan))
     con = duckdb.connect(str(settings.warehouse))
     try:
-        with engine_for(settings) as engine:  # the test's session; u sampled on fewer pairs than a real run
-            version = train_person_model(con, settings.models, settings_path=pinned, engine=engine,
+        with engine_for(settings) as engine_in_use:  # on Spark, the test's session
+            engine_in_use.u_sampling = {"num_chunks": 1}  # as the Spark engine samples
+            version = train_person_model(con, settings.models, settings_path=pinned, engine=engine_in_use,
                                          max_pairs=5e4).version
-        folder_of = settings.models / "person" / version
-        model = json.loads((folder_of / "model.duckdb.json").read_text())
-        assert json.loads((folder_of / "metadata.json").read_text())["engine"] == "spark"
-        spec = plan["splink_settings"]
-        assert [[l["sql_condition"] for l in c["comparison_levels"]] for c in model["comparisons"]] == \
-            [[l["sql_condition"] for l in c["comparison_levels"]] for c in spec["comparisons"]]
-        forename = model["comparisons"][0]["comparison_levels"]
-        exact = next(l for l in forename if l.get("label_for_charts") == "exact")
-        assert exact["m_probability"] > exact["u_probability"] * 10  # learnt on Spark, not Splink's defaults
+        saved = settings.models / "person" / version
+        assert json.loads((saved / "metadata.json").read_text())["engine"] == engine
         build_input(con)
-        pairs = make_linker(con, str(folder_of / "model.duckdb.json")).inference.predict(
-            threshold_match_probability=0.9)
-        assert con.execute(f"select count(*) from {pairs.physical_name}").fetchall()[0][0] > 100
+        pairs = make_linker(con, str(saved / "model.duckdb.json")).inference.predict(threshold_match_probability=0.9)
+        scored = con.execute(f"select count(*) from {pairs.physical_name}").fetchall()[0][0]
     finally:
         con.close()
-    assert not list((tmp_path / "spark").glob("run-*"))
+    return plan, json.loads((saved / "model.duckdb.json").read_text()), scored
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("FAMILYLINK_TEST_SPARK_TRAINING") != "1",
+                    reason="33 s quiet, 142 s at load 7 (EM on Spark, then on DuckDB): past the Spark "
+                           "tests' CI budget; set FAMILYLINK_TEST_SPARK_TRAINING=1")
+def test_training_on_spark_keeps_the_model_spec_and_learns_what_duckdb_learns(city, local_spark, tmp_path):
+    """The trained model is the same spec (every level's SQL as the settings file has it), saved in DuckDB SQL,
+    and learns what the same training on DuckDB learns. Not identical: u is a random sample of pairs and the
+    engines sample differently; so the check is DuckDB's own training of the same plan, within a margin.
+    (Session 5 wanted more than 100 pairs at 0.9 from this one-block training: DuckDB's training of it keeps
+    ≈77 on this city, the figure was stale after the model builder's blocking rules changed.)"""
+    plan, on_spark, spark_pairs = _train_pinned(city, tmp_path / "spark-run" / "data", "spark")
+    _, on_duckdb, duckdb_pairs = _train_pinned(city, tmp_path / "duckdb-run" / "data", "duckdb")
+    spec = plan["splink_settings"]
+    assert [[l["sql_condition"] for l in c["comparison_levels"]] for c in on_spark["comparisons"]] == \
+        [[l["sql_condition"] for l in c["comparison_levels"]] for c in spec["comparisons"]]
+    forename = on_spark["comparisons"][0]["comparison_levels"]
+    exact = next(l for l in forename if l.get("label_for_charts") == "exact")
+    assert exact["m_probability"] > exact["u_probability"] * 10  # learnt on Spark, not Splink's defaults
+    # the same m probabilities, level by level, within the spread two u samples give
+    for mine, theirs in zip(on_spark["comparisons"], on_duckdb["comparisons"]):
+        for level, other in zip(mine["comparison_levels"], theirs["comparison_levels"]):
+            if "m_probability" in level and "m_probability" in other:
+                assert level["m_probability"] == pytest.approx(other["m_probability"], abs=M_TOLERANCE), \
+                    (mine["output_column_name"], level.get("label_for_charts"))
+    assert duckdb_pairs > 50
+    assert spark_pairs == pytest.approx(duckdb_pairs, rel=PAIRS_TOLERANCE)
+    assert not list((tmp_path / "spark-run" / "spark").glob("run-*"))
 
 
 # ------------------------------------------------------------------ a standalone cluster on loopback
