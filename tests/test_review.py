@@ -51,6 +51,17 @@ def test_sample_is_stratified_and_skips_decided_pairs(con):
     assert not decided & {(p.left, p.right) for p in again}
 
 
+def test_the_same_seed_draws_the_same_sample_whatever_the_table_order(con):
+    """The reviewer CLI's sample is repeatable: not random() under setseed, which DuckDB's parallel scans reorder."""
+    before = sample_pairs(con, 0.99, borderline=8, random=8)
+    con.execute("create or replace table linkage.person_pairs as select * from linkage.person_pairs order by "
+                "md5(unique_id_r) desc")
+    after = sample_pairs(con, 0.99, borderline=8, random=8)
+    assert [(p.left, p.right) for p in after] == [(p.left, p.right) for p in before]
+    other = sample_pairs(con, 0.99, borderline=8, random=8, seed=0.7)
+    assert {(p.left, p.right) for p in other} != {(p.left, p.right) for p in before}
+
+
 def test_view_shows_only_what_the_decision_needs(con):
     pair = sample_pairs(con, 0.99, borderline=1, random=0)[0]
     shown = view(con, pair)
