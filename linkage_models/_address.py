@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from sources import address_tokens, normalise_postcode, standardise_address
+from warehouse import table_exists
 
 GAZETTEER = "linkage.gazetteer"
 SOURCE_ADDRESSES = "linkage.source_address"
@@ -180,9 +181,7 @@ def gazetteer_basis(contract_path: Path, gazetteer_path: Path | None) -> str:
 
 def matched_basis(con: duckdb.DuckDBPyConnection) -> str | None:
     """The basis the warehouse's gazetteer and address matches were made on (None: never, or unknown)."""
-    exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'linkage' "
-                         "and table_name in ('address_match_basis', 'address_match', 'gazetteer')").fetchone()[0]
-    if exists < 3:
+    if not all(table_exists(con, t) for t in (MATCH_BASIS, ADDRESS_MATCH, GAZETTEER)):
         return None
     row = con.execute(f"select basis from {MATCH_BASIS}").fetchone()
     return row[0] if row else None

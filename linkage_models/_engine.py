@@ -226,11 +226,10 @@ class DuckDBEngine:
         finally:
             con.execute(f'use "{home}".main; reset search_path')
 
-    def _table(self, con: duckdb.DuckDBPyConnection, name: str) -> str:
-        """A table Splink made, by a name that resolves outside `scratch` too."""
-        attached = con.execute("select count(*) from duckdb_tables() where database_name = ? and table_name = ?",
-                               [SCRATCH, name]).fetchone()[0]
-        return f"{SCRATCH}.main.{name}" if attached else name
+    @staticmethod
+    def _table(name: str) -> str:
+        """A table Splink made inside `scratch`, by a name that resolves outside it too."""
+        return f"{SCRATCH}.main.{name}"
 
     def linker(self, con: duckdb.DuckDBPyConnection, table: str, settings: dict | str | Path) -> "Linker":
         from splink import DuckDBAPI, Linker
@@ -248,7 +247,7 @@ class DuckDBEngine:
         return Linker(records, model, log_level=logging.WARNING)
 
     def save_pairs(self, con: duckdb.DuckDBPyConnection, pairs: "SplinkDataFrame", target: str, columns: str) -> None:
-        con.execute(f"create or replace table {target} as select {columns} from {self._table(con, pairs.physical_name)}")
+        con.execute(f"create or replace table {target} as select {columns} from {self._table(pairs.physical_name)}")
 
     def connected_components(self, con: duckdb.DuckDBPyConnection, nodes_table: str, edges_table: str,
                              target: str) -> None:
@@ -262,7 +261,7 @@ class DuckDBEngine:
                 db_api.register(nodes_table), db_api.register(edges_table), db_api, node_id_column_name="unique_id",
                 threshold_match_probability=None)  # the edges are already the accepted links
         con.execute(f"create or replace temp table {target} as select unique_id, cast(cluster_id as varchar) as "
-                    f"cluster_id from {self._table(con, components.physical_name)}")
+                    f"cluster_id from {self._table(components.physical_name)}")
         with self.scratch(con):
             components.drop_table_from_database_and_remove_from_cache()
 

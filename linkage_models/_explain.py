@@ -17,6 +17,7 @@ import duckdb
 from linkage_models._engine import DuckDBEngine
 from linkage_models._model_builder import INPUT_TABLE, build_input
 from linkage_models._person_model import model_identifiers
+from warehouse import table_exists
 
 _LEFT, _RIGHT = "_explain_record_l", "_explain_record_r"
 
@@ -35,11 +36,6 @@ class WaterfallStep:
     term_frequency_adjustment: bool
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'main' "
-                            "and table_name = ?", [table]).fetchall()[0][0])
-
-
 def explain_pairs(con: duckdb.DuckDBPyConnection, model_path: Path,
                   pairs: list[tuple[str, str]]) -> list[list[WaterfallStep]]:
     """The waterfall of each pair of Splink unique ids ("source:record_id"), in the order given; an empty list
@@ -48,7 +44,7 @@ def explain_pairs(con: duckdb.DuckDBPyConnection, model_path: Path,
 
     if not pairs:
         return []
-    if not _exists(con, INPUT_TABLE):  # a warehouse linked before the input was kept: rebuild it once
+    if not table_exists(con, f"main.{INPUT_TABLE}"):  # a warehouse linked before the input was kept: rebuild it once
         build_input(con, model_identifiers(model_path))
     model = json.loads(Path(model_path).read_text(encoding="utf-8"))
     # the waterfall needs the comparison vector and per-comparison weights kept in the scored rows

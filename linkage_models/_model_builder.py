@@ -299,8 +299,15 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
         ["uprn"],
         ["last_name_std", "address_std"],
     ]
-    needs = {first: "first_name_std", "birth_year": "date_of_birth", "birth_monthday": "date_of_birth"}
-    return [rule for rule in candidates if all(needs.get(c, c) in usable for c in rule)]
+    return [rule for rule in candidates if _usable(rule, usable)]
+
+
+# input columns derived from a profiled field: a rule on them is usable when the field is
+_DERIVED_FROM = {"first_name_formal": "first_name_std", "birth_year": "date_of_birth", "birth_monthday": "date_of_birth"}
+
+
+def _usable(rule: list[str], usable: set[str] | list[str]) -> bool:
+    return all(_DERIVED_FROM.get(c, c) in usable for c in rule)
 
 
 def _rule_sql(columns: list[str]) -> str:
@@ -364,9 +371,8 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     found = {tuple(rule): pairs for rule, pairs in counted}
     # a training block need not be a prediction block: EM trains the date of birth in the name block, where
     # the date is free (training samples at most TRAINING_RECORDS records, so the block stays small there)
-    needs = {"first_name_formal": "first_name_std"}
     for rule in training_order:
-        if tuple(rule) not in found and all(needs.get(c, c) in usable for c in rule):
+        if tuple(rule) not in found and _usable(rule, usable):
             pairs = count(rule) * min(1.0, TRAINING_RECORDS / records) ** 2
             if 0 < pairs <= MAX_RULE_COMPARISONS:
                 found[tuple(rule)] = pairs

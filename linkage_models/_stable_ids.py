@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from warehouse import table_exists
+
 
 @dataclass(frozen=True)
 class IdAssignment:
@@ -127,12 +129,6 @@ def _ensure_lineage_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create table if not exists linkage.id_assignment_run (kind varchar primary key, run_id varchar)")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
-                            "table_name = ?", [schema, name]).fetchall()[0][0])
-
-
 def record_lineage(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, lineage: pl.DataFrame) -> None:
     """File a run's merges, splits, new and retired ids as pending (see commit_assignment); the working
     assignment of `kind` is now this run's."""
@@ -173,7 +169,7 @@ def commit_assignment(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     _ensure_lineage_tables(con)
     produced = dict(con.execute("select kind, run_id from linkage.id_assignment_run").fetchall())
     for kind, working in _WORKING.items():
-        if produced.get(kind) == run_id and _exists(con, working):
+        if produced.get(kind) == run_id and table_exists(con, working):
             con.execute(f"create or replace table {_COMMITTED[kind]} as select * from {working}")
     con.execute("insert into audit.id_lineage (run_id, kind, event, id, related_id, members, recorded_at) "
                 "select run_id, kind, event, id, related_id, members, recorded_at from linkage.id_lineage_pending "
@@ -185,7 +181,7 @@ def _previous(con: duckdb.DuckDBPyConnection, kind: str, fallbacks: tuple[str, .
     """The table an assignment continues from: the committed one, or (a warehouse from before commits were
     kept) the working one and then the published graph."""
     for table in (_COMMITTED[kind], *fallbacks):
-        if _exists(con, table):
+        if table_exists(con, table):
             return table
     return None
 

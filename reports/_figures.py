@@ -13,13 +13,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from warehouse import table_exists
+
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                            [schema, name]).fetchall()[0][0])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
@@ -94,7 +90,7 @@ def linked_across_sources(con: duckdb.DuckDBPyConnection) -> dict:
 
 def match_weights(con: duckdb.DuckDBPyConnection, threshold: float) -> dict:
     """Histogram of scored pairs' match weights and what moving the threshold would change."""
-    if not _exists(con, "linkage.person_pairs"):
+    if not table_exists(con, "linkage.person_pairs"):
         return {"histogram": [], "thresholds": []}
     histogram = _rows(con, """
         select floor(match_weight)::int as weight, count(*) as pairs
@@ -124,7 +120,7 @@ def accuracy(con: duckdb.DuckDBPyConnection, truth_dir: Path | None) -> dict:
         quality = person_link_quality(clusters, pl.read_parquet(Path(truth_dir) / "records.parquet"))
         result["truth"] = {k: quality[k] for k in ("records", "pairwise_precision", "pairwise_recall", "pairwise_f1",
                                                    "same_household_precision")}
-    if _exists(con, "linkage.clerical_decision"):
+    if table_exists(con, "linkage.clerical_decision"):
         decided = con.sql("""
             with latest as (
                 select * exclude (rn) from (
@@ -176,7 +172,7 @@ def clusters(con: duckdb.DuckDBPyConnection, run_id: str, largest: int = 10) -> 
         select reason, action, count(distinct cluster_key) as clusters, count(*) as records,
                list(distinct person_id order by person_id)[:10] as person_ids
         from linkage.overmerge_flag where run_id = ? group by all order by action, reason""", [run_id]) \
-        if _exists(con, "linkage.overmerge_flag") else []
+        if table_exists(con, "linkage.overmerge_flag") else []
     return {"sizes": sizes, "largest": biggest, "flags": flags}
 
 
@@ -223,7 +219,7 @@ def model_estimate(con: duckdb.DuckDBPyConnection, threshold: float) -> dict | N
     expected number of wrong links is the sum of (1 - probability), and of same-person pairs left apart the sum
     of the probabilities below the threshold. Intervals are ±1.96 standard deviations of those sums (a
     Poisson-binomial count). They hold only as far as the model's probabilities are calibrated."""
-    if not _exists(con, "linkage.person_pairs"):
+    if not table_exists(con, "linkage.person_pairs"):
         return None
     accepted, wrong, wrong_var, missed, missed_var, kept_match = con.execute("""
         select count(*) filter (where match_probability >= $t),
@@ -330,7 +326,7 @@ def link_rates_by_group(con: duckdb.DuckDBPyConnection) -> dict:
         from persons group by all
         union all
         select 'age band', age_band, count(*), avg((sources > 1)::int) from persons group by all
-        order by 1, 2""") if _exists(con, "graph.person") and _exists(con, "graph.household_member") else []
+        order by 1, 2""") if table_exists(con, "graph.person") and table_exists(con, "graph.household_member") else []
     return {"rows": rows}
 
 
@@ -373,7 +369,7 @@ def addresses_and_households(con: duckdb.DuckDBPyConnection) -> dict | None:
     """UPRN matching (one definition: warehouse.UPRN_MATCH_RATE_DEFINITION) and the households built from it."""
     from warehouse import UPRN_MATCH_RATE_DEFINITION, uprn_match_rate
 
-    if not (_exists(con, "linkage.address_match") and _exists(con, "graph.household")):
+    if not (table_exists(con, "linkage.address_match") and table_exists(con, "graph.household")):
         return None
     by_source = _rows(con, """
         with eligible as (

@@ -12,6 +12,7 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from reports import _figures as figures
+from warehouse import table_exists
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -22,7 +23,7 @@ def _splink_charts(con: duckdb.DuckDBPyConnection, model_path: Path | None) -> d
         return {}
     from linkage_models._person_model import INPUT_TABLE, make_linker
 
-    if not figures._exists(con, f"main.{INPUT_TABLE}"):
+    if not table_exists(con, f"main.{INPUT_TABLE}"):
         return {}
     linker = make_linker(con, str(model_path))
     return {
@@ -116,7 +117,7 @@ def render(con: duckdb.DuckDBPyConnection, *, run_id: str, threshold: float, con
                                    figures.model_estimate(con, threshold), target_precision, target_recall)
     snapshot = con.execute("select snapshot_id, status, message from audit.snapshot where run_id = ? "
                            "order by created_at desc limit 1", [run_id]).fetchall() \
-        if figures._exists(con, "audit.snapshot") else []
+        if table_exists(con, "audit.snapshot") else []
     charts = {
         "weight_histogram": _weight_histogram(weights["histogram"], threshold),
         "cluster_sizes": _bar_chart(cluster_figures["sizes"], "records", "persons", "records per person",
@@ -166,7 +167,7 @@ def write_run_report(con: duckdb.DuckDBPyConnection, settings, run_id: str) -> P
     from sources._contract import load_contracts
 
     version = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] \
-        if figures._exists(con, "graph.record_link") else None
+        if table_exists(con, "graph.record_link") else None
     version = version or approved_version(settings)
     model_dir = settings.models / "person" / version if version else None
     out = settings.reports / run_id

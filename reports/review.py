@@ -29,6 +29,7 @@ from typing import Callable
 import duckdb
 
 from linkage_models.clerical import record_decision, undo_decision
+from warehouse import table_exists
 
 ANSWERS = {"m": "match", "n": "non_match", "u": "unsure"}
 UNDO, SKIP, QUIT = "b", "s", "q"
@@ -81,17 +82,12 @@ def _weight(probability: float) -> float:
     return math.log2(probability / (1 - probability))
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                            [schema, table]).fetchall()[0][0])
-
-
 def referred_pairs(con: duckdb.DuckDBPyConnection) -> list[Pair]:
     """The pairs that answer open programme triage referrals: for each referred record not yet labelled against
     its referral, the record's strongest scored link to another record of the person it is part of (the link that
     put its evidence in the household). One pair per referral and record; a pair shared by two referrals is
     offered once (for the first)."""
-    if not (_exists(con, "programmes", "clerical_referral") and _exists(con, "graph", "record_link")):
+    if not (table_exists(con, "programmes.clerical_referral") and table_exists(con, "graph.record_link")):
         return []
     rows = con.execute(
         """

@@ -127,8 +127,8 @@ def _dtf_records(path: Path, contract: GazetteerContract) -> dict[str, pl.DataFr
         rows = lines.filter(pl.col("record") == record)
         short = rows.filter(pl.col("fields") - 1 < min(width, 3))
         if short.height:
-            line_no, fields = short.row(0, named=True)["line_no"], short.row(0, named=True)["fields"]
-            raise GazetteerError(f"{path.name}: line {line_no}: record {record} has {fields - 1} fields, "
+            first = short.row(0, named=True)
+            raise GazetteerError(f"{path.name}: line {first['line_no']}: record {record} has {first['fields'] - 1} fields, "
                                  f"the contract names {width}")
         if rows.is_empty():
             frames[record] = pl.DataFrame(schema=dict.fromkeys(names, pl.String))

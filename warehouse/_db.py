@@ -219,6 +219,13 @@ def run_lock(warehouse_path: Path | str, flow: str) -> Iterator[None]:
         release_run_lock(warehouse_path)
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `schema.table` exists (a table or a view) in any attached database."""
+    schema, name = table.split(".")
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
+                            "table_name = ?", [schema, name]).fetchall()[0][0])
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All or nothing: commit when the block finishes, roll back on any error (or interruption)."""

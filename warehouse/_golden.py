@@ -24,7 +24,7 @@ import duckdb
 import polars as pl
 
 from sources import file_sha256
-from warehouse._db import transaction
+from warehouse._db import table_exists, transaction
 from warehouse._published import ANALYSTS_DATABASE, dictionary, write_analysts_database, write_parquet
 import yaml
 
@@ -246,21 +246,16 @@ def _export(con: duckdb.DuckDBPyConnection, snapshot: str, out_dir: Path, manife
 def switch_views(con: duckdb.DuckDBPyConnection, snapshot: str) -> None:
     """Point golden.* and pseudonymised.* at one snapshot (call inside a transaction)."""
     for table in dictionary().tables.values():
-        if _exists(con, snapshot, table.built_as):  # a snapshot published before the table existed lacks it
+        if table_exists(con, f"{snapshot}.{table.built_as}"):  # a snapshot published before the table existed lacks it
             con.execute(f"create or replace view {table.name} as select * from {snapshot}.{table.built_as}")
         else:
             con.execute(f"drop view if exists {table.name}")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-                            [schema, table]).fetchall()[0][0])
-
-
 def _identical(con: duckdb.DuckDBPyConnection, new: str, old: str) -> bool:
     """Whether two built snapshots hold the same rows in every published table (order aside)."""
     for table in dictionary().tables.values():
-        if not _exists(con, old, table.built_as):
+        if not table_exists(con, f"{old}.{table.built_as}"):
             return False
         for a, b in ((new, old), (old, new)):
             try:
