@@ -134,9 +134,9 @@ def trained_onto_spec(spec: dict, trained: dict) -> dict:
 
 
 _JAVA_SOURCE = Path(__file__).parent / "spark" / "DuckDBSimilarity.java"
-_JAVA_CLASSES = {"duckdb_jaro_similarity": ("JaroSimilarity", "double"),
-                 "duckdb_jaro_winkler_similarity": ("JaroWinklerSimilarity", "double"),
-                 "duckdb_damerau_levenshtein": ("DamerauLevenshtein", "long")}
+# DuckDB's function → its class in DuckDBSimilarity.java (registered in Spark as _SIMILARITIES names it)
+_JAVA_CLASSES = {"jaro_similarity": "JaroSimilarity", "jaro_winkler_similarity": "JaroWinklerSimilarity",
+                 "damerau_levenshtein": "DamerauLevenshtein"}
 
 
 def similarity_jar(folder: Path) -> Path:
@@ -186,9 +186,9 @@ def register_duckdb_similarities(spark, jar: Path) -> None:
 
     if jar.name not in spark.conf.get("spark.jars", ""):
         spark.sql(f"ADD JAR {_quoted(str(jar))}")
-    kinds = {"double": DoubleType(), "long": LongType()}
-    for name, (java_class, kind) in _JAVA_CLASSES.items():
-        spark.udf.registerJavaFunction(name, f"familylink.DuckDBSimilarity${java_class}", kinds[kind])
+    for name, java_class in _JAVA_CLASSES.items():
+        kind = LongType() if name == "damerau_levenshtein" else DoubleType()  # an edit count; the others a similarity
+        spark.udf.registerJavaFunction(_SIMILARITIES[name], f"familylink.DuckDBSimilarity${java_class}", kind)
 
 
 # ------------------------------------------------------------------------------------------- engines
@@ -285,7 +285,7 @@ class SparkOptions:
     break_lineage: str = "parquet"
 
 
-def _jar_folder(options: SparkOptions) -> Path:
+def _jar_folder() -> Path:
     """Where the compiled similarity jar is kept between runs: the user's cache, so it is compiled once per
     machine (it holds no data; Spark serves it to executors from the driver, so it needs no shared storage)."""
     import os
@@ -304,7 +304,7 @@ def spark_session(options: SparkOptions):
         return active, False
     builder = (SparkSession.builder.appName(options.app_name).master(options.master)
                # Splink's similarity UDFs and DuckDB's (register_duckdb_similarities), shipped to every executor
-               .config("spark.jars", f"{similarity_jar_location()},{similarity_jar(_jar_folder(options))}")
+               .config("spark.jars", f"{similarity_jar_location()},{similarity_jar(_jar_folder())}")
                .config("spark.driver.memory", options.driver_memory)
                .config("spark.sql.shuffle.partitions", str(options.shuffle_partitions))
                .config("spark.default.parallelism", str(options.shuffle_partitions))
@@ -354,7 +354,7 @@ class SparkEngine:
             self._db_api = SparkAPI(spark_session=self.spark, break_lineage_method=self.options.break_lineage,
                                     num_partitions_on_repartition=self.options.shuffle_partitions)
             # after Splink's own UDFs, so DuckDB's meaning wins
-            register_duckdb_similarities(self.spark, similarity_jar(_jar_folder(self.options)))
+            register_duckdb_similarities(self.spark, similarity_jar(_jar_folder()))
         return self._db_api
 
     def to_spark(self, con: duckdb.DuckDBPyConnection, table: str):

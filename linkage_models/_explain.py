@@ -16,7 +16,7 @@ import duckdb
 
 from linkage_models._engine import DuckDBEngine
 from linkage_models._model_builder import INPUT_TABLE, build_input
-from linkage_models._person_model import model_identifiers
+from linkage_models._person_model import make_linker, model_identifiers
 from warehouse import table_exists
 
 _LEFT, _RIGHT = "_explain_record_l", "_explain_record_r"
@@ -40,8 +40,6 @@ def explain_pairs(con: duckdb.DuckDBPyConnection, model_path: Path,
                   pairs: list[tuple[str, str]]) -> list[list[WaterfallStep]]:
     """The waterfall of each pair of Splink unique ids ("source:record_id"), in the order given; an empty list
     for a pair whose records are no longer staged. Comparisons whose level is null (no effect) are left out."""
-    from splink import DuckDBAPI
-
     if not pairs:
         return []
     if not table_exists(con, f"main.{INPUT_TABLE}"):  # a warehouse linked before the input was kept: rebuild it once
@@ -50,7 +48,15 @@ def explain_pairs(con: duckdb.DuckDBPyConnection, model_path: Path,
     # the waterfall needs the comparison vector and per-comparison weights kept in the scored rows
     model["retain_matching_columns"] = True
     model["retain_intermediate_calculation_columns"] = True
-    linker = DuckDBEngine().linker(con, INPUT_TABLE, model)
+    engine = DuckDBEngine()
+    with engine.scratch(con):  # Splink's tables (the scored rows keep names and dates) stay out of the warehouse file
+        explained = _explain(con, make_linker(con, model, engine), pairs)
+    return explained
+
+
+def _explain(con: duckdb.DuckDBPyConnection, linker, pairs: list[tuple[str, str]]) -> list[list[WaterfallStep]]:
+    from splink import DuckDBAPI
+
     db_api = DuckDBAPI(connection=con)
     wanted = [(str(left), str(right)) for left, right in pairs]
     try:

@@ -298,8 +298,9 @@ def evaluate(data_dir: DataDir = None) -> None:
             errors = evaluate_link_errors(con, settings.truth)
         except ModelError as exc:
             _fail(str(exc))
-        if con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
-                       "and table_name = 'household_member'").fetchall()[0][0]:
+        import warehouse
+
+        if warehouse.table_exists(con, "graph.household_member"):
             from linkage_models.evaluate import household_quality
 
             quality.update(household_quality(con, settings.truth))
@@ -375,8 +376,7 @@ def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     _exclusive(settings, "publish")
     con = open_warehouse(settings)
     try:
-        if not con.execute("select count(*) from information_schema.tables where table_schema = 'graph' "
-                           "and table_name = 'record_link'").fetchall()[0][0]:
+        if not warehouse.table_exists(con, "graph.record_link"):
             _fail("no household graph yet: run `familylink link` first")
         model = con.execute("select any_value(model_version) from graph.record_link").fetchall()[0][0] or "unknown"
         with warehouse.audited_run(con, "publish") as run_id, console.status("Publishing the golden snapshot"):
@@ -515,8 +515,9 @@ def review(
         version = model_path = None  # decisions can still be labelled; the waterfall needs the approved model
     con = open_warehouse(settings)
     try:
-        if not con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
-                           "and table_name = 'person_pairs'").fetchall()[0][0]:
+        import warehouse
+
+        if not warehouse.table_exists(con, "linkage.person_pairs"):
             _fail("no scored pairs yet: run `familylink link` first")
         pairs = sample_pairs(con, settings.match_threshold, borderline=borderline, random=random,
                              referrals=referrals)

@@ -24,8 +24,9 @@ def _open(settings):
     from pipelines.stages import open_warehouse
 
     con = open_warehouse(settings)
-    published = con.execute("select count(*) from information_schema.tables where table_schema = 'audit' "
-                            "and table_name = 'snapshot'").fetchall()[0][0] and con.execute(
+    import warehouse
+
+    published = warehouse.table_exists(con, "audit.snapshot") and con.execute(
         "select snapshot_id from audit.snapshot where status = 'published'").fetchall()
     if not published:
         con.close()
@@ -264,8 +265,9 @@ def cohort_quality(con, truth_dir: Path, snapshot: str | None = None) -> Table |
     """The cohort-against-truth table, or None when no programme evaluation exists for the snapshot."""
     from programmes._truth import evaluate_cohorts
 
-    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'programmes' "
-                         "and table_name = 'evaluation'").fetchall()[0][0]
+    import warehouse
+
+    exists = warehouse.table_exists(con, "programmes.evaluation")
     if not exists or not Path(truth_dir, "records.parquet").exists():
         return None
     try:
