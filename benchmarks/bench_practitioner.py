@@ -224,7 +224,8 @@ def main() -> None:
     from pipelines.settings import load_settings
     from practitioner import add_user, build_context, list_users
 
-    ctx = build_context(load_settings(env))
+    settings = load_settings(env)
+    ctx = build_context(settings)
     password = "benchmark password"
     existing = {u["username"] for u in list_users(ctx.engine)}
     for n in range(args.users):
@@ -308,9 +309,7 @@ def main() -> None:
         t = time.perf_counter()
         user(0)
         print(f"first requests (index load + model) {time.perf_counter() - t:.1f} s")
-        from pipelines.settings import load_settings as _load
-
-        workers, linkers = _load(env).practitioner_workers, _load(env).practitioner_linkers
+        workers, linkers = settings.practitioner_workers, settings.practitioner_linkers
         for phase_think in (0.0, args.think_seconds):
             for k in timings:
                 timings[k].clear()

@@ -159,13 +159,11 @@ class PractitionerIndex:
         self.con.close()
 
 
-def read_pointer(snapshots_dir: Path) -> str | None:
-    path = Path(snapshots_dir) / POINTER
-    if not path.exists():
-        return None
+def read_pointer(folder: Path, name: str = POINTER) -> str | None:
+    """The snapshot id a pointer file names (the published one, or with SERVING the one the workers serve)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["snapshot_id"]
-    except (ValueError, KeyError):
+        return json.loads((Path(folder) / name).read_text(encoding="utf-8"))["snapshot_id"]
+    except (OSError, ValueError, KeyError):
         return None
 
 
@@ -273,11 +271,7 @@ def load_index(snapshots_dir: Path, snapshot_id: str, *, index_dir: Path | None 
 
 
 def read_serving(index_dir: Path) -> str | None:
-    path = Path(index_dir) / SERVING
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["snapshot_id"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return read_pointer(index_dir, SERVING)
 
 
 def _write_serving(index_dir: Path, snapshot_id: str) -> None:

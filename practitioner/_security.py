@@ -93,8 +93,9 @@ class SecurityMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next) -> Response:
         started = time.perf_counter()
         token = request.cookies.get(self.session_cookie)
-        key = ("s:" + hashlib.sha256(token.encode()).hexdigest()[:16]) if token else \
-            ("a:" + (request.client.host if request.client else "?"))
+        # the store keeps rate-limit keys: a session token or a client address, hashed alike (no address is kept)
+        caller = ("s:" + token) if token else ("a:" + (request.client.host if request.client else "?"))
+        key = caller[:2] + hashlib.sha256(caller.encode()).hexdigest()[:16]
         allowed = request.url.path.startswith("/static") or (
             await run_in_threadpool(self.limiter.allow, key) if self.limiter.engine is not None else self.limiter.allow(key))
         if not allowed:

@@ -337,10 +337,7 @@ def _sync_locked(engine: Engine, index: PractitionerIndex, today: dt.date | None
                             .order_by(referral.c.id)).all()
     today = today or dt.date.today()
     added = 0
-    for referral_id, person_id, provisional, record in rows:
-        if referral_id <= index.applied:
-            continue
-        record = json.loads(record) if isinstance(record, str) else record
+    for referral_id, person_id, provisional, record in rows:  # after index.applied, in order, under overlay_lock
         subject = _frame([record["subject"]], canonical.PERSON_RECORD)
         involvements = _frame(record["involvements"], canonical.INVOLVEMENT)
         _overlay(index, person_id, bool(provisional), subject, involvements, today)
