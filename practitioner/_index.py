@@ -110,13 +110,39 @@ def identifier_schemes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 TABLES = ("record", "person", "involvement", "name_key", "model_input", "identifier")
 INDEX_FORMAT = 3  # bump when the file's tables or indexes change: an older file is then rebuilt, not reused
 SERVING = "serving.json"
+# the search keys of a name_key row (each has its own index; a referral's overlay keeps them to route searches)
+NAME_KEYS = ("last_key", "first_key", "last_first_key", "last_year_key", "first_year_key", "date_of_birth", "postcode")
 
 # point look-ups (a person page, a search key, a referral's candidates) go through ART indexes, not scans
 _INDEXES = (("person", "person_id"), ("person", "household_id"), ("involvement", "person_id"), ("record", "person_id"),
-            ("record", "record_id"), ("name_key", "last_key"), ("name_key", "first_key"),
-            ("name_key", "date_of_birth"), ("name_key", "postcode"), ("name_key", "last_first_key"),
-            ("name_key", "last_year_key"), ("name_key", "first_year_key"), ("identifier", "value"),
+            ("record", "record_id"), *(("name_key", key) for key in NAME_KEYS), ("identifier", "value"),
             ("model_input", "unique_id"))
+
+
+def sql_string(value: object) -> str:
+    """A value (a path) inside a SQL string literal."""
+    return str(value).replace("'", "''")
+
+
+def build_once(path: Path, build: Callable[[Path], None], what: str) -> Path:
+    """`path`, built by `build(partial)` unless it exists: under a file lock (another process building it is
+    waited for, then reused), into a partial file renamed into place, so no reader sees half a file."""
+    import fcntl
+
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return path
+        started = time.perf_counter()
+        partial = path.with_suffix(".building")
+        partial.unlink(missing_ok=True)
+        build(partial)
+        partial.rename(path)
+        log.info("%s built in %.1f s", what, time.perf_counter() - started)
+    return path
 
 
 @dataclass
@@ -200,27 +226,17 @@ def build_index_file(snapshots_dir: Path, snapshot_id: str, index_dir: Path, *, 
     """The snapshot's practitioner index as one DuckDB file, built once (under a file lock, written beside and
     renamed into place) and then opened read-only by every web worker and the linker: one copy on disk and in
     the page cache, instead of one in-memory index per process. Every key table is built here, not per request."""
-    import fcntl
-
     path = index_file(index_dir, snapshot_id)
     directory = Path(snapshots_dir) / snapshot_id
     _verify(directory)  # also when the file exists: a damaged or replaced snapshot is refused, not served
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process building the same file: wait for it, then reuse it
-        if path.exists():
-            return path
-        started = time.perf_counter()
-        partial = path.with_suffix(".building")
-        partial.unlink(missing_ok=True)
+
+    def build(partial: Path) -> None:
         con = duckdb.connect(str(partial))
         try:
             con.execute(f"set memory_limit = '{memory_limit}'")
             con.execute(f"set threads = {int(threads)}")
             con.execute("set enable_progress_bar = false")
-            con.execute((_SQL / "index.sql").read_text(encoding="utf-8").replace("{dir}", str(directory).replace("'", "''")))
+            con.execute((_SQL / "index.sql").read_text(encoding="utf-8").replace("{dir}", sql_string(directory)))
             con.execute(f"create table name_key as {name_key_with_display_sql('record', 'person')} order by last_key")
             schemes = identifier_schemes(con)
             con.execute(f"create table model_input as {model_input_sql('record', schemes)}")
@@ -232,9 +248,8 @@ def build_index_file(snapshots_dir: Path, snapshot_id: str, index_dir: Path, *, 
             con.execute("checkpoint")
         finally:
             con.close()
-        partial.rename(path)
-        log.info("practitioner index file %s built in %.1f s", snapshot_id, time.perf_counter() - started)
-    return path
+
+    return build_once(path, build, f"practitioner index file {snapshot_id}")
 
 
 def open_index(path: Path, *, memory_limit: str = "1GB", threads: int = 1) -> PractitionerIndex:
@@ -244,7 +259,7 @@ def open_index(path: Path, *, memory_limit: str = "1GB", threads: int = 1) -> Pr
     con.execute(f"set memory_limit = '{memory_limit}'")
     con.execute(f"set threads = {int(threads)}")
     con.execute("set enable_progress_bar = false")
-    con.execute(f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as snap (read_only)")
+    con.execute(f"attach '{sql_string(path)}' as snap (read_only)")
     snapshot_id, schemes = con.execute("select snapshot_id, schemes from snap.index_meta").fetchall()[0]
     for table in TABLES:
         con.execute(f"create table ov_{table} as select * from snap.{table} limit 0")

@@ -24,13 +24,14 @@ record on each link (correct, slow).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import re
 import time
 from pathlib import Path
+
+from practitioner._index import build_once, sql_string
 
 log = logging.getLogger("familylink.practitioner")
 
@@ -76,17 +77,9 @@ def keys_file(index_path: Path, model_text: str, rules: list[list[str]]) -> Path
 def build_keys_file(con, index_path: Path, model_text: str, rules: list[list[str]]) -> Path:
     """The snapshot's blocking keys for this model as a read-only DuckDB file (sorted, ART-indexed), built once
     under a file lock through `con` (which has the index file attached as `snap`) and renamed into place."""
-    path = keys_file(index_path, model_text, rules)
-    if path.exists():
-        return path
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another linker process building it: wait, then reuse it
-        if path.exists():
-            return path
-        started = time.perf_counter()
-        partial = path.with_suffix(".building")
-        partial.unlink(missing_ok=True)
-        con.execute(f"attach '{_quote(partial)}' as keys_build")
+
+    def build(partial: Path) -> None:
+        con.execute(f"attach '{sql_string(partial)}' as keys_build")
         try:
             con.execute(f"create table keys_build.blocking_key as select * from ({key_sql(rules, 'snap.model_input')}) "
                         "order by key")
@@ -94,13 +87,10 @@ def build_keys_file(con, index_path: Path, model_text: str, rules: list[list[str
             con.execute("checkpoint keys_build")
         finally:
             con.execute("detach keys_build")
-        partial.rename(path)
-        log.info("real-time linker keys built in %.1f s", time.perf_counter() - started)
-    return path
+
+    return build_once(keys_file(index_path, model_text, rules), build, "real-time linker keys")
 
 
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 class RealTimeLinker:
@@ -144,7 +134,7 @@ class RealTimeLinker:
                         "Splink against every record")
             return
         path = build_keys_file(con, index.path, model_text, self.rules)
-        con.execute(f"attach '{_quote(path)}' as keys (read_only)")
+        con.execute(f"attach '{sql_string(path)}' as keys (read_only)")
         con.execute("create or replace table ov_blocking_key (unique_id varchar, key varchar)")
         self.add_keys(index, "ov_model_input")  # referrals already in this process's overlay
         self._compile(con)

@@ -32,7 +32,8 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from practitioner._index import IDENTIFIER_SQL, PractitionerIndex, model_input_sql, name_key_with_display_sql
+from practitioner._index import (IDENTIFIER_SQL, NAME_KEYS, PractitionerIndex, model_input_sql,
+                                 name_key_with_display_sql)
 from practitioner._store import now, referral
 from practitioner.referrals._scoring import RealTimeLinker, equality_columns  # noqa: F401  (re-exported)
 from sources import SourceContract, apply_contract, load_contracts, standardise_person_records
@@ -155,10 +156,9 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
         con.execute(f"insert into ov_name_key by name "
                     f"{name_key_with_display_sql('_referral_record', 'person_base', person_id)}", [person_id])
         index.overlay_ids.add(person_id)
-        for row in con.execute("select last_key, first_key, last_first_key, last_year_key, first_year_key, "
-                               "date_of_birth, postcode from ov_name_key where person_id = ?", [person_id]).fetchall():
-            index.overlay_keys.update(zip(("last_key", "first_key", "last_first_key", "last_year_key", "first_year_key",
-                                           "date_of_birth", "postcode"), row))
+        for row in con.execute(f"select {', '.join(NAME_KEYS)} from ov_name_key where person_id = ?",
+                               [person_id]).fetchall():
+            index.overlay_keys.update(zip(NAME_KEYS, row))
         index.overlay_keys.update(("identifier", v) for (v,) in con.execute(
             "select value from ov_identifier where person_id = ?", [person_id]).fetchall())
     finally:
