@@ -61,16 +61,12 @@ class RateLimiter:
     def _allow_shared(self, key: str) -> bool:
         import sqlalchemy as sa
 
-        from practitioner._store import rate_window
+        from practitioner._store import dialect_insert, rate_window
 
         stamp = time.time()
         window, elapsed = divmod(stamp, 60.0)
         window = int(window)
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        upsert = insert(rate_window).values(key=key, window=window, count=1)
+        upsert = dialect_insert(self.engine, rate_window).values(key=key, window=window, count=1)
         upsert = upsert.on_conflict_do_update(index_elements=["key", "window"],
                                               set_={"count": rate_window.c.count + 1}).returning(rate_window.c.count)
         with self.engine.begin() as conn:  # one atomic statement: two workers never lose a count

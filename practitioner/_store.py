@@ -150,6 +150,16 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def dialect_insert(engine: Engine, table: sa.Table):
+    """An INSERT that can say what to do on a conflict (``on_conflict_do_nothing`` / ``_do_update``): one atomic
+    statement, so two processes writing the same key at once never fail or lose a write. PostgreSQL or SQLite."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def open_store(url: str) -> Engine:
     """Create the engine (SQLite file folders included) and bring the schema to the newest migration."""
     if url.startswith("sqlite:///"):

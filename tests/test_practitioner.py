@@ -270,6 +270,41 @@ def test_a_role_maps_to_the_agencies_of_its_sharing_agreements(ctx):
     assert filtered.withheld_agencies == sum(1 for r in rows if r["agency"] not in ("Police", "Housing"))
 
 
+def test_roles_seed_while_another_process_seeds_and_keep_edits(tmp_path):
+    """Every worker process seeds the default roles when it starts. When another process adds the roles just before
+    this one writes them (the race two workers starting together run), seeding must not fail; and a role edited by
+    the IG lead is never put back to its default."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from practitioner._store import open_store
+    from practitioner.auth.service import DEFAULT_ROLES, get_role, list_roles, seed_roles
+
+    path = tmp_path / "store.sqlite3"
+    engine = open_store(f"sqlite:///{path}")
+    set_role(engine, "practitioner", agencies=["Health"], description="edited")
+    set_role(engine, "practitioner", agencies=["Health", "Housing"], description="edited twice")
+    raced = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def other_process_seeds_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO ROLE") and not raced:
+            raced.append(statement)
+            other = sqlite3.connect(path)
+            with other:
+                for name in DEFAULT_ROLES:
+                    other.execute("insert or ignore into role (name, agencies, household, break_glass, ig_officer, "
+                                  "referrals) values (?, '[]', 0, 1, 0, 0)", (name,))
+            other.close()
+
+    seed_roles(engine)
+    assert raced, "seeding wrote no role, so the race was not run"
+    assert {r.name for r in list_roles(engine)} == set(DEFAULT_ROLES)
+    edited = get_role(engine, "practitioner")
+    assert (edited.agencies, edited.description) == (("Health", "Housing"), "edited twice")
+
+
 def test_audit_is_append_only_and_tamper_evident(ctx):
     for n in range(5):
         ctx.audit.write(Actor("hv", "practitioner", "Health", "Safeguarding enquiry"), "search",

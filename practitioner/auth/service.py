@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 
-from practitioner._store import aware, now, role as role_table, session as session_table, user as user_table
+from practitioner._store import aware, dialect_insert, now, role as role_table, session as session_table, user as user_table
 
 _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 12
@@ -80,11 +80,12 @@ def _role_from_row(row) -> Role:
 
 
 def seed_roles(engine: Engine) -> None:
+    """Add the default roles that are missing, leaving edited ones alone. Several worker processes start at once
+    and each seeds: a role another has just added is skipped, not an error."""
     with engine.begin() as conn:
-        existing = {r[0] for r in conn.execute(sa.select(role_table.c.name))}
         for name, spec in DEFAULT_ROLES.items():
-            if name not in existing:
-                conn.execute(role_table.insert().values(name=name, **spec))
+            conn.execute(dialect_insert(engine, role_table).values(name=name, **spec)
+                         .on_conflict_do_nothing(index_elements=["name"]))
 
 
 def set_role(engine: Engine, name: str, *, agencies: list[str], household: bool = False, break_glass: bool = True,
@@ -92,10 +93,8 @@ def set_role(engine: Engine, name: str, *, agencies: list[str], household: bool 
     values = dict(agencies=list(agencies), household=household, break_glass=break_glass, ig_officer=ig_officer,
                   referrals=referrals, description=description)
     with engine.begin() as conn:
-        if conn.execute(sa.select(role_table.c.name).where(role_table.c.name == name)).first():
-            conn.execute(role_table.update().where(role_table.c.name == name).values(**values))
-        else:
-            conn.execute(role_table.insert().values(name=name, **values))
+        conn.execute(dialect_insert(engine, role_table).values(name=name, **values)
+                     .on_conflict_do_update(index_elements=["name"], set_=values))
     return get_role(engine, name)
 
 
