@@ -359,6 +359,35 @@ def test_rate_limiter():
     assert limiter.allow("b")
 
 
+def test_served_connections_send_without_waiting_for_acks():
+    """The workers' shared socket gives connections with TCP_NODELAY (uvicorn's own left each keep-alive response
+    waiting 40 ms for the client's delayed ACK)."""
+    import asyncio
+
+    from practitioner._workers import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    seen = []
+
+    async def main() -> None:
+        def on_connection(reader, writer) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connection, sock=sock)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+
+    asyncio.run(main())
+    assert sock.proto == socket.IPPROTO_TCP and seen == [1]
+
+
 def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitioner_city, tmp_path):
     """A referral for a known person and one for a new person: found at once with the right ids; after the
     agency's next extract carries them and the nightly runs, the ids hold (a provisional id resolves)."""
