@@ -388,6 +388,10 @@ def publish(data_dir: DataDir = None, contracts: Contracts = None) -> None:
     if result.unchanged_from:
         console.print(f"Nothing changed since {result.unchanged_from}: no new snapshot published.")
         return
+    from pipelines.stages import prepare_practitioner
+
+    with console.status("Preparing the practitioner service's files"):
+        prepare_practitioner(settings)
     table = Table(title=f"Published {result.snapshot_id}")
     table.add_column("table")
     table.add_column("rows", justify="right")

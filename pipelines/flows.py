@@ -121,6 +121,8 @@ def nightly(data_dir: str | None = None, landing: str | None = None, contracts: 
         stages.end_run(settings, run_id, "failed", "unknown", warehouse.safe_error(exc))
         raise
     published.expired = stages.end_run(settings, run_id, "completed", snapshot_id=published.to_make_current)
+    if published.to_make_current:
+        stages.prepare_practitioner(settings)
     stages.finalise_report(report_path, "completed", published)
     summary = stages.nightly_summary(settings, run_id, loads, linked, published, report_path)
     create_markdown_artifact(summary.markdown, key="familylink-nightly-summary",

@@ -128,6 +128,10 @@ class Settings(BaseModel):
                                       "referrals are linked in parallel, decisions committed in order under one lock.")
     practitioner_worker_memory_limit: str = Field(default="1GB", pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGTkmgt][iI]?[Bb]|%)$",
                                                   description="DuckDB memory limit of each web worker's index connection.")
+    practitioner_prepare_on_publish: bool | None = Field(
+        default=None, description="Build the practitioner service's files for each snapshot published (`familylink "
+        "serve --prepare`) so the service switches and starts on them at once. Unset: only where the service is set "
+        "up (its store exists or practitioner_database_url is set).")
 
     @property
     def practitioner_index_dir(self) -> Path:

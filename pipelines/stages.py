@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ import warehouse
 from pipelines.settings import Settings
 from sources._contract import load_contracts
 from sources.ingest import SourceLoad, ingest_source
+
+log = logging.getLogger("familylink.pipelines")
 
 
 @contextmanager
@@ -539,6 +542,26 @@ def run_synth(settings: Settings, *, people: int, seed: int):
     return generate_city(settings.data_dir, CityConfig(people=people, seed=seed))
 
 
+def prepare_practitioner(settings: Settings) -> str | None:
+    """After a publish: `familylink serve --prepare` — the practitioner service's index and keys files for the
+    snapshot now published, so the service finds them built. Where the service is not set up (no store, no
+    practitioner_database_url) nothing is built unless `practitioner_prepare_on_publish` says so. The snapshot is
+    already published: a failure here is logged (class name only) and the service builds the files itself."""
+    wanted = settings.practitioner_prepare_on_publish
+    if wanted is None:
+        store = settings.data_dir / "practitioner" / "store.sqlite3"
+        wanted = settings.practitioner_database_url is not None or store.exists()
+    if not wanted:
+        return None
+    from practitioner import prepare
+
+    try:
+        return prepare(settings)
+    except Exception as exc:
+        log.warning("practitioner files not prepared after publish: %s", exc.__class__.__name__)
+        return None
+
+
 # ------------------------------------------------------------------------------------------ nightly
 def run_nightly(settings: Settings, *, progress: Console | None = None) -> NightlySummary:
     """The whole nightly run without Prefect: a failure at any stage leaves the published snapshot as it was."""
@@ -568,6 +591,8 @@ def run_nightly(settings: Settings, *, progress: Console | None = None) -> Night
             con.close()
     expired = end_run(settings, run_id, "completed" if summary.ok else "failed", summary.failed_stage,
                       summary.failure, snapshot_id=summary.publish.to_make_current if summary.publish else None)
+    if summary.ok and summary.publish and summary.publish.to_make_current:
+        prepare_practitioner(settings)
     finalise_report(summary.report, "completed" if summary.ok else f"failed at {summary.failed_stage}",
                     summary.publish)
     if summary.publish:

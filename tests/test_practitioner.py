@@ -388,10 +388,14 @@ def test_served_connections_send_without_waiting_for_acks():
     assert sock.proto == socket.IPPROTO_TCP and seen == [1]
 
 
-def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitioner_city, tmp_path):
+def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitioner_city, tmp_path, caplog):
     """A referral for a known person and one for a new person: found at once with the right ids; after the
-    agency's next extract carries them and the nightly runs, the ids hold (a provisional id resolves)."""
+    agency's next extract carries them and the nightly runs, the ids hold (a provisional id resolves). The nightly's
+    publish prepared the service's files (`serve --prepare`): the service switches on them without building."""
+    import logging
+
     from pipelines.stages import run_nightly
+    from practitioner._index import index_file, read_pointer
 
     data = tmp_path / "city"
     shutil.copytree(practitioner_city.data_dir, data, ignore=shutil.ignore_patterns("practitioner"))
@@ -437,7 +441,14 @@ def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitione
     extract.unlink()
     summary = run_nightly(settings)
     assert summary.ok, summary.failure
-    assert ctx.index.refresh()  # the service switches to the new snapshot and reconciles
+    prepared = index_file(settings.practitioner_index_dir, read_pointer(settings.snapshots))
+    keys = list(prepared.parent.glob(f"{prepared.stem}.keys-*.duckdb"))
+    assert prepared.exists() and len(keys) == 1  # built by the publish, before the service looks
+    built_at = [prepared.stat().st_mtime_ns, keys[0].stat().st_mtime_ns]
+    with caplog.at_level(logging.INFO, logger="familylink.practitioner"):
+        assert ctx.index.refresh()  # the service switches to the new snapshot and reconciles
+    assert not [r for r in caplog.records if " built in " in r.getMessage()]
+    assert [prepared.stat().st_mtime_ns, keys[0].stat().st_mtime_ns] == built_at
     with ctx.engine.connect() as conn:
         outcomes = dict(conn.execute(sa.text("select record_id, outcome from referral")).all())
         nightly_new = conn.execute(sa.text("select nightly_person_id from referral where record_id = 'REF-NEW-1'")).scalar()
