@@ -463,6 +463,25 @@ def test_referrals_link_in_real_time_and_the_nightly_keeps_their_ids(practitione
     assert shielded  # the shielded record stayed in the extract untouched
 
 
+def test_search_scores_names_as_duckdb_does(ctx):
+    """A search scores its candidates' names in Python (jellyfish): the Jaro-Winkler similarity DuckDB gives, to
+    the last digits, on the test city's names against each other, against typos of them and on the edge cases."""
+    import random
+
+    from jellyfish import jaro_winkler_similarity
+
+    names = [r[0] for r in _one(ctx, "select distinct first_std from name_key where first_std is not null "
+                                     "union select distinct last_std from name_key where last_std is not null")]
+    rnd = random.Random(3)
+    typos = [n[:i] + n[i + 1] + n[i] + n[i + 2:] for n in names if len(n) > 2 for i in [rnd.randrange(len(n) - 1)]]
+    typos += [n[:-1] for n in names] + ["", "a", "é", "mohammed", "muhammad", "o'neil"]
+    pairs = [(rnd.choice(names), rnd.choice(names + typos)) for _ in range(20000)] + list(zip(names, typos))
+    scored = _one(ctx, "select a, b, jaro_winkler_similarity(a, b) from (select unnest(?::varchar[]) as a, "
+                       "unnest(?::varchar[]) as b)", [[a for a, _ in pairs], [b for _, b in pairs]])
+    assert len(scored) == len(pairs) > 20000
+    assert max(abs(jaro_winkler_similarity(a, b) - s) for a, b, s in scored) < 1e-12
+
+
 def test_query_keys_in_python_equal_the_index_keys(ctx):
     """A search keys its names in Python (no database round trip): the same key the index was built with, for every
     name in the test city and the hard cases (doubled letters, transliterations, one letter, no consonants)."""
