@@ -72,7 +72,7 @@ def build_context(settings, *, follow: bool = False, linker=None, links: bool = 
                          on_switch=(build_linker if links else None) if follow else on_switch,
                          index_dir=settings.practitioner_index_dir, follow=follow,
                          sync=lambda index: sync_overlay(engine, index),
-                         worker_memory_limit=settings.practitioner_worker_memory_limit)
+                         worker_memory_limit=settings.practitioner_worker_memory_limit, links=links or not follow)
     return ServiceContext(engine=engine, index=holder, audit=AuditWriter(engine), rules=rules_from_settings(settings),
                           contracts_dir=Path(settings.contracts_dir), models_dir=Path(settings.models), linker=linker)
 

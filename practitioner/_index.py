@@ -161,6 +161,9 @@ class PractitionerIndex:
     # (a view over file + overlay costs about as much again per look-up, measured)
     overlay_ids: set[str] = field(default_factory=set)  # persons with overlay rows (records, involvements, person)
     overlay_keys: set[tuple[str, object]] = field(default_factory=set)  # (name_key column, value) of overlay rows
+    # a web worker never links: the overlay's model input (the linker's candidates) is left out of its overlay — a
+    # tenth of what every worker spends on each referral (model_input_sql is one of the largest statements, measured)
+    links: bool = True
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
@@ -308,7 +311,8 @@ class IndexHolder:
     def __init__(self, snapshots_dir: Path, *, memory_limit: str = "4GB", threads: int = 2,
                  on_switch: Callable[[PractitionerIndex | None, PractitionerIndex], None] | None = None,
                  index_dir: Path | None = None, follow: bool = False,
-                 sync: Callable[[PractitionerIndex], None] | None = None, worker_memory_limit: str = "1GB"):
+                 sync: Callable[[PractitionerIndex], None] | None = None, worker_memory_limit: str = "1GB",
+                 links: bool = True):
         self.snapshots_dir = Path(snapshots_dir)
         self.index_dir = Path(index_dir) if index_dir is not None else self.snapshots_dir.parent / "practitioner" / "index"
         self.memory_limit = memory_limit
@@ -317,6 +321,7 @@ class IndexHolder:
         self.follow = follow
         self.sync = sync
         self.worker_memory_limit = worker_memory_limit
+        self.links = links  # False: a web worker, whose overlay needs no model input
         self._current: PractitionerIndex | None = None
         self._switch_lock = threading.Lock()
         self.link_lock = threading.RLock()  # a link and a switch never interleave (the overlay sees every link)
@@ -340,6 +345,7 @@ class IndexHolder:
                 return False
             if self.follow:
                 new = open_index(index_file(self.index_dir, wanted), memory_limit=self.worker_memory_limit, threads=1)
+                new.links = self.links
             else:
                 new = load_index(self.snapshots_dir, wanted, index_dir=self.index_dir, memory_limit=self.memory_limit,
                                  threads=self.threads, open_memory_limit=self.worker_memory_limit)

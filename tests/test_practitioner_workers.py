@@ -199,6 +199,9 @@ def test_workers_share_the_linker_and_the_overlay(served):
     follower.sync(index)
     _, results = search(index, SearchQuery(name="Oluwaseun Brightwater-Okafor", date_of_birth="14/03/2019"))
     assert [r.person_id for r in results] == [provisional]
+    # a worker never links: its overlay holds the referral without the model's input (the linkers' alone)
+    assert index.con.execute("select count(*) from ov_person").fetchall() == [(1,)]
+    assert index.con.execute("select count(*) from ov_model_input").fetchall() == [(0,)]
     check = verify_chain(ctx.engine)
     with ctx.engine.connect() as conn:
         actions = [r[0] for r in conn.exec_driver_sql("select action from audit_event order by seq")]

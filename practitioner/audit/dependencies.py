@@ -15,7 +15,7 @@ class AuditFn(Protocol):
                  detail: str | None = None) -> int: ...
 
 
-def get_audit(request: Request, principal: CurrentUser) -> AuditFn:
+async def get_audit(request: Request, principal: CurrentUser) -> AuditFn:
     writer = request.app.state.context.audit
 
     def audit(action: str, *, person_ids=None, fields=None, detail=None) -> int:

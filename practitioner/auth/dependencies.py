@@ -1,7 +1,8 @@
 """Cross-cutting rules as dependencies: who is signed in (with role), the stated purpose, CSRF.
 
 Every page route depends on `CurrentUser` or `PurposeStated`, so none can forget them; form posts also
-depend on `CsrfChecked`.
+depend on `CsrfChecked`. Dependencies that only look at what is already known are `async def`: FastAPI runs a
+plain `def` dependency on a thread-pool thread, a hand-off each (those that read the store stay `def`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def current_user(request: Request) -> Principal:
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def purpose_stated(principal: CurrentUser) -> Principal:
+async def purpose_stated(principal: CurrentUser) -> Principal:
     """No search or view until the session has a stated purpose of access."""
     if not principal.purpose:
         raise RedirectTo("/purpose")
@@ -50,7 +51,7 @@ def purpose_stated(principal: CurrentUser) -> Principal:
 PurposeStated = Annotated[Principal, Depends(purpose_stated)]
 
 
-def csrf_checked(principal: CurrentUser, csrf_token: Annotated[str, Form()] = "") -> Principal:
+async def csrf_checked(principal: CurrentUser, csrf_token: Annotated[str, Form()] = "") -> Principal:
     if not hmac.compare_digest(csrf_token.encode(), principal.csrf_token.encode()):
         raise HTTPException(status_code=403, detail="The form expired or did not come from this service. Reload and try again.")
     return principal
@@ -59,7 +60,7 @@ def csrf_checked(principal: CurrentUser, csrf_token: Annotated[str, Form()] = ""
 CsrfChecked = Annotated[Principal, Depends(csrf_checked)]
 
 
-def require_ig_officer(principal: CurrentUser) -> Principal:
+async def require_ig_officer(principal: CurrentUser) -> Principal:
     if not principal.role.ig_officer:
         raise HTTPException(status_code=403, detail="The IG pages are for information governance officers.")
     return principal

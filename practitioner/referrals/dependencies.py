@@ -10,7 +10,7 @@ from practitioner.auth.dependencies import PurposeStated
 from practitioner.auth.service import Principal
 
 
-def may_refer(principal: PurposeStated) -> Principal:
+async def may_refer(principal: PurposeStated) -> Principal:
     if not principal.role.referrals:
         raise HTTPException(status_code=403, detail="Your role cannot post referrals.")
     return principal

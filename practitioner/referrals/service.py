@@ -135,13 +135,14 @@ def _overlay(index: PractitionerIndex, person_id: str, provisional: bool, subjec
                     "first_name_formal, middle_names_std, last_name_std, sex, date_of_birth, postcode, uprn, "
                     "nhs_number, ni_number, upn, pnc_id, crn, phone, email, address_std, address_tokens, tenancy_ref, "
                     "local_id, identifiers, confidential from _referral_record")
-        if model_input is None:
-            con.execute(f"create or replace temp table _referral_input as "
-                        f"{model_input_sql('_referral_record', index.schemes)}")
-        con.execute(f"insert into ov_model_input by name select * replace (? as person_id) "
-                    f"from {model_input or '_referral_input'}", [person_id])
-        if index.linker is not None:
-            index.linker.add_keys(index, model_input or "_referral_input")
+        if index.links:  # a process that links scores later referrals against this one
+            if model_input is None:
+                con.execute(f"create or replace temp table _referral_input as "
+                            f"{model_input_sql('_referral_record', index.schemes)}")
+            con.execute(f"insert into ov_model_input by name select * replace (? as person_id) "
+                        f"from {model_input or '_referral_input'}", [person_id])
+            if index.linker is not None:
+                index.linker.add_keys(index, model_input or "_referral_input")
         con.execute(IDENTIFIER_SQL.format(input="_referral_record", target="ov_identifier"))
         if provisional:
             con.execute("insert into ov_person by name select person_id, trim(first_name) as first_name, "
