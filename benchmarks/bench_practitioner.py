@@ -204,7 +204,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--models", type=Path, default=None, help="folder holding person/approved.json")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--reuse", action="store_true", help="keep a snapshot already written in --workdir")
+    parser.add_argument("--reuse", action="store_true", help="keep a snapshot (and model) already in --workdir")
     parser.add_argument("--workers", type=int, default=None, help="web workers (default practitioner_workers: CPU count)")
     parser.add_argument("--linkers", type=int, default=None, help="linker processes (default practitioner_linkers: CPU count)")
     parser.add_argument("--think-seconds", type=float, default=1.0, help="mean think time of the second phase")
@@ -214,7 +214,9 @@ def main() -> None:
     if not (args.reuse and (data / "snapshots" / "current.json").exists()):
         shutil.rmtree(data / "snapshots", ignore_errors=True)
         write_snapshot(data / "snapshots", args.persons)
-    models = args.models or approved_models(work)
+    kept = work / "model-city" / "models"
+    # --reuse keeps the model trained in the workdir too (a new one would also mean a new keys file)
+    models = args.models or (kept if args.reuse and (kept / "person" / "approved.json").exists() else approved_models(work))
     env = {**os.environ, "FAMILYLINK_DATA_DIR": str(data), "FAMILYLINK_MODELS_DIR": str(models),
            "FAMILYLINK_PRACTITIONER_RATE_LIMIT_PER_MINUTE": "1000000", "FAMILYLINK_PSEUDONYMISATION_KEY": "bench",
            "FAMILYLINK_PRACTITIONER_SNAPSHOT_POLL_SECONDS": "3600",
