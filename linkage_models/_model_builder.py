@@ -25,6 +25,8 @@ import splink.comparison_library as cl
 from splink import DuckDBAPI, SettingsCreator, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
+from sources import ATTRIBUTE
+
 log = logging.getLogger("familylink.model")
 
 INPUT_TABLE = "person_linkage_input"  # main schema: Splink reads columns of unqualified tables
@@ -50,12 +52,14 @@ class ModelBuildError(RuntimeError):
     stage = "link"
 
 
-def id_column(scheme: str) -> str:
-    return f"id_{scheme}"
+def id_column(scheme: str, scope: str | None = None) -> str:
+    """The model input's column for an identifier (`id_<scheme>`) or a declared attribute (`attr_<name>`)."""
+    return f"attr_{scheme}" if scope == ATTRIBUTE else f"id_{scheme}"
 
 
 def staged_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Every identifier scheme the staged records may carry: scheme → scope."""
+    """Every identifier scheme the staged records may carry, and every declared attribute: scheme → scope
+    (national, local or attribute)."""
     schemes = dict(FIXED_IDENTIFIERS)
     schemes.update(dict(con.execute(
         "select scheme, min(scope) from staging.person_identifier group by scheme order by scheme").fetchall()))
@@ -98,11 +102,11 @@ def input_select(records: str, identifiers: dict[str, str], *, declared: str = "
              for s, scope in identifiers.items() if s in FIXED_IDENTIFIERS]
     declared_schemes = {s: scope for s, scope in identifiers.items() if s not in FIXED_IDENTIFIERS}
     pivot = ", ".join(
-        f"max(case when scheme = '{s}' then {value('value', scope, 'source')} end) as {id_column(s)}"
+        f"max(case when scheme = '{s}' then {value('value', scope, 'source')} end) as {id_column(s, scope)}"
         for s, scope in declared_schemes.items())
     ids_cte = (f"ids as (select source, record_id, {pivot} from {declared} group by all)"
                if declared_schemes else "ids as (select null::varchar as source, null::varchar as record_id)")
-    declared_cols = [f"ids.{id_column(s)}" for s in declared_schemes]
+    declared_cols = [f"ids.{id_column(s, scope)}" for s, scope in declared_schemes.items()]
     placeholders = ", ".join(f"date '{d.isoformat()}'" for d in PLACEHOLDER_DATES)
     dob = f"(case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end)"
     return f"""
@@ -148,7 +152,7 @@ def build_input(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str] | No
 
 def profile(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str]) -> dict[str, dict[str, float]]:
     """field → {source: share of that source's records that populate it}."""
-    columns = [*FIELDS, *(id_column(s) for s in identifiers)]
+    columns = [*FIELDS, *(id_column(s, scope) for s, scope in identifiers.items())]
     select = ", ".join(f"avg(({c} is not null)::int) as {c}" for c in columns)
     rows = con.execute(f"select source, {select} from {INPUT_TABLE} group by source order by source").fetchall()
     return {c: {row[0]: float(row[i + 1]) for row in rows} for i, c in enumerate(columns)}
@@ -268,9 +272,13 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
         comparisons.append(cl.DamerauLevenshteinAtThresholds("postcode", [1]))
     if "sex" in usable:
         comparisons.append(cl.ExactMatch("sex"))
-    for scheme in identifiers:
-        column = id_column(scheme)
-        if column in usable:
+    for scheme, scope in identifiers.items():
+        column = id_column(scheme, scope)
+        if column in usable and scope == ATTRIBUTE:
+            # shared by many people: a rare value (a small village, an unusual occupation) is strong evidence,
+            # a common one weak
+            comparisons.append(cl.ExactMatch(column).configure(term_frequency_adjustments=True))
+        elif column in usable:
             # an identifier without a check digit can carry a typo or two digits transposed: one edit away is
             # weaker evidence, not none
             comparisons.append(cl.ExactMatch(column) if scheme in _CHECKED
@@ -289,7 +297,7 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
     # alone only where dates of birth are not shared, since its blocks grow with the square of the city
     names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"]]
              if "date_of_birth" in usable else [[first, "last_name_std"]])
-    candidates = [[id_column(s)] for s in identifiers] + [
+    candidates = [[id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE] + [
         ["date_of_birth"],
         *names,
         ["last_name_std", "postcode"],
@@ -367,7 +375,8 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     # EM needs each comparison free in some block: names, date of birth and postcode blocks between them
     # leave every comparison free at least once; identifier blocks train the rest
     training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",
-                      "postcode"], ["first_name_formal", "postcode"], *([id_column(s)] for s in identifiers), ["phone"]]
+                      "postcode"], ["first_name_formal", "postcode"],
+                      *([id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE), ["phone"]]
     found = {tuple(rule): pairs for rule, pairs in counted}
     # a training block need not be a prediction block: EM trains the date of birth in the name block, where
     # the date is free (training samples at most TRAINING_RECORDS records, so the block stays small there)

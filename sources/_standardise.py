@@ -157,6 +157,18 @@ def modulus_11(expr: pl.Expr) -> pl.Expr:
     return pl.when(ok).then(digits)
 
 
+# the scope of a declared attribute's rows in staging.person_identifier (beside national and local identifiers)
+ATTRIBUTE = "attribute"
+
+
+def clean_attribute(expr: pl.Expr) -> pl.Expr:
+    """A declared attribute (a place of birth, an occupation): accents and punctuation dropped, upper case,
+    single spaces; null when nothing is left."""
+    text = (transliterate(expr.cast(pl.String)).str.normalize("NFKD").str.replace_all(r"\p{M}", "")
+            .str.to_uppercase().str.replace_all(r"[^A-Z0-9]+", " ").str.strip_chars())
+    return pl.when(text != "").then(text)
+
+
 def clean_identifier(expr: pl.Expr, check: str | None = None, pattern: str | None = None) -> pl.Expr:
     """A declared identifier: upper case without spaces or hyphens, null when it fails its check or pattern."""
     text = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"[\s-]", "")
