@@ -295,7 +295,10 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
     first = "first_name_formal"
     # the full name with the year or with the day and month of birth (a typo rarely hits both); the name
     # alone only where dates of birth are not shared, since its blocks grow with the square of the city
-    names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"]]
+    # records without a date (a carer on a child's record, a register that keeps none) are out of the dated
+    # name blocks: the name alone brings them to their other records (the pairs grow with the undated records)
+    names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"],
+              [first, "last_name_std", UNDATED]]
              if "date_of_birth" in usable else [[first, "last_name_std"]])
     candidates = [[id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE] + [
         ["date_of_birth"],
@@ -311,7 +314,11 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
 
 
 # input columns derived from a profiled field: a rule on them is usable when the field is
-_DERIVED_FROM = {"first_name_formal": "first_name_std", "birth_year": "date_of_birth", "birth_monthday": "date_of_birth"}
+_DERIVED_FROM = {"first_name_formal": "first_name_std", "birth_year": "date_of_birth", "birth_monthday": "date_of_birth",
+                 "undated": "date_of_birth"}
+# in a rule, not a column: the pair's records are not both dated
+UNDATED = "undated"
+_UNDATED_SQL = "(l.date_of_birth is null or r.date_of_birth is null)"
 
 
 def _usable(rule: list[str], usable: set[str] | list[str]) -> bool:
@@ -319,7 +326,13 @@ def _usable(rule: list[str], usable: set[str] | list[str]) -> bool:
 
 
 def _rule_sql(columns: list[str]) -> str:
-    return " and ".join(f"l.{c} = r.{c}" for c in columns)
+    return " and ".join(_UNDATED_SQL if c == UNDATED else f"l.{c} = r.{c}" for c in columns)
+
+
+def blocking_rule(columns: list[str]):
+    """Splink's blocking rule for a rule of the plan: equal columns (block_on), or SQL where the rule has a
+    condition that is not an equality."""
+    return _rule_sql(columns) if UNDATED in columns else block_on(*columns)
 
 
 def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
@@ -353,7 +366,7 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     sample = 1.0 if records <= 200_000 else 0.05
 
     def count(rule: list[str]) -> float:
-        record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[block_on(*rule)], link_type="dedupe_only",
+        record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[blocking_rule(rule)], link_type="dedupe_only",
                                                        record_sample_proportion=sample)[0]
         return float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
 
@@ -371,7 +384,7 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     if not counted:
         raise ModelBuildError("no blocking rule yields any pair of records: nothing to link or train on")
 
-    prediction = [block_on(*rule) for rule, _ in counted]
+    prediction = [blocking_rule(rule) for rule, _ in counted]
     # EM needs each comparison free in some block: names, date of birth and postcode blocks between them
     # leave every comparison free at least once; identifier blocks train the rest
     training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",

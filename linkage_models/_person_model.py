@@ -163,6 +163,10 @@ def date_of_birth_comparison() -> cl.CustomComparison:
                    "and year(date_of_birth_l) = year(date_of_birth_r)", "day and month transposed"),
             _level("month(date_of_birth_l) = month(date_of_birth_r) and day(date_of_birth_l) = day(date_of_birth_r) "
                    "and abs(year(date_of_birth_l) - year(date_of_birth_r)) = 1", "year off by one"),
+            # a mistyped digit of the year (1985 / 1958 / 1995), or a year guessed: the day and month still agree,
+            # which strangers do one time in 365
+            _level("month(date_of_birth_l) = month(date_of_birth_r) and day(date_of_birth_l) = day(date_of_birth_r)",
+                   "same day and month, another year"),
             _level("year(date_of_birth_l) = year(date_of_birth_r) and month(date_of_birth_l) = month(date_of_birth_r)",
                    "same month and year"),
             _level("abs(date_diff('day', date_of_birth_l, date_of_birth_r)) <= 366", "within a year"),

@@ -216,14 +216,20 @@ def test_date_of_birth_bounds_come_from_the_contract():
 def test_the_full_name_blocks_with_a_part_of_the_date_of_birth_where_dates_are_shared():
     """A forename + surname block grows with the square of the city ("MOHAMMED KHAN"): where dates of birth
     are shared it is split by the year and by the day and month of birth (a typo rarely hits both); where they
-    are not, the name alone still blocks, or nothing would bring two records of one person together."""
-    from linkage_models._model_builder import _candidate_rules
+    are not, the name alone still blocks, or nothing would bring two records of one person together; so it does
+    between two records of which one is undated."""
+    from linkage_models._model_builder import _candidate_rules, _rule_sql
 
     fields = {"first_name_std", "last_name_std", "postcode", "address_std", "phone"}
     with_dates = _candidate_rules(fields | {"date_of_birth"}, {})
     assert ["first_name_formal", "last_name_std", "birth_year"] in with_dates
     assert ["first_name_formal", "last_name_std", "birth_monthday"] in with_dates
     assert ["first_name_formal", "last_name_std"] not in with_dates
+    # records without a date still meet their namesakes: the name alone, where one of the two is undated
+    assert ["first_name_formal", "last_name_std", "undated"] in with_dates
+    assert _rule_sql(["first_name_formal", "last_name_std", "undated"]) == (
+        "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std and "
+        "(l.date_of_birth is null or r.date_of_birth is null)")
     assert ["first_name_formal", "last_name_std"] in _candidate_rules(fields, {})
 
 
