@@ -25,6 +25,8 @@ import splink.comparison_library as cl
 from splink import DuckDBAPI, SettingsCreator, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
+from sources import ATTRIBUTE
+
 log = logging.getLogger("familylink.model")
 
 INPUT_TABLE = "person_linkage_input"  # main schema: Splink reads columns of unqualified tables
@@ -50,12 +52,14 @@ class ModelBuildError(RuntimeError):
     stage = "link"
 
 
-def id_column(scheme: str) -> str:
-    return f"id_{scheme}"
+def id_column(scheme: str, scope: str | None = None) -> str:
+    """The model input's column for an identifier (`id_<scheme>`) or a declared attribute (`attr_<name>`)."""
+    return f"attr_{scheme}" if scope == ATTRIBUTE else f"id_{scheme}"
 
 
 def staged_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Every identifier scheme the staged records may carry: scheme → scope."""
+    """Every identifier scheme the staged records may carry, and every declared attribute: scheme → scope
+    (national, local or attribute)."""
     schemes = dict(FIXED_IDENTIFIERS)
     schemes.update(dict(con.execute(
         "select scheme, min(scope) from staging.person_identifier group by scheme order by scheme").fetchall()))
@@ -98,11 +102,11 @@ def input_select(records: str, identifiers: dict[str, str], *, declared: str = "
              for s, scope in identifiers.items() if s in FIXED_IDENTIFIERS]
     declared_schemes = {s: scope for s, scope in identifiers.items() if s not in FIXED_IDENTIFIERS}
     pivot = ", ".join(
-        f"max(case when scheme = '{s}' then {value('value', scope, 'source')} end) as {id_column(s)}"
+        f"max(case when scheme = '{s}' then {value('value', scope, 'source')} end) as {id_column(s, scope)}"
         for s, scope in declared_schemes.items())
     ids_cte = (f"ids as (select source, record_id, {pivot} from {declared} group by all)"
                if declared_schemes else "ids as (select null::varchar as source, null::varchar as record_id)")
-    declared_cols = [f"ids.{id_column(s)}" for s in declared_schemes]
+    declared_cols = [f"ids.{id_column(s, scope)}" for s, scope in declared_schemes.items()]
     placeholders = ", ".join(f"date '{d.isoformat()}'" for d in PLACEHOLDER_DATES)
     dob = f"(case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end)"
     return f"""
@@ -148,7 +152,7 @@ def build_input(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str] | No
 
 def profile(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str]) -> dict[str, dict[str, float]]:
     """field → {source: share of that source's records that populate it}."""
-    columns = [*FIELDS, *(id_column(s) for s in identifiers)]
+    columns = [*FIELDS, *(id_column(s, scope) for s, scope in identifiers.items())]
     select = ", ".join(f"avg(({c} is not null)::int) as {c}" for c in columns)
     rows = con.execute(f"select source, {select} from {INPUT_TABLE} group by source order by source").fetchall()
     return {c: {row[0]: float(row[i + 1]) for row in rows} for i, c in enumerate(columns)}
@@ -268,9 +272,13 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
         comparisons.append(cl.DamerauLevenshteinAtThresholds("postcode", [1]))
     if "sex" in usable:
         comparisons.append(cl.ExactMatch("sex"))
-    for scheme in identifiers:
-        column = id_column(scheme)
-        if column in usable:
+    for scheme, scope in identifiers.items():
+        column = id_column(scheme, scope)
+        if column in usable and scope == ATTRIBUTE:
+            # shared by many people: a rare value (a small village, an unusual occupation) is strong evidence,
+            # a common one weak
+            comparisons.append(cl.ExactMatch(column).configure(term_frequency_adjustments=True))
+        elif column in usable:
             # an identifier without a check digit can carry a typo or two digits transposed: one edit away is
             # weaker evidence, not none
             comparisons.append(cl.ExactMatch(column) if scheme in _CHECKED
@@ -287,9 +295,12 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
     first = "first_name_formal"
     # the full name with the year or with the day and month of birth (a typo rarely hits both); the name
     # alone only where dates of birth are not shared, since its blocks grow with the square of the city
-    names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"]]
+    # records without a date (a carer on a child's record, a register that keeps none) are out of the dated
+    # name blocks: the name alone brings them to their other records (the pairs grow with the undated records)
+    names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"],
+              [first, "last_name_std", UNDATED]]
              if "date_of_birth" in usable else [[first, "last_name_std"]])
-    candidates = [[id_column(s)] for s in identifiers] + [
+    candidates = [[id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE] + [
         ["date_of_birth"],
         *names,
         ["last_name_std", "postcode"],
@@ -303,7 +314,11 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
 
 
 # input columns derived from a profiled field: a rule on them is usable when the field is
-_DERIVED_FROM = {"first_name_formal": "first_name_std", "birth_year": "date_of_birth", "birth_monthday": "date_of_birth"}
+_DERIVED_FROM = {"first_name_formal": "first_name_std", "birth_year": "date_of_birth", "birth_monthday": "date_of_birth",
+                 "undated": "date_of_birth"}
+# in a rule, not a column: the pair's records are not both dated
+UNDATED = "undated"
+_UNDATED_SQL = "(l.date_of_birth is null or r.date_of_birth is null)"
 
 
 def _usable(rule: list[str], usable: set[str] | list[str]) -> bool:
@@ -311,7 +326,13 @@ def _usable(rule: list[str], usable: set[str] | list[str]) -> bool:
 
 
 def _rule_sql(columns: list[str]) -> str:
-    return " and ".join(f"l.{c} = r.{c}" for c in columns)
+    return " and ".join(_UNDATED_SQL if c == UNDATED else f"l.{c} = r.{c}" for c in columns)
+
+
+def blocking_rule(columns: list[str]):
+    """Splink's blocking rule for a rule of the plan: equal columns (block_on), or SQL where the rule has a
+    condition that is not an equality."""
+    return _rule_sql(columns) if UNDATED in columns else block_on(*columns)
 
 
 def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
@@ -345,7 +366,7 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     sample = 1.0 if records <= 200_000 else 0.05
 
     def count(rule: list[str]) -> float:
-        record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[block_on(*rule)], link_type="dedupe_only",
+        record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[blocking_rule(rule)], link_type="dedupe_only",
                                                        record_sample_proportion=sample)[0]
         return float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
 
@@ -363,11 +384,12 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     if not counted:
         raise ModelBuildError("no blocking rule yields any pair of records: nothing to link or train on")
 
-    prediction = [block_on(*rule) for rule, _ in counted]
+    prediction = [blocking_rule(rule) for rule, _ in counted]
     # EM needs each comparison free in some block: names, date of birth and postcode blocks between them
     # leave every comparison free at least once; identifier blocks train the rest
     training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",
-                      "postcode"], ["first_name_formal", "postcode"], *([id_column(s)] for s in identifiers), ["phone"]]
+                      "postcode"], ["first_name_formal", "postcode"],
+                      *([id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE), ["phone"]]
     found = {tuple(rule): pairs for rule, pairs in counted}
     # a training block need not be a prediction block: EM trains the date of birth in the name block, where
     # the date is free (training samples at most TRAINING_RECORDS records, so the block stays small there)

@@ -18,6 +18,7 @@ from sources._gazetteer import (
 from sources._mapping import apply_contract
 from sources._readers import file_sha256
 from sources._standardise import (
+    ATTRIBUTE,
     PLACEHOLDER_DATES,
     address_tokens,
     clean_name,
@@ -28,6 +29,7 @@ from sources._standardise import (
 )
 
 __all__ = [
+    "ATTRIBUTE",
     "PLACEHOLDER_DATES",
     "ContractError",
     "GazetteerContract",

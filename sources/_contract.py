@@ -179,6 +179,28 @@ class Identifier(_Strict):
         return FieldSpec(column=self.column, columns=self.columns, value=self.value, separator=self.separator)
 
 
+class Attribute(_Strict):
+    """A descriptive value the extract carries that two records of one person share more often than strangers
+    do — a place of birth, an occupation, a school, a GP practice, a first language — of any name.
+
+    Not an identifier: many people share it, so it is compared with term frequencies (a rare value is strong
+    evidence, a common one weak), never blocked on alone, never enough for a record to be linkable, never
+    searchable. The model compares it when two or more sources carry it (or one source, deduplicated).
+    Values are compared after upper-casing and collapsing punctuation and spaces.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    column: str | None = None
+    columns: list[str] | None = None
+    separator: str = " "
+    value: str | None = None
+    values: dict[str, str] | None = Field(default=None, description="recode source values (after trimming)")
+
+    def field_spec(self) -> FieldSpec:
+        return FieldSpec(column=self.column, columns=self.columns, value=self.value, separator=self.separator,
+                         values=self.values)
+
+
 class MinimumData(_Strict):
     """What a record needs to be linkable: a name and at least one of `any_of` (else quarantined)."""
 
@@ -209,6 +231,7 @@ class SourceContract(_Strict):
         default=None, description="the complete header the agency agreed to send; any other column is an error")
     trust_rank: int = Field(ge=1)
     identifiers: list[Identifier] = []
+    attributes: list[Attribute] = []
     minimum_data: MinimumData = MinimumData()
     date_of_birth_bounds: DateOfBirthBounds = DateOfBirthBounds()
     max_quarantined_share: float = Field(default=0.5, ge=0, le=1, description=(
@@ -227,6 +250,14 @@ class SourceContract(_Strict):
         if isinstance(data, dict) and isinstance(data.get("identifiers"), list):
             data = {**data, "identifiers": [{"name": i} if isinstance(i, str) else i for i in data["identifiers"]]}
         return data
+
+    @model_validator(mode="after")
+    def _attribute_names(self) -> "SourceContract":
+        names = [a.name for a in self.attributes]
+        clashes = sorted({n for n in names if names.count(n) > 1} | (set(names) & {i.name for i in self.identifiers}))
+        if clashes:
+            raise ValueError(f"attributes {', '.join(clashes)}: each name once, and not also an identifier")
+        return self
 
     def declared_identifiers(self) -> list[Identifier]:
         """Declared identifiers plus canonical identifier fields the person mapping fills but did not declare."""
@@ -249,6 +280,7 @@ class SourceContract(_Strict):
         for ev in self.events:
             specs += [s for s in (ev.event_type, ev.event_date, ev.value, ev.detail) if s]
         specs += [s for s in (i.field_spec() for i in self.identifiers) if s is not None and s.value is None]
+        specs += [a.field_spec() for a in self.attributes if a.value is None]
         for spec in specs:
             cols.update(spec.source_columns())
         conditions = [i.when for i in self.involvements] + [e.when for e in self.events]

@@ -9,7 +9,7 @@ import polars as pl
 
 from sources import canonical
 from sources._contract import Condition, FieldSpec, PersonMapping, SourceContract
-from sources._standardise import clean_identifier
+from sources._standardise import ATTRIBUTE, clean_attribute, clean_identifier
 
 _DATE_FIELDS = {name for name, dtype in canonical.PERSON_RECORD.items() if isinstance(dtype, pl.Date)}
 _TITLES = r"^(?i:(mr|mrs|ms|miss|mx|dr|master|rev|prof)\.?)\s+"
@@ -190,6 +190,12 @@ def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256
             clean_identifier(value_expr(ident.field_spec()), ident.check, ident.pattern).alias("value"),
         ).filter(pl.col("value").is_not_null())
         for ident in contract.identifiers if ident.field_spec() is not None
+    ] + [
+        frame.select(
+            pl.lit(contract.source).alias("source"), key.alias("record_id"), pl.lit(attribute.name).alias("scheme"),
+            pl.lit(ATTRIBUTE).alias("scope"), clean_attribute(value_expr(attribute.field_spec())).alias("value"),
+        ).filter(pl.col("value").is_not_null())
+        for attribute in contract.attributes
     ]
 
     def stack(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:

@@ -15,6 +15,8 @@ from pathlib import Path
 import polars as pl
 
 _NICKNAMES = Path(__file__).parent / "reference" / "nicknames.csv"
+_TITLE_WORDS = "mr|mrs|ms|miss|mx|dr|master|rev|prof|sir|dame|lord|lady"
+# a title before a name is dropped ("Mr John Smith"); "Lord" and "Lady" only in the forename (Lord is a surname)
 _TITLES = r"^(mr|mrs|ms|miss|mx|dr|master|rev|prof|sir|dame)\.?\s+"
 OUTWARD = r"(?:[A-Z][0-9]|[A-Z][0-9]{2}|[A-Z][0-9][A-Z]|[A-Z]{2}[0-9]|[A-Z]{2}[0-9]{2}|[A-Z]{2}[0-9][A-Z])"
 INWARD = r"[0-9][A-Z]{2}"
@@ -34,6 +36,9 @@ PLACEHOLDER_DATES = [dt.date(1900, 1, 1), dt.date(1899, 12, 31), dt.date(1901, 1
 # Smith", "Unborn", "Unknown", "NK"): not a name, so cleared for matching (two babies would agree) and flagged
 # first_name_placeholder; the original stays in first_name
 PLACEHOLDER_FORENAME = r"^(baby|unborn|unknown|not known|nk|n k|infant|newborn|tbc|tba|twin|male|female)( .*)?$"
+# a forename field holding only a title ("Mr", "Sir", "Dr": the name was not known, or went in another field)
+# is no name either: two records would agree on it
+TITLE_ONLY_FORENAME = rf"^({_TITLE_WORDS})$"
 _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
 
 
@@ -157,6 +162,18 @@ def modulus_11(expr: pl.Expr) -> pl.Expr:
     return pl.when(ok).then(digits)
 
 
+# the scope of a declared attribute's rows in staging.person_identifier (beside national and local identifiers)
+ATTRIBUTE = "attribute"
+
+
+def clean_attribute(expr: pl.Expr) -> pl.Expr:
+    """A declared attribute (a place of birth, an occupation): accents and punctuation dropped, upper case,
+    single spaces; null when nothing is left."""
+    text = (transliterate(expr.cast(pl.String)).str.normalize("NFKD").str.replace_all(r"\p{M}", "")
+            .str.to_uppercase().str.replace_all(r"[^A-Z0-9]+", " ").str.strip_chars())
+    return pl.when(text != "").then(text)
+
+
 def clean_identifier(expr: pl.Expr, check: str | None = None, pattern: str | None = None) -> pl.Expr:
     """A declared identifier: upper case without spaces or hyphens, null when it fails its check or pattern."""
     text = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"[\s-]", "")
@@ -246,7 +263,8 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
         (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(date_of_birth_earliest)))
     placeholder = pl.col("date_of_birth").is_in(PLACEHOLDER_DATES)
     flags = _flag(flags, placeholder, "date_of_birth_placeholder")
-    named_placeholder = pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME).fill_null(False)
+    named_placeholder = (pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME)
+                         | pl.col("first_name_std").str.contains(TITLE_ONLY_FORENAME)).fill_null(False)
     flags = _flag(flags, named_placeholder, "first_name_placeholder")
     flags = _flag(flags, impossible, "date_of_birth_out_of_bounds")
     flags = _flag(flags, pl.col("_postcode").is_null() & pl.col("_postcode_other").is_not_null(), "postcode_not_uk")

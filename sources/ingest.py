@@ -20,7 +20,7 @@ from warehouse._db import transaction
 from sources._contract import SourceContract, find_extract, load_contracts
 from sources._mapping import apply_contract
 from sources._readers import ExtractError, date_columns, file_sha256, read_extract
-from sources._standardise import standardise_person_records
+from sources._standardise import ATTRIBUTE, standardise_person_records
 
 log = logging.getLogger("familylink.ingest")
 
@@ -169,7 +169,9 @@ def _ingest_source(
     mapped, people = _flag_future_events(mapped, people, as_of)
     people = _limit_text(people, frame)
     subjects = people.filter(pl.col("record_role") == "subject").with_columns(
-        pl.col("record_id").is_in(mapped.person_identifier["record_id"].implode()).alias("_has_declared_identifier"))
+        # an attribute (a place of birth, an occupation) is shared by many people: it never makes a record linkable
+        pl.col("record_id").is_in(mapped.person_identifier.filter(pl.col("scope") != ATTRIBUTE)["record_id"].implode())
+        .alias("_has_declared_identifier"))
     outcome = validate_records(contract.source, subjects, extract_date=extract_date or dt.date.today(),
                                context_dir=gx_dir, minimum_any_of=contract.minimum_data.any_of,
                                require_name=contract.minimum_data.name)

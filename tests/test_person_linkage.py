@@ -57,6 +57,27 @@ def test_twins_and_junior_senior_stay_apart(linked):
     assert merged.filter(pl.col("people") > 1).height == 0
 
 
+def test_the_prior_is_estimated_from_the_model_s_scores_near_the_truth(linked):
+    """λ (the chance two random records match) is re-estimated after training from the model's own scores;
+    the deterministic rules' count needs their recall, which is guessed. Measured against the truth."""
+    import math
+
+    from linkage_models._model_builder import INPUT_TABLE
+
+    con, model, _, truth, _ = linked
+    staged = con.sql(f"select split_part(unique_id, ':', 1) as source, split_part(unique_id, ':', 2) as record_id "
+                     f"from {INPUT_TABLE}").pl().join(truth.select("source", "record_id", "person_id"),
+                                                     on=["source", "record_id"])
+    records = staged.height
+    same_person = staged.group_by("person_id").len().select((pl.col("len") * (pl.col("len") - 1) / 2).sum()).item()
+    true_prior = same_person / (records * (records - 1) / 2)
+    saved = json.loads(model.path.read_text())["probability_two_random_records_match"]
+    prior = json.loads((model.path.parent / "metadata.json").read_text())["prior"]
+    assert prior["probability_two_random_records_match"] == saved and prior["pairs_scored"] > records
+    assert abs(math.log2(saved / true_prior)) < 0.5, (saved, true_prior, prior)
+    assert abs(math.log2(saved / true_prior)) <= abs(math.log2(prior["from_deterministic_rules"] / true_prior))
+
+
 def test_model_is_saved_with_provenance_and_offline_charts(linked):
     _, model, _, _, _ = linked
     meta = json.loads((model.path.parent / "metadata.json").read_text())

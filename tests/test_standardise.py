@@ -124,6 +124,9 @@ def test_frame_function_flags_and_never_drops_rows():
 @pytest.mark.parametrize("first, std", [
     ("Baby", None), ("BABY OF SMITH", None), ("Unborn", None), ("Unknown", None), ("NK", None), ("Twin 1", None),
     ("Babette", "babette"), ("Nkechi", "nkechi"), ("Malena", "malena"),
+    # a title alone is no forename; a title before a name is dropped; names that begin like a title are names
+    ("Mr", None), ("SIR", None), ("Dr.", None), ("Lady", None), ("Sir William", "william"), ("Misha", "misha"),
+    ("Drew", "drew"), ("Ladysmith", "ladysmith"),
 ])
 def test_placeholder_forenames_are_cleared_for_matching_and_flagged(first, std):
     records = canonical.conform(pl.DataFrame({"source": ["health"], "record_id": ["h1"], "first_name": [first],

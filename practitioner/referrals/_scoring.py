@@ -8,7 +8,8 @@ DuckDB re-binds and re-optimises even a `PREPARE`d statement on every `EXECUTE` 
 statements themselves:
 
 - the blocked pairs are not computed by SQL at all: every rule of the approved model is a conjunction of
-  equalities, so each rule becomes a key (`<rule number>|<values>`) of the `blocking_key` table, built once
+  equalities (and at most a "not both dated" condition, `(l.x is null or r.x is null)`: see `key_sql`), so
+  each rule becomes a key (`<rule number>|<values>`) of the `blocking_key` table, built once
   per snapshot and model in its own read-only file beside the index file (reused by every linker process and
   every restart). The referral's keys find its candidates by index look-ups; a candidate's `match_key` is the
   first rule it shares a key with — what Splink's blocking SQL computes (each rule excludes the pairs of the
@@ -36,9 +37,13 @@ from practitioner._index import build_once, sql_string
 
 log = logging.getLogger("familylink.practitioner")
 
-KEYS_FORMAT = 1  # bump when the keys file's layout changes
+KEYS_FORMAT = 2  # bump when the keys file's layout changes
 _CREATE = re.compile(r"^\s*create\s+table\s+(\S+)\s+as\s", re.I)
 _EQUALITY = re.compile(r'^\(?\s*l\."?([a-z_][a-z0-9_]*)"?\s*=\s*r\."?([a-z_][a-z0-9_]*)"?\s*\)?$', re.I)
+# `(l.x is null or r.x is null)`: the pair's records are not both dated (linkage_models' undated name rule)
+_EITHER_NULL = re.compile(r'^\(\s*l\."?([a-z_][a-z0-9_]*)"?\s+is\s+null\s+or\s+r\."?([a-z_][a-z0-9_]*)"?\s+is\s+null\s*\)$',
+                          re.I)
+EITHER_NULL = "?"  # marks a rule's "not both present" column: "?date_of_birth"
 
 
 def model_columns(settings: dict) -> set[str]:
@@ -50,23 +55,42 @@ def model_columns(settings: dict) -> set[str]:
 
 
 def equality_columns(rule: str) -> list[str] | None:
-    """The columns of a blocking rule that is a conjunction of `l.x = r.x`; None for any other rule."""
+    """The columns of a blocking rule that is a conjunction of `l.x = r.x` (and at most one `(l.y is null or
+    r.y is null)`, returned as "?y"); None for any other rule."""
     columns = []
     for part in re.split(r"\s+and\s+", rule.strip(), flags=re.I):
-        match = _EQUALITY.match(part.strip())
+        match = _EQUALITY.match(part.strip()) or _EITHER_NULL.match(part.strip())
         if match is None or match.group(1) != match.group(2):
             return None
-        columns.append(match.group(1))
+        columns.append(match.group(1) if _EQUALITY.match(part.strip()) else EITHER_NULL + match.group(1))
+    if sum(c.startswith(EITHER_NULL) for c in columns) > 1 or all(c.startswith(EITHER_NULL) for c in columns):
+        return None
     return columns
 
 
-def key_sql(rules: list[list[str]], relation: str) -> str:
-    """One row (unique_id, key) per record and rule whose columns are all present; key = '<rule>|<values>'."""
+def key_sql(rules: list[list[str]], relation: str, probe: bool = False) -> str:
+    """One row (unique_id, key) per record and rule whose columns are all present; key = '<rule>|<values>'.
+
+    Stored records (`probe=False`: the keys file, the overlay) and the record looked up (`probe=True`: a
+    referral) have the same keys for a rule of equalities. A rule with "not both present" (`?y`) is split so a
+    key look-up finds exactly its pairs: every stored record has the key `<rule>|A|<values>` and, where y is
+    missing, `<rule>|N|<values>`; a referral missing y looks up `A` (every record sharing the values), one with y
+    looks up `N` (only the records without it)."""
     selects = []
     for number, columns in enumerate(rules):
-        present = " and ".join(f"{c} is not null" for c in columns)
-        key = " || '|' || ".join([f"'{number}'"] + [f"cast({c} as varchar)" for c in columns])
-        selects.append(f"select unique_id, {key} as key from {relation} where {present}")
+        equal = [c for c in columns if not c.startswith(EITHER_NULL)]
+        present = " and ".join(f"{c} is not null" for c in equal)
+        values = " || '|' || ".join(f"cast({c} as varchar)" for c in equal)
+        either = [c.removeprefix(EITHER_NULL) for c in columns if c.startswith(EITHER_NULL)]
+        if not either:
+            selects.append(f"select unique_id, '{number}|' || {values} as key from {relation} where {present}")
+        elif probe:
+            selects.append(f"select unique_id, '{number}|' || (case when {either[0]} is null then 'A' else 'N' end) "
+                           f"|| '|' || {values} as key from {relation} where {present}")
+        else:
+            selects.append(f"select unique_id, '{number}|A|' || {values} as key from {relation} where {present}")
+            selects.append(f"select unique_id, '{number}|N|' || {values} as key from {relation} "
+                           f"where {present} and {either[0]} is null")
     return " union all ".join(selects)
 
 
@@ -212,7 +236,8 @@ class RealTimeLinker:
 
     def _fill_candidates(self, con) -> list[tuple[str, str]]:
         """Candidates of the record in referral_new into referral_candidates; returns (match_key, unique_id)."""
-        keys = [r[0] for r in con.execute(f"select key from ({key_sql(self.rules, 'referral_new')})").fetchall()]
+        keys = [r[0] for r in con.execute(f"select key from ({key_sql(self.rules, 'referral_new', probe=True)})")
+                .fetchall()]
         con.execute("delete from referral_candidates")
         self._keys, self._candidates = keys, set()
         if not keys:
