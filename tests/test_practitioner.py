@@ -61,8 +61,11 @@ def _one(ctx, sql, params=()):
 
 
 def test_search_tolerates_nicknames_typos_accents_and_swapped_names(ctx):
+    # persons with a forename to search by: standardisation drops a placeholder one ("Unborn", a title alone)
     rows = _one(ctx, "select person_id, first_name, last_name, date_of_birth from person "
-                     "where length(last_name) >= 6 and date_of_birth is not null and not shielded order by person_id limit 25")
+                     "where length(last_name) >= 6 and date_of_birth is not null and not shielded "
+                     "and person_id in (select person_id from name_key where first_std is not null) "
+                     "order by person_id limit 25")
     assert rows
     index = ctx.index.current
     for person_id, first, last, dob in rows:
