@@ -209,7 +209,8 @@ def main() -> None:
     parser.add_argument("--linkers", type=int, default=None, help="linker processes (default practitioner_linkers: CPU count)")
     parser.add_argument("--think-seconds", type=float, default=1.0, help="mean think time of the second phase")
     args = parser.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-practitioner-"))
+    # absolute: the service runs with the workdir as its working directory
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="bench-practitioner-"))).resolve()
     data = work / "data"
     if not (args.reuse and (data / "snapshots" / "current.json").exists()):
         shutil.rmtree(data / "snapshots", ignore_errors=True)
