@@ -27,7 +27,8 @@ def prepare(settings) -> str | None:
                        memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads,
                        open_memory_limit=settings.practitioner_worker_memory_limit)
     try:
-        RealTimeLinker(index, approved_model_path(settings.models), in_memory=False)
+        RealTimeLinker(index, approved_model_path(settings.models), in_memory=False,
+                       build_memory_limit=settings.duckdb_memory_limit)
     except ReferralError:
         pass  # no approved model yet: the index file alone
     finally:

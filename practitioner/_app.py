@@ -59,7 +59,8 @@ def build_context(settings, *, follow: bool = False, linker=None, links: bool = 
         # before the new index serves: build the real-time linker (term frequencies, blocking keys, the compiled
         # scoring statement) so no practitioner's referral waits for it
         try:
-            new.linker = RealTimeLinker(new, approved_model_path(models_dir))
+            new.linker = RealTimeLinker(new, approved_model_path(models_dir),
+                                        build_memory_limit=settings.duckdb_memory_limit)
         except ReferralError as exc:
             log.warning("real-time linking unavailable until a model is approved: %s", exc.__class__.__name__)
 

@@ -99,11 +99,16 @@ def keys_file(index_path: Path, model_text: str, rules: list[list[str]]) -> Path
     return Path(index_path).with_name(f"{Path(index_path).stem}.keys-{digest}.duckdb")
 
 
-def build_keys_file(con, index_path: Path, model_text: str, rules: list[list[str]]) -> Path:
+def build_keys_file(con, index_path: Path, model_text: str, rules: list[list[str]], *,
+                    memory_limit: str = "4GB") -> Path:
     """The snapshot's blocking keys for this model as a read-only DuckDB file (sorted, ART-indexed), built once
-    under a file lock through `con` (which has the index file attached as `snap`) and renamed into place."""
+    under a file lock through `con` (which has the index file attached as `snap`) and renamed into place.
+    `memory_limit`: the build's (Settings.duckdb_memory_limit), not the serving connection's — at 1M persons the
+    sort and the ART index of ≈10M keys do not fit a worker's 1 GB (measured: out of memory)."""
 
     def build(partial: Path) -> None:
+        serving_limit = con.execute("select current_setting('memory_limit')").fetchall()[0][0]
+        con.execute(f"set memory_limit = '{memory_limit}'")
         con.execute(f"attach '{sql_string(partial)}' as keys_build")
         try:
             con.execute(f"create table keys_build.blocking_key as select * from ({key_sql(rules, 'snap.model_input')}) "
@@ -112,6 +117,7 @@ def build_keys_file(con, index_path: Path, model_text: str, rules: list[list[str
             con.execute("checkpoint keys_build")
         finally:
             con.execute("detach keys_build")
+            con.execute(f"set memory_limit = '{serving_limit}'")
 
     return build_once(keys_file(index_path, model_text, rules), build, "real-time linker keys")
 
@@ -125,7 +131,7 @@ class RealTimeLinker:
     records and the overlay's that share one of the model's blocking keys: [(person_id, best probability)].
     """
 
-    def __init__(self, index, model_path: Path, *, in_memory: bool = True):
+    def __init__(self, index, model_path: Path, *, in_memory: bool = True, build_memory_limit: str = "4GB"):
         from splink import DuckDBAPI, Linker
 
         con = index.con
@@ -159,7 +165,7 @@ class RealTimeLinker:
             log.warning("a blocking rule of the approved model is not an equality: each referral is scored by "
                         "Splink against every record")
             return
-        path = build_keys_file(con, index.path, model_text, self.rules)
+        path = build_keys_file(con, index.path, model_text, self.rules, memory_limit=build_memory_limit)
         con.execute(f"attach '{sql_string(path)}' as keys (read_only)")
         con.execute("create or replace table ov_blocking_key (unique_id varchar, key varchar)")
         self.add_keys(index, "ov_model_input")  # referrals already in this process's overlay
