@@ -44,8 +44,26 @@ _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
 
 @lru_cache(maxsize=1)
 def _nickname_map() -> dict[str, str]:
+    """nickname → formal forename: our own list (sources/reference/nicknames.csv, UK usage, first), then every
+    nickname of the `nicknames` package's curated English list that stands for one formal name only. A nickname
+    of several (Bert: Albert, Herbert, Robert…) is left as it is: one formal name cannot be chosen for it."""
+    import csv
+
+    from nicknames import with_names_csv_path
+
+    formal: dict[str, set[str]] = {}
+    with with_names_csv_path() as path, open(path, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["relationship"] == "has_nickname":
+                formal.setdefault(row["name2"].strip().lower(), set()).add(row["name1"].strip().lower())
+    # a name the list also gives nicknames of is a formal name in its own right (Alexander, Amelia), never
+    # mapped to another
+    formal_names = {name for names in formal.values() for name in names}
+    mapping = {nickname: next(iter(names)) for nickname, names in formal.items()
+               if len(names) == 1 and nickname not in formal_names}
     frame = pl.read_csv(_NICKNAMES)
-    return dict(zip(frame["nickname"].to_list(), frame["formal"].to_list()))
+    mapping.update(zip(frame["nickname"].to_list(), frame["formal"].to_list()))
+    return mapping
 
 
 def _transliterate(values: pl.Series) -> pl.Series:

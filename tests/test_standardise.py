@@ -25,8 +25,13 @@ def test_clean_name(raw, expected):
     assert _apply(clean_name, [raw]) == [expected]
 
 
-@pytest.mark.parametrize("raw, expected", [("bill", "william"), ("billy joe", "william"), ("amelia", "amelia"),
-                                           ("jim", "james")])
+@pytest.mark.parametrize("raw, expected", [
+    ("bill", "william"), ("billy joe", "william"), ("amelia", "amelia"), ("jim", "james"),
+    # from the `nicknames` package's list: a nickname of one formal name only
+    ("alec", "alexander"), ("amy", "amelia"),
+    # a nickname of several formal names stays as it is; a formal name is never mapped to another
+    ("bert", "bert"), ("alexander", "alexander"), ("allan", "allan"),
+])
 def test_formal_first_name(raw, expected):
     assert _apply(formal_first_name, [raw]) == [expected]
 
