@@ -9,6 +9,7 @@ are replaced by their normalised form, or null when invalid, and every invalid v
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,6 +41,13 @@ PLACEHOLDER_FORENAME = r"^(baby|unborn|unknown|not known|nk|n k|infant|newborn|t
 # is no name either: two records would agree on it
 TITLE_ONLY_FORENAME = rf"^({_TITLE_WORDS})$"
 _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
+
+
+def is_placeholder_forename(first_std: str | None) -> bool:
+    """A cleaned forename that is no name ("baby", "unborn", "nk", a title alone): what standardisation clears
+    and flags first_name_placeholder, for one value (the practitioner's search parses queries with it)."""
+    return bool(first_std) and bool(re.match(PLACEHOLDER_FORENAME, first_std) or re.match(TITLE_ONLY_FORENAME,
+                                                                                          first_std))
 
 
 @lru_cache(maxsize=1)

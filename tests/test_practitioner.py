@@ -84,6 +84,23 @@ def test_search_tolerates_nicknames_typos_accents_and_swapped_names(ctx):
         assert result.district == (postcode.split()[0] if postcode else None)  # the district only, never more
 
 
+def test_a_placeholder_forename_searches_by_the_surname(ctx):
+    """An unborn or unnamed baby's record keeps no forename for matching ("Baby", "Unborn" are cleared at ingest):
+    a practitioner searching "Unborn Kwiatkowski" or "Baby Smith" is searching by the surname, and finds them."""
+    from practitioner.search.service import parse
+
+    parsed = parse(SearchQuery(name="Unborn Kwiatkowski"))
+    assert (parsed.first, parsed.last) == (None, "kwiatkowski")
+    assert (parse(SearchQuery(name="Mr Jones")).first, parse(SearchQuery(name="Baby of Smith")).last) == (None, "smith")
+    rows = _one(ctx, "select person_id, last_std from name_key where first_std is null and last_std is not null "
+                     "and person_id in (select person_id from person where not shielded) order by 1 limit 5")
+    assert rows, "the city has records whose forename was a placeholder"
+    for person_id, last in rows:
+        for placeholder in ("Baby", "Unborn"):
+            _, results = search(ctx.index.current, SearchQuery(name=f"{placeholder} {last}"))
+            assert person_id in [r.person_id for r in results], (person_id, placeholder)
+
+
 def test_search_by_nickname_reaches_the_formal_name(ctx):
     nicknames = {"william": "bill", "elizabeth": "liz", "robert": "bob", "thomas": "tom", "margaret": "maggie",
                  "james": "jim", "katherine": "kate", "michael": "mike", "richard": "dick", "edward": "ted"}

@@ -21,7 +21,7 @@ from jellyfish import jaro_winkler_similarity
 
 from practitioner._index import PractitionerIndex, phonetic
 from practitioner.search.schemas import SearchQuery, SearchResult
-from sources import clean_name, formal_first_name, normalise_postcode
+from sources import clean_name, formal_first_name, is_placeholder_forename, normalise_postcode
 
 _IDENTIFIER = re.compile(r"[^A-Z0-9/]")
 MAX_RESULTS = 20
@@ -85,6 +85,10 @@ def parse(query: SearchQuery) -> ParsedQuery:
                 parsed.first = (_clean(tokens[0]) or [None])[0]
                 parsed.first_whole = "".join(_clean(tokens[0])) or None
                 parsed.last = "".join(_clean(tokens[-1])) or None
+        if is_placeholder_forename(parsed.first):
+            # "Baby Smith", "Unborn Kwiatkowski", "Mr Jones": records keep no such forename for matching, so the
+            # search is by the surname (the way such a record is found)
+            parsed.first = parsed.first_whole = None
         if parsed.first:
             parsed.formal = _formal(parsed.first)
         parsed.fields.append("name")
