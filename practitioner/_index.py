@@ -277,10 +277,16 @@ def open_index(path: Path, *, memory_limit: str = "1GB", threads: int = 1) -> Pr
     return PractitionerIndex(snapshot_id, con, time.time(), schemes=json.loads(schemes), path=Path(path))
 
 
+def default_index_dir(snapshots_dir: Path, index_dir: Path | None = None) -> Path:
+    """`index_dir`, or the data folder's `practitioner/index` beside its `snapshots` (Settings.practitioner_index_dir
+    names the same folder)."""
+    return Path(index_dir) if index_dir is not None else Path(snapshots_dir).parent / "practitioner" / "index"
+
+
 def load_index(snapshots_dir: Path, snapshot_id: str, *, index_dir: Path | None = None, memory_limit: str = "4GB",
                threads: int = 2, open_memory_limit: str = "1GB") -> PractitionerIndex:
     started = time.perf_counter()
-    index_dir = Path(index_dir) if index_dir is not None else Path(snapshots_dir).parent / "practitioner" / "index"
+    index_dir = default_index_dir(snapshots_dir, index_dir)
     path = build_index_file(snapshots_dir, snapshot_id, index_dir, memory_limit=memory_limit, threads=threads)
     index = open_index(path, memory_limit=open_memory_limit, threads=threads)
     persons = index.con.execute("select count(*) from snap.person").fetchall()[0][0]
@@ -314,7 +320,7 @@ class IndexHolder:
                  sync: Callable[[PractitionerIndex], None] | None = None, worker_memory_limit: str = "1GB",
                  links: bool = True):
         self.snapshots_dir = Path(snapshots_dir)
-        self.index_dir = Path(index_dir) if index_dir is not None else self.snapshots_dir.parent / "practitioner" / "index"
+        self.index_dir = default_index_dir(self.snapshots_dir, index_dir)
         self.memory_limit = memory_limit
         self.threads = threads
         self.on_switch = on_switch

@@ -270,10 +270,9 @@ def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
     ]).with_columns([pl.col(c).str.to_date(strict=False) for c, d in schema.items() if d == pl.Date])
 
 
-def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIndex, today: dt.date | None = None) -> dict[str, int]:
+def reconcile(engine: Engine, old: PractitionerIndex | None, new: PractitionerIndex) -> dict[str, int]:
     """Settle linked referrals against a newly published snapshot; the unsettled ones stay `linked`, and
-    `sync_overlay` adds them to the new index's overlay (in every process) under their ids. (`today` is kept for
-    callers; the overlay's dates come from `sync_overlay`.)"""
+    `sync_overlay` adds them to the new index's overlay (in every process) under their ids."""
     counts: dict[str, int] = {}
     with engine.connect() as conn:
         pending = [dict(r) for r in conn.execute(sa.select(referral).where(referral.c.status == "linked")).mappings()]
