@@ -164,7 +164,12 @@ class Settings(BaseModel):
 
     @property
     def practitioner_store_url(self) -> str:
-        return self.practitioner_database_url or f"sqlite:///{self.data_dir / 'practitioner' / 'store.sqlite3'}"
+        return self.practitioner_database_url or f"sqlite:///{self.practitioner_store_file}"
+
+    @property
+    def practitioner_store_file(self) -> Path:
+        """The service's default SQLite store (used unless practitioner_database_url is set)."""
+        return self.data_dir / "practitioner" / "store.sqlite3"
 
     @property
     def landing(self) -> Path:

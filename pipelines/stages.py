@@ -549,8 +549,7 @@ def prepare_practitioner(settings: Settings) -> str | None:
     already published: a failure here is logged (class name only) and the service builds the files itself."""
     wanted = settings.practitioner_prepare_on_publish
     if wanted is None:
-        store = settings.data_dir / "practitioner" / "store.sqlite3"
-        wanted = settings.practitioner_database_url is not None or store.exists()
+        wanted = settings.practitioner_database_url is not None or settings.practitioner_store_file.exists()
     if not wanted:
         return None
     from practitioner import prepare

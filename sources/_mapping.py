@@ -183,19 +183,16 @@ def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256
         for ev in contract.events
     ]
 
+    # declared identifiers and attributes alike: (scheme, scope, normalised value) per record that has one
+    declared = [(ident.name, ident.effective_scope,
+                 clean_identifier(value_expr(ident.field_spec()), ident.check, ident.pattern))
+                for ident in contract.identifiers if ident.field_spec() is not None]
+    declared += [(attribute.name, ATTRIBUTE, clean_attribute(value_expr(attribute.field_spec())))
+                 for attribute in contract.attributes]
     identifiers = [
-        frame.select(
-            pl.lit(contract.source).alias("source"), key.alias("record_id"), pl.lit(ident.name).alias("scheme"),
-            pl.lit(ident.effective_scope).alias("scope"),
-            clean_identifier(value_expr(ident.field_spec()), ident.check, ident.pattern).alias("value"),
-        ).filter(pl.col("value").is_not_null())
-        for ident in contract.identifiers if ident.field_spec() is not None
-    ] + [
-        frame.select(
-            pl.lit(contract.source).alias("source"), key.alias("record_id"), pl.lit(attribute.name).alias("scheme"),
-            pl.lit(ATTRIBUTE).alias("scope"), clean_attribute(value_expr(attribute.field_spec())).alias("value"),
-        ).filter(pl.col("value").is_not_null())
-        for attribute in contract.attributes
+        frame.select(pl.lit(contract.source).alias("source"), key.alias("record_id"), pl.lit(scheme).alias("scheme"),
+                     pl.lit(scope).alias("scope"), value.alias("value")).filter(pl.col("value").is_not_null())
+        for scheme, scope, value in declared
     ]
 
     def stack(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:

@@ -16,9 +16,10 @@ from pathlib import Path
 import polars as pl
 
 _NICKNAMES = Path(__file__).parent / "reference" / "nicknames.csv"
-_TITLE_WORDS = "mr|mrs|ms|miss|mx|dr|master|rev|prof|sir|dame|lord|lady"
-# a title before a name is dropped ("Mr John Smith"); "Lord" and "Lady" only in the forename (Lord is a surname)
-_TITLES = r"^(mr|mrs|ms|miss|mx|dr|master|rev|prof|sir|dame)\.?\s+"
+# a title before a name is dropped ("Mr John Smith"); "Lord" and "Lady" only when alone in the forename (Lord is
+# a surname)
+_PREFIX_TITLES = "mr|mrs|ms|miss|mx|dr|master|rev|prof|sir|dame"
+_TITLES = rf"^({_PREFIX_TITLES})\.?\s+"
 OUTWARD = r"(?:[A-Z][0-9]|[A-Z][0-9]{2}|[A-Z][0-9][A-Z]|[A-Z]{2}[0-9]|[A-Z]{2}[0-9]{2}|[A-Z]{2}[0-9][A-Z])"
 INWARD = r"[0-9][A-Z]{2}"
 POSTCODE = rf"^{OUTWARD}{INWARD}$"
@@ -36,18 +37,17 @@ PLACEHOLDER_DATES = [dt.date(1900, 1, 1), dt.date(1899, 12, 31), dt.date(1901, 1
 # forenames case systems put in before a child is named or when the name is not known ("Baby", "Baby of
 # Smith", "Unborn", "Unknown", "NK"): not a name, so cleared for matching (two babies would agree) and flagged
 # first_name_placeholder; the original stays in first_name
-PLACEHOLDER_FORENAME = r"^(baby|unborn|unknown|not known|nk|n k|infant|newborn|tbc|tba|twin|male|female)( .*)?$"
-# a forename field holding only a title ("Mr", "Sir", "Dr": the name was not known, or went in another field)
-# is no name either: two records would agree on it
-TITLE_ONLY_FORENAME = rf"^({_TITLE_WORDS})$"
+PLACEHOLDER_FORENAME = (r"^(baby|unborn|unknown|not known|nk|n k|infant|newborn|tbc|tba|twin|male|female)( .*)?$"
+                        # a forename field holding only a title ("Mr", "Sir", "Dr": the name was not known, or went in
+                        # another field) is no name either: two records would agree on it
+                        rf"|^({_PREFIX_TITLES}|lord|lady)$")
 _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
 
 
 def is_placeholder_forename(first_std: str | None) -> bool:
     """A cleaned forename that is no name ("baby", "unborn", "nk", a title alone): what standardisation clears
     and flags first_name_placeholder, for one value (the practitioner's search parses queries with it)."""
-    return bool(first_std) and bool(re.match(PLACEHOLDER_FORENAME, first_std) or re.match(TITLE_ONLY_FORENAME,
-                                                                                          first_std))
+    return bool(first_std) and re.search(PLACEHOLDER_FORENAME, first_std) is not None
 
 
 @lru_cache(maxsize=1)
@@ -90,12 +90,16 @@ def transliterate(expr: pl.Expr) -> pl.Expr:
     return expr.map_batches(_transliterate, return_dtype=pl.String)
 
 
+def _latin(expr: pl.Expr) -> pl.Expr:
+    """Latin letters without accents: other scripts transliterated, then diacritics dropped (é → e)."""
+    return transliterate(expr).str.normalize("NFKD").str.replace_all(r"\p{M}", "")
+
+
 def clean_name(expr: pl.Expr) -> pl.Expr:
     """lower case, transliterated to Latin letters (the original stays in first_name/last_name), accents
     dropped, titles and punctuation removed (hyphens become spaces), spaces collapsed."""
     text = (
-        transliterate(expr).str.to_lowercase()
-        .str.normalize("NFKD").str.replace_all(r"\p{M}", "")
+        _latin(expr).str.to_lowercase()
         .str.replace_all(r"[’'`.]", "")
         .str.replace_all(r"[^a-z\s-]", " ")
         .str.replace_all(r"-", " ")
@@ -195,8 +199,7 @@ ATTRIBUTE = "attribute"
 def clean_attribute(expr: pl.Expr) -> pl.Expr:
     """A declared attribute (a place of birth, an occupation): accents and punctuation dropped, upper case,
     single spaces; null when nothing is left."""
-    text = (transliterate(expr.cast(pl.String)).str.normalize("NFKD").str.replace_all(r"\p{M}", "")
-            .str.to_uppercase().str.replace_all(r"[^A-Z0-9]+", " ").str.strip_chars())
+    text = _latin(expr.cast(pl.String)).str.to_uppercase().str.replace_all(r"[^A-Z0-9]+", " ").str.strip_chars()
     return pl.when(text != "").then(text)
 
 
@@ -289,8 +292,7 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
         (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(date_of_birth_earliest)))
     placeholder = pl.col("date_of_birth").is_in(PLACEHOLDER_DATES)
     flags = _flag(flags, placeholder, "date_of_birth_placeholder")
-    named_placeholder = (pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME)
-                         | pl.col("first_name_std").str.contains(TITLE_ONLY_FORENAME)).fill_null(False)
+    named_placeholder = pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME).fill_null(False)
     flags = _flag(flags, named_placeholder, "first_name_placeholder")
     flags = _flag(flags, impossible, "date_of_birth_out_of_bounds")
     flags = _flag(flags, pl.col("_postcode").is_null() & pl.col("_postcode_other").is_not_null(), "postcode_not_uk")
