@@ -74,11 +74,8 @@ def _to_spark(node: exp.Expression, array_columns: frozenset[str]) -> exp.Expres
     return node
 
 
-def spark_sql(condition: str, array_columns: frozenset[str] = frozenset()) -> str:
-    """One DuckDB boolean expression of the model (a comparison level, a blocking rule) in Spark SQL."""
-    if condition.strip().upper() == "ELSE":
-        return condition
-    tree = sqlglot.parse_one(condition, read="duckdb")
+def _translated(sql: str, array_columns: frozenset[str]) -> str:
+    tree = sqlglot.parse_one(sql, read="duckdb")
     # children first, so a renamed list function is seen as an array by the len() around it
     for node in reversed(list(tree.walk())):
         replacement = _to_spark(node, array_columns)
@@ -88,6 +85,19 @@ def spark_sql(condition: str, array_columns: frozenset[str] = frozenset()) -> st
             else:
                 node.replace(replacement)
     return tree.sql(dialect="spark")
+
+
+def spark_sql(condition: str, array_columns: frozenset[str] = frozenset()) -> str:
+    """One DuckDB boolean expression of the model (a comparison level, a blocking rule) in Spark SQL."""
+    if condition.strip().upper() == "ELSE":
+        return condition
+    return _translated(condition, array_columns)
+
+
+def spark_query(query: str) -> str:
+    """A DuckDB query of the link stage's SQL files (stable ids, the graph) in Spark SQL, by the same rules as
+    the model's conditions: sqlglot, then the functions whose names differ (_RENAMED)."""
+    return _translated(query, frozenset())
 
 
 def spark_settings(settings: dict, array_columns: frozenset[str]) -> dict:
@@ -265,6 +275,26 @@ class DuckDBEngine:
         with self.scratch(con):
             components.drop_table_from_database_and_remove_from_cache()
 
+    # the link stage's own SQL (stable ids): tables the engine's queries read by name. On DuckDB these are temp
+    # tables of the warehouse connection itself, so nothing crosses and the warehouse's transaction holds them
+    def upload(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+        """The rows of a warehouse query as table `name` of the engine."""
+        con.execute(f"create or replace temp table {name} as {query}")
+
+    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+        """A query in DuckDB SQL, run on the engine, kept as table `name` (it may read the `name` it replaces)."""
+        con.execute(f"create or replace temp table {name} as {query}")
+
+    def count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
+        return con.execute(f"select count(*) from {name}").fetchall()[0][0]
+
+    def download(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """The engine's table `name` as the warehouse temp table `name` (here it is one already)."""
+
+    def drop(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+        for name in names:
+            con.execute(f"drop table if exists temp.main.{name}")
+
     def close(self) -> None:
         pass
 
@@ -414,6 +444,39 @@ class SparkEngine:
 
     def scratch(self, con: duckdb.DuckDBPyConnection):
         return nullcontext()  # Splink's tables live in Spark (and its checkpoint folder) already
+
+    # the link stage's own SQL (stable ids): temp views over Parquet in the exchange folder. Each table is written
+    # once and read back (a fresh folder per version), which cuts Spark's lineage between the rounds of an
+    # iterative rule, as Splink's own "parquet" checkpoints do, and lets a query read the table it replaces
+    def _keep(self, name: str, write) -> None:
+        self._written = getattr(self, "_written", 0) + 1
+        path = self.folder / "sql" / f"{name}-{self._written}"
+        write(path)
+        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+
+    def upload(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+        """The rows of a warehouse query (run in DuckDB) as Spark's temp view `name`."""
+        def write(path: Path) -> None:
+            path.mkdir(parents=True)
+            con.execute(f"copy ({query}) to {_quoted(str(path / 'part-0.parquet'))} (format parquet)")
+        self._keep(name, write)
+
+    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+        """A query in DuckDB SQL, translated (spark_query) and run on Spark, kept as the temp view `name`."""
+        frame = self.spark.sql(spark_query(query))
+        self._keep(name, lambda path: frame.write.parquet(str(path)))
+
+    def count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
+        return self.spark.table(name).count()
+
+    def download(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Spark's table `name` as the warehouse temp table `name`, through Parquet."""
+        self.from_spark(con, self.spark.table(name), name, name, temp=True)
+
+    def drop(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+        for name in names:
+            self.spark.catalog.dropTempView(name)
+            con.execute(f"drop table if exists temp.main.{name}")
 
     def close(self) -> None:
         """Drop what Splink cached and delete every file this engine wrote (record values among them)."""
