@@ -281,8 +281,9 @@ class DuckDBEngine:
         """The rows of a warehouse query as table `name` of the engine."""
         con.execute(f"create or replace temp table {name} as {query}")
 
-    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
-        """A query in DuckDB SQL, run on the engine, kept as table `name` (it may read the `name` it replaces)."""
+    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str, checkpoint: bool = True) -> None:
+        """A query in DuckDB SQL, run on the engine, kept as table `name` (it may read the `name` it replaces).
+        `checkpoint=False`: the engine may keep the query instead of its rows (Spark does)."""
         con.execute(f"create or replace temp table {name} as {query}")
 
     def count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
@@ -445,13 +446,15 @@ class SparkEngine:
     def scratch(self, con: duckdb.DuckDBPyConnection):
         return nullcontext()  # Splink's tables live in Spark (and its checkpoint folder) already
 
-    # the link stage's own SQL (stable ids): temp views over Parquet in the exchange folder. Each table is written
-    # once and read back (a fresh folder per version), which cuts Spark's lineage between the rounds of an
-    # iterative rule, as Splink's own "parquet" checkpoints do, and lets a query read the table it replaces
+    # the link stage's own SQL (stable ids): temp views, over Parquet in the exchange folder where a table is read
+    # several times or by the next round of an iterative rule. Writing it once and reading it back (a fresh folder
+    # per version) cuts Spark's lineage between rounds, as Splink's "parquet" checkpoints do, and lets a query read
+    # the table it replaces. A view made from a query keeps the plan of the tables it read when it was made.
     def _keep(self, name: str, write) -> None:
         self._written = getattr(self, "_written", 0) + 1
         path = self.folder / "sql" / f"{name}-{self._written}"
         write(path)
+        self._parquet = {**getattr(self, "_parquet", {}), name: path}
         self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
 
     def upload(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
@@ -461,17 +464,27 @@ class SparkEngine:
             con.execute(f"copy ({query}) to {_quoted(str(path / 'part-0.parquet'))} (format parquet)")
         self._keep(name, write)
 
-    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
-        """A query in DuckDB SQL, translated (spark_query) and run on Spark, kept as the temp view `name`."""
+    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str, checkpoint: bool = True) -> None:
+        """A query in DuckDB SQL, translated (spark_query) and run on Spark, kept as the temp view `name`: over
+        Parquet written now, or (checkpoint=False) over the query's plan, computed where it is read."""
         frame = self.spark.sql(spark_query(query))
-        self._keep(name, lambda path: frame.write.parquet(str(path)))
+        if checkpoint:
+            self._keep(name, lambda path: frame.write.parquet(str(path)))
+        else:
+            getattr(self, "_parquet", {}).pop(name, None)
+            frame.createOrReplaceTempView(name)
 
     def count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
         return self.spark.table(name).count()
 
     def download(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
-        """Spark's table `name` as the warehouse temp table `name`, through Parquet."""
-        self.from_spark(con, self.spark.table(name), name, name, temp=True)
+        """Spark's table `name` as the warehouse temp table `name`, through Parquet (read where it was kept)."""
+        path = getattr(self, "_parquet", {}).get(name)
+        if path is None:
+            self.from_spark(con, self.spark.table(name), name, name, temp=True)
+        else:
+            con.execute(f"create or replace temp table {name} as "
+                        f"select * from read_parquet({_quoted(f'{path}/*.parquet')})")
 
     def drop(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
         for name in names:

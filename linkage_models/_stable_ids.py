@@ -19,6 +19,7 @@ built). The rule, applied the same way to persons and households (docs/adr/0004-
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from warehouse import table_exists
 
 # The rule as SQL (DuckDB's dialect), one file per table it builds, read as `stable_<file name>`: the same files run
 # on the warehouse's DuckDB and, translated by the engine, on Spark (docs/adr/0009-spark-engine.md)
+log = logging.getLogger("familylink.link")
 _SQL = Path(__file__).parent / "sql" / "stable_ids"
 _TABLES = ("current_groups", "previous_ids", "next_id", "group_key", "overlap", "alone", "remaining", "mutual",
            "kept", "group_ids", "lineage")
@@ -42,6 +44,7 @@ def _sql(name: str) -> str:
 class IdAssignment:
     group_ids: pl.DataFrame  # group, id, is_new
     lineage: pl.DataFrame  # event (new|merge|split|retired), id, related_id, members
+    rounds: int = 0  # rounds of mutual best matching after the groups matched at once
 
 
 def stable_ids(con: duckdb.DuckDBPyConnection, engine, current: str, previous: str, next_id: int) -> int:
@@ -55,23 +58,25 @@ def stable_ids(con: duckdb.DuckDBPyConnection, engine, current: str, previous: s
                   f'select cast(member as varchar) as member, "group" from ({current})')
     engine.upload(con, "stable_previous_ids",
                   f"select cast(member as varchar) as member, cast(id as bigint) as id from ({previous})")
-    engine.materialize(con, "stable_next_id", f"select cast({int(next_id)} as bigint) as next_id")
-    for name in ("group_key", "overlap", "alone", "remaining"):
-        engine.materialize(con, f"stable_{name}", _sql(name))
-    engine.materialize(con, "stable_kept", 'select "group", id from stable_alone')
+    engine.materialize(con, "stable_next_id", f"select cast({int(next_id)} as bigint) as next_id", checkpoint=False)
+    # checkpoint: what several queries or the next round read (the rest may stay a query on Spark)
+    for name, checkpoint in (("group_key", False), ("overlap", True), ("alone", False), ("remaining", True)):
+        engine.materialize(con, f"stable_{name}", _sql(name), checkpoint=checkpoint)
+    engine.materialize(con, "stable_kept", 'select "group", id from stable_alone', checkpoint=False)
     rounds = 0
-    while engine.count(con, "stable_remaining"):
+    while True:
         engine.materialize(con, "stable_mutual", _sql("mutual"))
-        if engine.count(con, "stable_mutual") == 0:  # cannot happen with strict tie-breaks; never loop forever
+        if engine.count(con, "stable_mutual") == 0:  # nothing left, or (not with strict tie-breaks) no mutual pair
             break
         rounds += 1
-        engine.materialize(con, "stable_kept", _sql("kept_after_round"))
+        engine.materialize(con, "stable_kept", _sql("kept_after_round"), checkpoint=False)
         engine.materialize(con, "stable_remaining", _sql("remaining_after_round"))
     engine.materialize(con, "stable_group_ids", _sql("group_ids"))
-    engine.materialize(con, "stable_lineage", _sql("lineage"))
+    engine.materialize(con, "stable_lineage", _sql("lineage"), checkpoint=False)
     engine.download(con, "stable_group_ids")
     engine.download(con, "stable_lineage")
     engine.drop(con, [f"stable_{t}" for t in _TABLES if t not in ("group_ids", "lineage")])
+    log.info("stable ids on %s: %d matching rounds", engine.name, rounds)
     return rounds
 
 
@@ -94,13 +99,14 @@ def assign_stable_ids(current: pl.DataFrame, previous: pl.DataFrame, next_id: in
     try:
         con.register("_current", current.select(pl.col("member").cast(pl.String), pl.col("group")))
         con.register("_previous", previous.select(pl.col("member").cast(pl.String), pl.col("id").cast(pl.Int64)))
-        stable_ids(con, engine, 'select member, "group" from _current', "select member, id from _previous", next_id)
+        rounds = stable_ids(con, engine, 'select member, "group" from _current', "select member, id from _previous",
+                            next_id)
         group_ids = con.sql('select "group", id, is_new from stable_group_ids order by id').pl()
         lineage = _lineage_frame(con)
         _done(con, engine)
     finally:
         con.close()
-    return IdAssignment(group_ids=group_ids, lineage=lineage)
+    return IdAssignment(group_ids=group_ids, lineage=lineage, rounds=rounds)
 
 
 # ---------------------------------------------------------------- the warehouse side: sequences, lineage

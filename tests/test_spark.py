@@ -210,6 +210,27 @@ def test_duckdb_string_similarities_give_duckdbs_numbers_on_spark(local_spark, t
     assert expected[0][1] > 0.9  # 'williams'/'wilmiams': 0.908 on DuckDB, 0.892 with half transpositions
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_stable_id_rule_gives_the_same_ids_and_lineage_on_spark(local_spark, tmp_path):
+    """The same SQL files (linkage_models/sql/stable_ids), translated and run on Spark, on the hand-made case of
+    every rule: merges, a tie, a split, a retirement, a new id, two rounds of mutual best matching."""
+    from linkage_models._engine import SparkEngine
+    from tests.test_stable_ids import HAND_MADE_IDS, HAND_MADE_LINEAGE, hand_made
+
+    engine = SparkEngine(SparkOptions(work_dir=tmp_path / "work"), spark=local_spark)
+    try:
+        on_spark = hand_made(engine)
+    finally:
+        engine.close()
+    on_duckdb = hand_made()
+    assert on_spark.group_ids.rows() == on_duckdb.group_ids.rows()
+    assert on_spark.lineage.rows() == on_duckdb.lineage.rows() == HAND_MADE_LINEAGE
+    assert dict(on_spark.group_ids.select("group", "id").rows()) == HAND_MADE_IDS
+    assert on_spark.rounds == on_duckdb.rounds == 2
+    assert not list((tmp_path / "work").glob("run-*"))  # the Parquet the rule ran on is gone
+
+
 def _assert_same_link(on_spark: dict, on_duckdb: dict) -> None:
     for table in ("pairs", "person_cluster", "record_link", "household_member", "lineage", "overmerge"):
         assert on_spark[table] == on_duckdb[table], table
@@ -219,8 +240,13 @@ def _assert_same_link(on_spark: dict, on_duckdb: dict) -> None:
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_link_stage_on_spark_gives_the_pairs_clusters_and_ids_duckdb_gives(city, on_duckdb, local_spark, tmp_path):
-    on_spark = _link(city, tmp_path / "data", engine="spark")
+def test_link_stage_on_spark_gives_the_pairs_clusters_and_ids_duckdb_gives(city, on_duckdb, local_spark, tmp_path,
+                                                                          caplog):
+    with caplog.at_level("INFO", logger="familylink.link"):
+        on_spark = _link(city, tmp_path / "data", engine="spark")
+    # person and household ids were computed on Spark, by the same SQL as on DuckDB
+    engines = [m.split()[3].rstrip(":") for m in caplog.messages if m.startswith("stable ids on ")]
+    assert engines == ["spark", "spark"]  # persons, then households
     # the city links for real: most people are known to several agencies, households have several members
     assert on_duckdb["summary"]["persons"] < 0.8 * on_duckdb["summary"]["records"]
     assert on_duckdb["summary"]["households"] < on_duckdb["summary"]["persons"] / 2

@@ -27,16 +27,17 @@ def _run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def build_graph(
-    con: duckdb.DuckDBPyConnection, *, run_id: str, model_version: str, as_of: dt.date
+    con: duckdb.DuckDBPyConnection, *, run_id: str, model_version: str, as_of: dt.date, engine=None
 ) -> dict[str, int]:
-    """Rebuild graph.* in one transaction; returns row counts per table."""
+    """Rebuild graph.* in one transaction; returns row counts per table. Household ids are assigned on `engine`
+    (linkage_models/_engine.py; the warehouse's DuckDB by default)."""
     with transaction(con):
         con.execute("set variable run_id = ?", [run_id])
         con.execute("set variable model_version = ?", [model_version])
         con.execute("set variable as_of = ?", [as_of])
         for name in _BEFORE_HOUSEHOLD_IDS:
             _run_sql(con, name)
-        assign_household_ids(con, run_id)
+        assign_household_ids(con, run_id, engine)
         for name in _AFTER_HOUSEHOLD_IDS:
             _run_sql(con, name)
         # what the next run compares against
