@@ -20,6 +20,7 @@ built). The rule, applied the same way to persons and households (docs/adr/0004-
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def stable_ids(con: duckdb.DuckDBPyConnection, engine, current: str, previous: s
 
     The rounds (step 2 above) are driven from here, one query set per round, until no mutual best pair is left:
     on Spark each is a small job, so the groups matched at once ("alone", most of them) skip the rounds."""
+    started = time.perf_counter()
     engine.upload(con, "stable_current_groups",
                   f'select cast(member as varchar) as member, "group" from ({current})')
     engine.upload(con, "stable_previous_ids",
@@ -76,7 +78,7 @@ def stable_ids(con: duckdb.DuckDBPyConnection, engine, current: str, previous: s
     engine.download(con, "stable_group_ids")
     engine.download(con, "stable_lineage")
     engine.drop(con, [f"stable_{t}" for t in _TABLES if t not in ("group_ids", "lineage")])
-    log.info("stable ids on %s: %d matching rounds", engine.name, rounds)
+    log.info("stable ids on %s: %d matching rounds, %.1f s", engine.name, rounds, time.perf_counter() - started)
     return rounds
 
 
