@@ -1,10 +1,12 @@
 """Where the pairwise work of the person model runs: DuckDB inside the warehouse (the default) or Spark.
 
-The link stage has two kinds of work. Scoring candidate pairs (training's EM and u sampling, prediction)
+The link stage has three kinds of work. Scoring candidate pairs (training's EM and u sampling, prediction)
 and connected components grow with the pairs and the records of a region; they run through Splink's own
-database abstraction (`DuckDBAPI` or `SparkAPI`), so the same Splink calls serve both engines. Everything
-else — building the Splink input from staging, the over-merge guard, stable ids, the household graph —
-is linear in the records and stays in the warehouse's DuckDB, which reads the Parquet files Spark writes.
+database abstraction (`DuckDBAPI` or `SparkAPI`), so the same Splink calls serve both engines. Stable ids
+and the household graph are the link stage's own SQL files in DuckDB's dialect, run on the engine: on DuckDB
+as written, on Spark translated (`spark_query`, `run_script`) over tables sent as Parquet, their results read
+back into the warehouse, whose transactions keep the state (id sequences, lineage, the committed previous
+assignment). Building the Splink input from staging and the over-merge guard stay in the warehouse's DuckDB.
 See docs/adr/0009-spark-engine.md.
 
 One model spec: the settings file and the approved model (`model.duckdb.json`) are written in DuckDB SQL,
@@ -356,8 +358,8 @@ class DuckDBEngine:
         with self.scratch(con):
             components.drop_table_from_database_and_remove_from_cache()
 
-    # the link stage's own SQL (stable ids): tables the engine's queries read by name. On DuckDB these are temp
-    # tables of the warehouse connection itself, so nothing crosses and the warehouse's transaction holds them
+    # the link stage's own SQL (stable ids, the graph): tables the engine's queries read by name. On DuckDB these
+    # are temp tables of the warehouse connection itself, so nothing crosses and the warehouse's transaction holds them
     def upload(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
         """The rows of a warehouse query as table `name` of the engine."""
         con.execute(f"create or replace temp table {name} as {query}")
@@ -535,10 +537,10 @@ class SparkEngine:
     def scratch(self, con: duckdb.DuckDBPyConnection):
         return nullcontext()  # Splink's tables live in Spark (and its checkpoint folder) already
 
-    # the link stage's own SQL (stable ids): temp views, over Parquet in the exchange folder where a table is read
-    # several times or by the next round of an iterative rule. Writing it once and reading it back (a fresh folder
-    # per version) cuts Spark's lineage between rounds, as Splink's "parquet" checkpoints do, and lets a query read
-    # the table it replaces. A view made from a query keeps the plan of the tables it read when it was made.
+    # the link stage's own SQL (stable ids, the graph): temp views, over Parquet in the exchange folder where a
+    # table is read several times or by the next round of an iterative rule. Writing it once and reading it back
+    # (a fresh folder per version) cuts Spark's lineage between rounds, as Splink's "parquet" checkpoints do, and
+    # lets a query read the table it replaces. A view made from a query keeps the plan of the tables it read.
     def _keep(self, name: str, write) -> None:
         self._written = getattr(self, "_written", 0) + 1
         path = self.folder / "sql" / f"{name}-{self._written}"

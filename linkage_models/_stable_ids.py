@@ -243,7 +243,8 @@ def assign_person_ids(con: duckdb.DuckDBPyConnection, clusters: pl.DataFrame, ru
                 else "select cast(null as varchar) as member, cast(null as bigint) as id where false")
     con.register("_person_clusters", clusters.select("source", "record_id", "cluster_id", "match_probability"))
     try:
-        stable_ids(con, engine, "select source || ':' || record_id as member, cluster_id as \"group\" from _person_clusters",
+        stable_ids(con, engine,
+                   "select source || ':' || record_id as member, cluster_id as \"group\" from _person_clusters",
                    previous, next_id(con, "person"))
         con.execute(
             """
