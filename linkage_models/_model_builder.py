@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -371,8 +372,12 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     sample = 1.0 if records <= 200_000 else 0.05
 
     def count(rule: list[str]) -> float:
-        record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[blocking_rule(rule)], link_type="dedupe_only",
-                                                       record_sample_proportion=sample)[0]
+        # a sampled count (above 200k records) only decides whether a rule fits the pair budget, where a rough
+        # estimate serves: Splink's warning that a small sample is unstable would only crowd the run's output
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The sampled blocking analysis estimate", category=UserWarning)
+            record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[blocking_rule(rule)],
+                                                           link_type="dedupe_only", record_sample_proportion=sample)[0]
         return float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
 
     for rule in _candidate_rules(set(usable), identifiers):
