@@ -144,12 +144,10 @@ def compare_link_outputs(first: Path, second: Path) -> dict:
         con.execute(f"attach '{second}' as b (read_only)")
         out = {}
         for name, (table, columns) in _COMPARED.items():
-            out[f"{name} only in first"] = con.execute(
-                f"select count(*) from (select {columns} from a.{table} except all select {columns} from b.{table})"
-            ).fetchall()[0][0]
-            out[f"{name} only in second"] = con.execute(
-                f"select count(*) from (select {columns} from b.{table} except all select {columns} from a.{table})"
-            ).fetchall()[0][0]
+            for label, this, other in (("first", "a", "b"), ("second", "b", "a")):
+                out[f"{name} only in {label}"] = con.execute(
+                    f"select count(*) from (select {columns} from {this}.{table} "
+                    f"except all select {columns} from {other}.{table})").fetchall()[0][0]
         out["largest match_weight difference"] = con.execute(
             "select coalesce(max(abs(x.match_weight - y.match_weight)), 0) from a.linkage.person_pairs as x "
             "join b.linkage.person_pairs as y using (unique_id_l, unique_id_r)").fetchall()[0][0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,9 +237,12 @@ def shared_share(con: duckdb.DuckDBPyConnection, columns: list[str], table: str 
     return float(row[1]) if row[0] else None
 
 
-def households_share(con: duckdb.DuckDBPyConnection, table: str = INPUT_TABLE) -> float | None:
-    """Of pairs of records at the same address text and postcode, the share of different people."""
-    return shared_share(con, ["address_std", "postcode"], table)
+def households_share(con: duckdb.DuckDBPyConnection, usable: list[str], table: str = INPUT_TABLE) -> float | None:
+    """Of pairs of records at the same address text and postcode (the postcode alone where no address text is
+    shared), the share of different people; None without postcodes."""
+    if "postcode" not in usable:
+        return None
+    return shared_share(con, ["address_std", "postcode"] if "address_std" in usable else ["postcode"], table)
 
 
 HOUSEHOLD_SHARE = 0.5  # above this, address agreement is household evidence, counted once with the surname
@@ -251,7 +255,7 @@ CONTACTS = ("phone", "email")
 
 def _comparisons(usable: set[str], identifiers: dict[str, str], households: float | None = None,
                  shared_contacts: tuple[str, ...] = ()) -> list:
-    from linkage_models._person_model import (date_of_birth_comparison, forename_comparison,
+    from linkage_models._person_model import (date_of_birth_comparison, forename_comparison, postcode_comparison,
                                               surname_address_comparison)
 
     comparisons = []
@@ -269,7 +273,7 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
     if "postcode" in usable and households is not None and households < HOUSEHOLD_SHARE:
         # records at one address are mostly one person here, not a household: the postcode is evidence of
         # its own, beside the surname-and-address comparison (measured on FEBRL, ADR 6)
-        comparisons.append(cl.DamerauLevenshteinAtThresholds("postcode", [1]))
+        comparisons.append(postcode_comparison())
     if "sex" in usable:
         comparisons.append(cl.ExactMatch("sex"))
     for scheme, scope in identifiers.items():
@@ -296,9 +300,11 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
     # the full name with the year or with the day and month of birth (a typo rarely hits both); the name
     # alone only where dates of birth are not shared, since its blocks grow with the square of the city
     # records without a date (a carer on a child's record, a register that keeps none) are out of the dated
-    # name blocks: the name alone brings them to their other records (the pairs grow with the undated records)
+    # name blocks: the name alone brings them to their other records (the pairs grow with the undated records),
+    # and the surname alone where the forenames differ (a title, a second name used) — a rule the budget below
+    # drops where surnames are shared by many (a city: 870M pairs at 1M records)
     names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"],
-              [first, "last_name_std", UNDATED]]
+              [first, "last_name_std", UNDATED], ["last_name_std", UNDATED]]
              if "date_of_birth" in usable else [[first, "last_name_std"]])
     candidates = [[id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE] + [
         ["date_of_birth"],
@@ -348,7 +354,7 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     names = {"first_name_std", "last_name_std"} & set(usable)
     if not names:
         raise ModelBuildError("no name field is populated by enough sources to link on (first_name or last_name)")
-    households = households_share(con, table) if "postcode" in usable and "address_std" in usable else None
+    households = households_share(con, usable, table)
     log.info("pairs at one address born more than a year apart: %s", "n/a" if households is None
              else f"{households:.1%}")
     contact_shares = {c: shared_share(con, [c], table) for c in CONTACTS if c in usable}
@@ -366,8 +372,12 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     sample = 1.0 if records <= 200_000 else 0.05
 
     def count(rule: list[str]) -> float:
-        record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[blocking_rule(rule)], link_type="dedupe_only",
-                                                       record_sample_proportion=sample)[0]
+        # a sampled count (above 200k records) only decides whether a rule fits the pair budget, where a rough
+        # estimate serves: Splink's warning that a small sample is unstable would only crowd the run's output
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The sampled blocking analysis estimate", category=UserWarning)
+            record = count_comparisons_from_blocking_rules(sdf, blocking_rules=[blocking_rule(rule)],
+                                                           link_type="dedupe_only", record_sample_proportion=sample)[0]
         return float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
 
     for rule in _candidate_rules(set(usable), identifiers):

@@ -175,6 +175,26 @@ def date_of_birth_comparison() -> cl.CustomComparison:
     )
 
 
+def postcode_comparison() -> cl.CustomComparison:
+    """The postcode as evidence of its own (where records at one postcode are mostly one person): exact, one
+    character off, then the sector and the district of a UK-shaped postcode ("outward inward"); a postcode of
+    another shape (kept, flagged) only ever meets the first two levels."""
+    inward_l, inward_r = "split_part(postcode_l, ' ', 2)", "split_part(postcode_r, ' ', 2)"
+    district = (f"split_part(postcode_l, ' ', 1) = split_part(postcode_r, ' ', 1) "
+                f"and length({inward_l}) = 3 and length({inward_r}) = 3")
+    return cl.CustomComparison(
+        output_column_name="postcode",
+        comparison_levels=[
+            _level("postcode_l is null or postcode_r is null", "null", is_null_level=True),
+            _level("postcode_l = postcode_r", "exact"),
+            _level("damerau_levenshtein(postcode_l, postcode_r) <= 1", "one character off"),
+            _level(f"{district} and substr({inward_l}, 1, 1) = substr({inward_r}, 1, 1)", "same sector"),
+            _level(district, "same district"),
+            {"sql_condition": "ELSE", "label_for_charts": "different"},
+        ],
+    )
+
+
 def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     row = con.execute(
         f"select count(*), md5(string_agg(unique_id, ',' order by unique_id)) from {INPUT_TABLE}"

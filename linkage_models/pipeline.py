@@ -152,6 +152,8 @@ def _record_overmerge_flags(con: duckdb.DuckDBPyConnection, run_id: str, flags: 
 def _clusters_and_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     if not (truth_dir / "records.parquet").exists():
         raise ModelError(f"no ground truth at {truth_dir}: evaluation needs the synthetic city's truth files")
+    if not warehouse.table_exists(con, "linkage.person_cluster"):
+        raise ModelError("no person links in this warehouse yet: run `familylink link` (or `familylink run`) first")
     clusters = con.sql("select source, record_id, cast(person_id as varchar) as cluster_id from linkage.person_cluster").pl()
     return clusters, pl.read_parquet(truth_dir / "records.parquet")
 

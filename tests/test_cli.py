@@ -21,3 +21,15 @@ def test_failures_exit_non_zero_with_one_line_reason(tmp_path, command, reason):
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.startswith("familylink:")]
     assert len(lines) == 1 and reason in " ".join(result.output.split()), result.output
+
+
+def test_evaluate_before_any_link_says_to_link_first(tmp_path):
+    """Truth is there (a synthetic city was built and ingested) but nothing was linked yet."""
+    import polars as pl
+
+    (tmp_path / "truth").mkdir()
+    pl.DataFrame({"source": ["police"], "record_id": ["1"], "person_id": ["p1"]}).write_parquet(
+        tmp_path / "truth" / "records.parquet")
+    result = CliRunner().invoke(app, ["evaluate", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "no person links in this warehouse yet" in " ".join(result.output.split()), result.output

@@ -231,6 +231,95 @@ def test_the_full_name_blocks_with_a_part_of_the_date_of_birth_where_dates_are_s
         "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std and "
         "(l.date_of_birth is null or r.date_of_birth is null)")
     assert ["first_name_formal", "last_name_std"] in _candidate_rules(fields, {})
+    # and the surname alone, where one is undated (a title or a second name as the forename): a rule the budget
+    # keeps where few records share a surname and drops in a city
+    assert ["last_name_std", "undated"] in with_dates and ["last_name_std", "undated"] not in _candidate_rules(fields, {})
+
+
+def test_a_blocking_rule_past_the_budget_is_skipped_and_the_plan_says_why(febrl, monkeypatch):
+    """The budget is what keeps the surname-alone rule out of a city: a rule whose pairs exceed it is not
+    scored, and the plan names it and its count, while a smaller rule is kept (here the identifier is made to
+    exceed it, the full name to fit)."""
+    from linkage_models import _model_builder
+
+    _, con, *_ = febrl
+    build_input(con)
+    name = "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std"
+    counts = {rule: con.execute(f"select count(*) from person_linkage_input as l join person_linkage_input as r "
+                                f"on l.unique_id < r.unique_id and {rule}").fetchall()[0][0]
+              for rule in (name, "l.id_soc_sec_id = r.id_soc_sec_id")}
+    named, identifier = counts.values()
+    assert identifier > named > 0
+    ident = "l.id_soc_sec_id = r.id_soc_sec_id"
+    in_splink = '(l."first_name_formal" = r."first_name_formal") AND (l."last_name_std" = r."last_name_std")'
+    assert in_splink in [r["blocking_rule"] for r in build_plan(con).splink_settings[
+        "blocking_rules_to_generate_predictions"]]
+    monkeypatch.setattr(_model_builder, "MAX_RULE_COMPARISONS", (named + identifier) / 2)
+    plan = build_plan(con)
+    skipped = {s["rule"]: s["reason"] for s in plan.skipped}
+    assert list(skipped) == [ident] and skipped[ident] == f"yields {identifier:.3g} pairs, more than can be scored"
+    rules = [r["blocking_rule"] for r in plan.splink_settings["blocking_rules_to_generate_predictions"]]
+    assert in_splink in rules and 'l."id_soc_sec_id" = r."id_soc_sec_id"' not in rules
+
+
+def _postcode_level(left: str | None, right: str | None) -> str:
+    """The label of the first level of the postcode comparison the pair meets, evaluated by DuckDB."""
+    from linkage_models._person_model import postcode_comparison
+
+    levels = postcode_comparison().get_comparison("duckdb").as_dict()["comparison_levels"]
+    con = duckdb.connect()
+    for level in levels:
+        if level["sql_condition"] == "ELSE":
+            return level["label_for_charts"]
+        hit = con.execute(f"select coalesce(({level['sql_condition']}), false) from "
+                          f"(select ?::varchar as postcode_l, ?::varchar as postcode_r)", [left, right]).fetchall()[0][0]
+        if hit:
+            return level["label_for_charts"]
+    raise AssertionError("no ELSE level")
+
+
+def test_the_postcode_on_its_own_has_sector_and_district_levels_for_uk_postcodes_only():
+    assert _postcode_level("LS6 2AB", None) == "null"
+    assert _postcode_level("LS6 2AB", "LS6 2AB") == "exact"
+    assert _postcode_level("LS6 2AB", "LS6 2AD") == "one character off"
+    assert _postcode_level("LS6 2AB", "LS6 2XY") == "same sector"
+    assert _postcode_level("LS6 2AB", "LS6 4XY") == "same district"
+    assert _postcode_level("LS6 2AB", "LS7 2AB") == "one character off"
+    assert _postcode_level("LS6 2AB", "M1 4XY") == "different"
+    # another country's postcodes (kept and flagged at ingest) have no sector or district
+    assert _postcode_level("2000", "2001") == "one character off"
+    assert _postcode_level("2000", "2650") == "different"
+    assert _postcode_level("2000 1", "2000 2") == "one character off"
+    assert _postcode_level("2000 12", "2000 34") == "different"
+
+
+def test_without_address_text_the_postcode_alone_decides_whether_it_is_a_persons_evidence(febrl):
+    """Where no address text is shared, whether records at one postcode are one person or a household is
+    measured on the postcode alone: postcodes each shared by four people are left to the surname-and-address
+    comparison; postcodes that point to one person are compared on their own."""
+    _, con, *_ = febrl
+    build_input(con)
+    con.execute("update person_linkage_input set address_std = null")
+    # both sources dated (agency_a's records take their person's date from agency_b, the truth being rec-N), so
+    # the share is measured on pairs across them too
+    person = "regexp_extract(record_id, 'rec-([0-9]+)', 1)"
+    con.execute(f"""update person_linkage_input as t set date_of_birth = (
+                      select max(b.date_of_birth) from person_linkage_input as b
+                      where regexp_extract(b.record_id, 'rec-([0-9]+)', 1) = regexp_extract(t.record_id, 'rec-([0-9]+)', 1))
+                    where t.date_of_birth is null""")
+    con.execute(f"""update person_linkage_input as t set postcode = h.postcode
+                    from (select p, 'H' || (dense_rank() over (order by p) // 4) as postcode
+                          from (select distinct {person} as p from person_linkage_input)) as h
+                    where h.p = regexp_extract(t.record_id, 'rec-([0-9]+)', 1)""")
+    plan = build_plan(con)
+    assert "address_std" not in plan.usable
+    assert plan.households_share is not None and plan.households_share > 0.5
+    assert "postcode" not in [c["output_column_name"] for c in plan.splink_settings["comparisons"]]
+    # one postcode per person (the truth: rec-N): the records at a postcode are mostly one person's
+    con.execute(f"update person_linkage_input set postcode = 'P' || {person}")
+    plan = build_plan(con)
+    assert plan.households_share is not None and plan.households_share < 0.5
+    assert "postcode" in [c["output_column_name"] for c in plan.splink_settings["comparisons"]]
 
 
 def test_the_name_block_still_trains_the_date_of_birth(febrl):
