@@ -1,10 +1,12 @@
 """Where the pairwise work of the person model runs: DuckDB inside the warehouse (the default) or Spark.
 
-The link stage has two kinds of work. Scoring candidate pairs (training's EM and u sampling, prediction)
+The link stage has three kinds of work. Scoring candidate pairs (training's EM and u sampling, prediction)
 and connected components grow with the pairs and the records of a region; they run through Splink's own
-database abstraction (`DuckDBAPI` or `SparkAPI`), so the same Splink calls serve both engines. Everything
-else — building the Splink input from staging, the over-merge guard, stable ids, the household graph —
-is linear in the records and stays in the warehouse's DuckDB, which reads the Parquet files Spark writes.
+database abstraction (`DuckDBAPI` or `SparkAPI`), so the same Splink calls serve both engines. Stable ids
+and the household graph are the link stage's own SQL files in DuckDB's dialect, run on the engine: on DuckDB
+as written, on Spark translated (`spark_query`, `run_script`) over tables sent as Parquet, their results read
+back into the warehouse, whose transactions keep the state (id sequences, lineage, the committed previous
+assignment). Building the Splink input from staging and the over-merge guard stay in the warehouse's DuckDB.
 See docs/adr/0009-spark-engine.md.
 
 One model spec: the settings file and the approved model (`model.duckdb.json`) are written in DuckDB SQL,
@@ -71,14 +73,22 @@ def _to_spark(node: exp.Expression, array_columns: frozenset[str]) -> exp.Expres
     if isinstance(node, exp.DateDiff) and (node.unit is None or node.text("unit").lower() in ("day", "days")):
         # DuckDB date_diff('day', start, end) is end - start in days: Spark's datediff(end, start)
         return exp.Anonymous(this="datediff", expressions=[node.this, node.expression])
+    if isinstance(node, exp.DateDiff) and node.text("unit").lower() in ("year", "years"):
+        # DuckDB counts the year boundaries crossed; Spark's datediff(year, ...) the whole years elapsed
+        return exp.Paren(this=exp.Sub(this=exp.Anonymous(this="year", expressions=[node.this]),
+                                      expression=exp.Anonymous(this="year", expressions=[node.expression])))
+    if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order) and isinstance(node.this.this, exp.Distinct):
+        # list(distinct x order by x): Spark's collect_list keeps neither; collect_set, sorted, is the same list
+        # (DuckDB's list keeps a null, collect_set drops it: the graph lists sources, never null)
+        (value,), (order,) = node.this.this.expressions, node.this.expressions
+        if order.this != value or order.args.get("desc"):
+            raise EngineError("list(distinct x order by y) translates to Spark only with y = x, ascending")
+        return exp.Anonymous(this="array_sort", expressions=[exp.Anonymous(this="collect_set", expressions=[value])])
     return node
 
 
-def spark_sql(condition: str, array_columns: frozenset[str] = frozenset()) -> str:
-    """One DuckDB boolean expression of the model (a comparison level, a blocking rule) in Spark SQL."""
-    if condition.strip().upper() == "ELSE":
-        return condition
-    tree = sqlglot.parse_one(condition, read="duckdb")
+def _translated(sql: str | exp.Expression, array_columns: frozenset[str]) -> str:
+    tree = sqlglot.parse_one(sql, read="duckdb") if isinstance(sql, str) else sql
     # children first, so a renamed list function is seen as an array by the len() around it
     for node in reversed(list(tree.walk())):
         replacement = _to_spark(node, array_columns)
@@ -88,6 +98,89 @@ def spark_sql(condition: str, array_columns: frozenset[str] = frozenset()) -> st
             else:
                 node.replace(replacement)
     return tree.sql(dialect="spark")
+
+
+def spark_sql(condition: str, array_columns: frozenset[str] = frozenset()) -> str:
+    """One DuckDB boolean expression of the model (a comparison level, a blocking rule) in Spark SQL."""
+    if condition.strip().upper() == "ELSE":
+        return condition
+    return _translated(condition, array_columns)
+
+
+def spark_query(query: str) -> str:
+    """A DuckDB query of the link stage's SQL files (stable ids, the graph) in Spark SQL, by the same rules as
+    the model's conditions: sqlglot, then the functions whose names differ (_RENAMED)."""
+    return _translated(query, frozenset())
+
+
+def _table_name(table: exp.Table) -> str:
+    return ".".join(part for part in (table.text("db"), table.name) if part)
+
+
+def _view_name(table: str) -> str:
+    """A warehouse table (graph.person) as the name of its Spark temp view (graph__person)."""
+    return table.replace(".", "__")
+
+
+def _literal(value: Any) -> exp.Expression:
+    import datetime as dt
+
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "date")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _warehouse_macros(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[list[str], exp.Expression]]:
+    """The warehouse's own SQL macros (warehouse/sql/schema.sql: address_key), parsed, to be written out in full
+    in a query sent to Spark: their definition stays in one place."""
+    rows = con.execute("select function_name, parameters, macro_definition from duckdb_functions() "
+                       "where function_type = 'macro' and not internal").fetchall()
+    return {name.lower(): (list(params), sqlglot.parse_one(body, read="duckdb")) for name, params, body in rows}
+
+
+def _portable(query: exp.Expression, variables: dict[str, Any], macros: dict, views: dict[str, str]) -> exp.Expression:
+    """A DuckDB query of a script made self-contained for another engine: getvariable('x') → the value, the
+    warehouse's macros → their body, each warehouse table it reads → `views[table]`."""
+    query = query.copy()
+    ctes = {cte.alias for cte in query.find_all(exp.CTE)}
+    for table in list(query.find_all(exp.Table)):
+        name = _table_name(table)
+        if name not in ctes:
+            table.set("db", None)
+            table.set("catalog", None)
+            table.set("this", exp.to_identifier(views[name]))
+    for call in list(query.find_all(exp.Anonymous)):
+        name = call.name.lower()
+        if name == "getvariable":
+            key = call.expressions[0].name
+            if key not in variables:
+                raise EngineError(f"the script reads the variable {key!r}, which was not given")
+            call.replace(_literal(variables[key]))
+        elif name in macros:
+            params, body = macros[name]
+            args = dict(zip(params, call.expressions))
+            call.replace(exp.Paren(this=body.copy().transform(
+                lambda n: args[n.name].copy() if isinstance(n, exp.Column) and not n.table and n.name in args else n)))
+    return query
+
+
+def _reads(query: exp.Expression) -> list[str]:
+    """The warehouse tables a query reads (not its CTEs)."""
+    ctes = {cte.alias for cte in query.find_all(exp.CTE)}
+    return list(dict.fromkeys(name for t in query.find_all(exp.Table) if (name := _table_name(t)) not in ctes))
+
+
+def _statements(script: str) -> list[tuple[str, exp.Expression]]:
+    """(target table, query) of each `create or replace table <t> as <query>` of a script."""
+    out = []
+    for statement in sqlglot.parse(script, read="duckdb"):
+        if not (isinstance(statement, exp.Create) and statement.kind == "TABLE"
+                and isinstance(statement.expression, exp.Query)):
+            raise EngineError("a script run on the engine holds `create or replace table <t> as <query>` only")
+        out.append((_table_name(statement.this), statement.expression))
+    return out
 
 
 def spark_settings(settings: dict, array_columns: frozenset[str]) -> dict:
@@ -265,6 +358,35 @@ class DuckDBEngine:
         with self.scratch(con):
             components.drop_table_from_database_and_remove_from_cache()
 
+    # the link stage's own SQL (stable ids, the graph): tables the engine's queries read by name. On DuckDB these
+    # are temp tables of the warehouse connection itself, so nothing crosses and the warehouse's transaction holds them
+    def upload(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+        """The rows of a warehouse query as table `name` of the engine."""
+        con.execute(f"create or replace temp table {name} as {query}")
+
+    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str, checkpoint: bool = True) -> None:
+        """A query in DuckDB SQL, run on the engine, kept as table `name` (it may read the `name` it replaces).
+        `checkpoint=False`: the engine may keep the query instead of its rows (Spark does)."""
+        con.execute(f"create or replace temp table {name} as {query}")
+
+    def count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
+        return con.execute(f"select count(*) from {name}").fetchall()[0][0]
+
+    def download(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """The engine's table `name` as the warehouse temp table `name` (here it is one already)."""
+
+    def drop(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+        for name in names:
+            con.execute(f"drop table if exists temp.main.{name}")
+
+    # scripts that build warehouse tables (the graph's SQL files): on DuckDB, the warehouse runs them as written
+    def run_script(self, con: duckdb.DuckDBPyConnection, script: str, variables: dict[str, Any]) -> None:
+        """Run a DuckDB script of `create or replace table` statements (its variables are set in `con`)."""
+        con.execute(script)
+
+    def end_scripts(self, con: duckdb.DuckDBPyConnection) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -414,6 +536,79 @@ class SparkEngine:
 
     def scratch(self, con: duckdb.DuckDBPyConnection):
         return nullcontext()  # Splink's tables live in Spark (and its checkpoint folder) already
+
+    # the link stage's own SQL (stable ids, the graph): temp views, over Parquet in the exchange folder where a
+    # table is read several times or by the next round of an iterative rule. Writing it once and reading it back
+    # (a fresh folder per version) cuts Spark's lineage between rounds, as Splink's "parquet" checkpoints do, and
+    # lets a query read the table it replaces. A view made from a query keeps the plan of the tables it read.
+    def _keep(self, name: str, write) -> None:
+        self._written = getattr(self, "_written", 0) + 1
+        path = self.folder / "sql" / f"{name}-{self._written}"
+        write(path)
+        self._parquet = {**getattr(self, "_parquet", {}), name: path}
+        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+
+    def upload(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+        """The rows of a warehouse query (run in DuckDB) as Spark's temp view `name`."""
+        def write(path: Path) -> None:
+            path.mkdir(parents=True)
+            con.execute(f"copy ({query}) to {_quoted(str(path / 'part-0.parquet'))} (format parquet)")
+        self._keep(name, write)
+
+    def materialize(self, con: duckdb.DuckDBPyConnection, name: str, query: str, checkpoint: bool = True) -> None:
+        """A query in DuckDB SQL, translated (spark_query) and run on Spark, kept as the temp view `name`: over
+        Parquet written now, or (checkpoint=False) over the query's plan, computed where it is read."""
+        frame = self.spark.sql(spark_query(query))
+        if checkpoint:
+            self._keep(name, lambda path: frame.write.parquet(str(path)))
+        else:
+            getattr(self, "_parquet", {}).pop(name, None)
+            frame.createOrReplaceTempView(name)
+
+    def count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
+        return self.spark.table(name).count()
+
+    def download(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Spark's table `name` as the warehouse temp table `name`, through Parquet (read where it was kept)."""
+        path = getattr(self, "_parquet", {}).get(name)
+        if path is None:
+            self.from_spark(con, self.spark.table(name), name, name, temp=True)
+        else:
+            con.execute(f"create or replace temp table {name} as "
+                        f"select * from read_parquet({_quoted(f'{path}/*.parquet')})")
+
+    def drop(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+        for name in names:
+            self.spark.catalog.dropTempView(name)
+            con.execute(f"drop table if exists temp.main.{name}")
+
+    def run_script(self, con: duckdb.DuckDBPyConnection, script: str, variables: dict[str, Any]) -> None:
+        """Each `create or replace table <t> as <query>` of a DuckDB script (the graph's SQL files) run on Spark:
+        the warehouse tables the query reads are sent once (upload) and read as views until `end_scripts`, a
+        table a statement builds is read by the later ones where Spark made it; the query, with its variables
+        and the warehouse's macros written in (_portable), is translated and run (materialize); its rows replace
+        <t> in the warehouse with the column types DuckDB gives the same query (DuckDB plans it with `limit 0`
+        and reads no row: Spark has no unsigned integers, and Parquet would otherwise set the types)."""
+        views = getattr(self, "_script_views", {})
+        self._script_views = views
+        macros = _warehouse_macros(con)
+        for target, query in _statements(script):
+            for table in _reads(query):
+                if table not in views:
+                    views[table] = _view_name(table)
+                    self.upload(con, views[table], f"select * from {table}")
+            view = _view_name(target)
+            self.materialize(con, view, _portable(query, variables, macros, views).sql(dialect="duckdb"))
+            views[target] = view
+            con.execute(f"create or replace table {target} as select * from ({query.sql(dialect='duckdb')}) limit 0")
+            self.download(con, view)
+            con.execute(f"insert into {target} by name select * from temp.main.{view}")
+            con.execute(f"drop table temp.main.{view}")
+
+    def end_scripts(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Forget the warehouse tables the scripts read (a later script sends them again)."""
+        self.drop(con, list(getattr(self, "_script_views", {}).values()))
+        self._script_views = {}
 
     def close(self) -> None:
         """Drop what Splink cached and delete every file this engine wrote (record values among them)."""

@@ -19,94 +19,96 @@ built). The rule, applied the same way to persons and households (docs/adr/0004-
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from warehouse import table_exists
 
+# The rule as SQL (DuckDB's dialect), one file per table it builds, read as `stable_<file name>`: the same files run
+# on the warehouse's DuckDB and, translated by the engine, on Spark (docs/adr/0009-spark-engine.md)
+log = logging.getLogger("familylink.link")
+_SQL = Path(__file__).parent / "sql" / "stable_ids"
+_TABLES = ("current_groups", "previous_ids", "next_id", "group_key", "overlap", "alone", "remaining", "mutual",
+           "kept", "group_ids", "lineage")
+
+
+def _sql(name: str) -> str:
+    return (_SQL / f"{name}.sql").read_text(encoding="utf-8")
+
 
 @dataclass(frozen=True)
 class IdAssignment:
     group_ids: pl.DataFrame  # group, id, is_new
     lineage: pl.DataFrame  # event (new|merge|split|retired), id, related_id, members
+    rounds: int = 0  # rounds of mutual best matching after the groups matched at once
 
 
-def assign_stable_ids(
-    current: pl.DataFrame,
-    previous: pl.DataFrame,
-    next_id: int,
-) -> IdAssignment:
-    """current: member (str), group (any); previous: member (str), id (int). Returns each group's id."""
-    current = current.select(pl.col("member").cast(pl.String), pl.col("group"))
-    previous = previous.select(pl.col("member").cast(pl.String), pl.col("id").cast(pl.Int64))
-    group_key = current.group_by("group").agg(pl.col("member").min().alias("group_key"))
-    overlap = (
-        current.join(previous, on="member", how="inner")
-        .group_by("group", "id")
-        .agg(pl.len().alias("shared"))
-        .join(group_key, on="group")
-    )
+def stable_ids(con: duckdb.DuckDBPyConnection, engine, current: str, previous: str, next_id: int) -> int:
+    """The rule on `engine` (linkage_models/_engine.py), for the groups of the warehouse query `current` (member,
+    group) against the ids of `previous` (member, id). Leaves the warehouse temp tables stable_group_ids (group,
+    id, is_new) and stable_lineage (event, id, related_id, members); returns the number of matching rounds.
 
-    # a group sharing members with one previous id only, which shares members with that group only, is a
-    # mutual best at once: most groups on most nights. The loop below sorts only what is left.
-    alone = overlap.filter((pl.len().over("group") == 1) & (pl.len().over("id") == 1))
-    matched = [alone.select("group", "id")]
-    remaining = overlap.join(alone.select("group"), on="group", how="anti")
-    while remaining.height:
-        best_for_id = remaining.sort(["shared", "group_key"], descending=[True, False]).group_by("id").first()
-        best_for_group = remaining.sort(["shared", "id"], descending=[True, False]).group_by("group").first()
-        mutual = best_for_id.join(best_for_group.select("group", "id"), on=["group", "id"], how="inner")
-        if mutual.height == 0:  # cannot happen with strict tie-breaks, but never loop forever
+    The rounds (step 2 above) are driven from here, one query set per round, until no mutual best pair is left:
+    on Spark each is a small job, so the groups matched at once ("alone", most of them) skip the rounds."""
+    started = time.perf_counter()
+    engine.upload(con, "stable_current_groups",
+                  f'select cast(member as varchar) as member, "group" from ({current})')
+    engine.upload(con, "stable_previous_ids",
+                  f"select cast(member as varchar) as member, cast(id as bigint) as id from ({previous})")
+    engine.materialize(con, "stable_next_id", f"select cast({int(next_id)} as bigint) as next_id", checkpoint=False)
+    # checkpoint: what several queries or the next round read (the rest may stay a query on Spark)
+    for name, checkpoint in (("group_key", False), ("overlap", True), ("alone", False), ("remaining", True)):
+        engine.materialize(con, f"stable_{name}", _sql(name), checkpoint=checkpoint)
+    engine.materialize(con, "stable_kept", 'select "group", id from stable_alone', checkpoint=False)
+    rounds = 0
+    while True:
+        engine.materialize(con, "stable_mutual", _sql("mutual"))
+        if engine.count(con, "stable_mutual") == 0:  # nothing left, or (not with strict tie-breaks) no mutual pair
             break
-        matched.append(mutual.select("group", "id"))
-        remaining = remaining.join(mutual.select("group"), on="group", how="anti").join(
-            mutual.select("id"), on="id", how="anti"
-        )
-
-    kept = pl.concat(matched) if matched else pl.DataFrame(schema={"group": current.schema["group"], "id": pl.Int64})
-    unmatched = group_key.join(kept, on="group", how="anti").sort("group_key")
-    fresh = unmatched.with_columns(
-        (pl.int_range(pl.len(), dtype=pl.Int64) + next_id).alias("id")
-    ).select("group", "id")
-    group_ids = pl.concat(
-        [kept.with_columns(pl.lit(False).alias("is_new")), fresh.with_columns(pl.lit(True).alias("is_new"))]
-    ).sort("id")
-
-    lineage = _lineage(current, previous, group_ids)
-    return IdAssignment(group_ids=group_ids, lineage=lineage)
+        rounds += 1
+        engine.materialize(con, "stable_kept", _sql("kept_after_round"), checkpoint=False)
+        engine.materialize(con, "stable_remaining", _sql("remaining_after_round"))
+    engine.materialize(con, "stable_group_ids", _sql("group_ids"))
+    engine.materialize(con, "stable_lineage", _sql("lineage"), checkpoint=False)
+    engine.download(con, "stable_group_ids")
+    engine.download(con, "stable_lineage")
+    engine.drop(con, [f"stable_{t}" for t in _TABLES if t not in ("group_ids", "lineage")])
+    log.info("stable ids on %s: %d matching rounds, %.1f s", engine.name, rounds, time.perf_counter() - started)
+    return rounds
 
 
-def _lineage(current: pl.DataFrame, previous: pl.DataFrame, group_ids: pl.DataFrame) -> pl.DataFrame:
-    now = current.join(group_ids.select("group", pl.col("id").alias("new_id")), on="group")
-    moves = (
-        now.join(previous.rename({"id": "old_id"}), on="member", how="inner")
-        .filter(pl.col("old_id") != pl.col("new_id"))
-        .group_by("old_id", "new_id")
-        .agg(pl.len().alias("members"))
-    )
-    surviving = group_ids["id"].implode()
-    new_ids = group_ids.filter(pl.col("is_new")).select("id")
-    merges = moves.filter(pl.col("old_id").is_in(surviving).not_()).filter(
-        ~pl.col("new_id").is_in(new_ids["id"].implode())
-    )
-    splits = moves.filter(pl.col("new_id").is_in(new_ids["id"].implode()) & pl.col("old_id").is_in(surviving))
-    retired_ids = previous.select("id").unique().filter(~pl.col("id").is_in(surviving))
-    retired_ids = retired_ids.join(moves.select(pl.col("old_id").alias("id")).unique(), on="id", how="anti")
-    frames = [
-        group_ids.filter(pl.col("is_new"))
-        .join(splits.select(pl.col("new_id").alias("id")).unique(), on="id", how="anti")
-        .select(pl.lit("new").alias("event"), "id", pl.lit(None, pl.Int64).alias("related_id"),
-                pl.lit(None, pl.UInt32).alias("members")),
-        merges.select(pl.lit("merge").alias("event"), pl.col("new_id").alias("id"),
-                      pl.col("old_id").alias("related_id"), "members"),
-        splits.select(pl.lit("split").alias("event"), pl.col("new_id").alias("id"),
-                      pl.col("old_id").alias("related_id"), "members"),
-        retired_ids.select(pl.lit("retired").alias("event"), "id", pl.lit(None, pl.Int64).alias("related_id"),
-                           pl.lit(None, pl.UInt32).alias("members")),
-    ]
-    return pl.concat(frames).sort("event", "id", "related_id", nulls_last=True)
+def _lineage_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return con.sql("select event, id, related_id, members from stable_lineage "
+                   "order by event, id, related_id nulls last").pl()
+
+
+def _done(con: duckdb.DuckDBPyConnection, engine) -> None:
+    engine.drop(con, ["stable_group_ids", "stable_lineage"])
+
+
+def assign_stable_ids(current: pl.DataFrame, previous: pl.DataFrame, next_id: int, engine=None) -> IdAssignment:
+    """current: member (str), group (any); previous: member (str), id (int). Returns each group's id, by the rule
+    above on `engine` (DuckDB in memory by default)."""
+    from linkage_models._engine import DuckDBEngine
+
+    engine = engine or DuckDBEngine()
+    con = duckdb.connect()
+    try:
+        con.register("_current", current.select(pl.col("member").cast(pl.String), pl.col("group")))
+        con.register("_previous", previous.select(pl.col("member").cast(pl.String), pl.col("id").cast(pl.Int64)))
+        rounds = stable_ids(con, engine, 'select member, "group" from _current', "select member, id from _previous",
+                            next_id)
+        group_ids = con.sql('select "group", id, is_new from stable_group_ids order by id').pl()
+        lineage = _lineage_frame(con)
+        _done(con, engine)
+    finally:
+        con.close()
+    return IdAssignment(group_ids=group_ids, lineage=lineage, rounds=rounds)
 
 
 # ---------------------------------------------------------------- the warehouse side: sequences, lineage
@@ -193,58 +195,65 @@ def next_id(con: duckdb.DuckDBPyConnection, kind: str) -> int:
     return (row[0][0] if row else 0) + 1
 
 
-def advance_sequence(con: duckdb.DuckDBPyConnection, kind: str, ids: pl.Series) -> None:
-    if ids.len() == 0:
+def advance_sequence(con: duckdb.DuckDBPyConnection, kind: str, highest: int | None) -> None:
+    if highest is None:
         return
-    highest = int(ids.max())
     con.execute(
         "insert into linkage.id_sequence values (?, ?) on conflict (kind) do update "
         "set last_id = greatest(linkage.id_sequence.last_id, excluded.last_id)",
-        [kind, highest],
+        [kind, int(highest)],
     )
 
 
-def assign_household_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    current = con.sql(
-        "select cast(person_id as varchar) as member, household_key as \"group\" from graph.household_member"
-    ).pl()
+def _assigned(con: duckdb.DuckDBPyConnection, engine, kind: str, run_id: str) -> None:
+    """After stable_ids: the sequence moves past the ids issued, the lineage waits for the run to commit."""
+    advance_sequence(con, kind, con.execute("select max(id) from stable_group_ids").fetchall()[0][0])
+    record_lineage(con, run_id, kind, _lineage_frame(con))
+    _done(con, engine)
+
+
+def assign_household_ids(con: duckdb.DuckDBPyConnection, run_id: str, engine=None) -> None:
+    """Households (graph.household_member's household_key) → stable household ids in linkage.household_assignment."""
+    from linkage_models._engine import DuckDBEngine
+
+    engine = engine or DuckDBEngine()
     con.execute("create table if not exists linkage.household_assignment_previous (person_id bigint, household_id bigint)")
     table = _previous(con, "household", ("linkage.household_assignment_previous",))
-    previous = con.sql(f"select cast(person_id as varchar) as member, household_id as id from {table}").pl()
-    result = assign_stable_ids(current, previous, next_id(con, "household"))
-    assignment = result.group_ids.select(pl.col("group").alias("household_key"), pl.col("id").alias("household_id"))
-    con.register("_assignment", assignment)
-    con.execute("create or replace table linkage.household_assignment as select * from _assignment")
-    con.unregister("_assignment")
-    advance_sequence(con, "household", result.group_ids["id"])
-    record_lineage(con, run_id, "household", result.lineage)
+    stable_ids(con, engine, 'select person_id as member, household_key as "group" from graph.household_member',
+               f"select person_id as member, household_id as id from {table}", next_id(con, "household"))
+    con.execute('create or replace table linkage.household_assignment as '
+                'select "group" as household_key, id as household_id from stable_group_ids order by id')
+    _assigned(con, engine, "household", run_id)
 
 
-def assign_person_ids(con: duckdb.DuckDBPyConnection, clusters: pl.DataFrame, run_id: str) -> pl.DataFrame:
+def assign_person_ids(con: duckdb.DuckDBPyConnection, clusters: pl.DataFrame, run_id: str, engine=None) -> pl.DataFrame:
     """clusters: source, record_id, cluster_id[, match_probability]. Writes linkage.person_cluster.
 
     Previous ids come from the last assignment, so ids persist from run to run.
     """
-    members = clusters.with_columns((pl.col("source") + ":" + pl.col("record_id")).alias("member"))
+    from linkage_models._engine import DuckDBEngine
+
+    engine = engine or DuckDBEngine()
+    if "match_probability" not in clusters.columns:
+        clusters = clusters.with_columns(pl.lit(None, pl.Float64).alias("match_probability"))
     # the last committed assignment is what ids continue from (a killed run's assignment never counts); a
     # warehouse from before commits were kept continues from linkage.person_cluster, or the published graph
-    previous = pl.DataFrame(schema={"member": pl.String, "id": pl.Int64})
     table = _previous(con, "person", ("linkage.person_cluster", "graph.record_link"))
-    if table is not None:
-        previous = con.sql(f"select source || ':' || record_id as member, person_id as id from {table}").pl()
-    result = assign_stable_ids(members.select("member", pl.col("cluster_id").alias("group")), previous,
-                               next_id(con, "person"))
-    if "match_probability" not in members.columns:
-        members = members.with_columns(pl.lit(None, pl.Float64).alias("match_probability"))
-    person_cluster = (
-        members.join(result.group_ids.select(pl.col("group").alias("cluster_id"), pl.col("id").alias("person_id")),
-                     on="cluster_id")
-        .with_columns(pl.len().over("person_id").alias("cluster_size"))
-        .select("source", "record_id", "person_id", "match_probability", "cluster_size")
-    )
-    con.register("_person_cluster", person_cluster)
-    con.execute("create or replace table linkage.person_cluster as select * from _person_cluster")
-    con.unregister("_person_cluster")
-    advance_sequence(con, "person", result.group_ids["id"])
-    record_lineage(con, run_id, "person", result.lineage)
-    return person_cluster
+    previous = (f"select source || ':' || record_id as member, person_id as id from {table}" if table is not None
+                else "select cast(null as varchar) as member, cast(null as bigint) as id where false")
+    con.register("_person_clusters", clusters.select("source", "record_id", "cluster_id", "match_probability"))
+    try:
+        stable_ids(con, engine,
+                   "select source || ':' || record_id as member, cluster_id as \"group\" from _person_clusters",
+                   previous, next_id(con, "person"))
+        con.execute(
+            """
+            create or replace table linkage.person_cluster as
+            select c.source, c.record_id, g.id as person_id, c.match_probability,
+                   cast(count(*) over (partition by g.id) as uinteger) as cluster_size
+            from _person_clusters as c inner join stable_group_ids as g on g."group" = c.cluster_id
+            """)
+    finally:
+        con.unregister("_person_clusters")
+    _assigned(con, engine, "person", run_id)
+    return con.sql("select * from linkage.person_cluster").pl()

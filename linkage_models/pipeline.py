@@ -110,15 +110,18 @@ def approved_model(settings: Settings) -> tuple[str, Path]:
     return version, _person_dir(settings) / version / "model.duckdb.json"
 
 
-def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:
-    """Predict with the approved model, cluster, and give every cluster its stable person id."""
+def link_persons(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, engine=None) -> dict:
+    """Predict with the approved model, cluster, and give every cluster its stable person id, on `engine` (or
+    the one the settings name, for this step only)."""
     from linkage_models._stable_ids import assign_person_ids
 
     version, path = approved_model(settings)
-    with engine_for(settings) as engine:
-        result = predict_and_cluster(con, path, settings.match_threshold, engine=engine)
+    if engine is None:
+        with engine_for(settings) as engine:
+            return link_persons(con, settings, run_id, engine)
+    result = predict_and_cluster(con, path, settings.match_threshold, engine=engine)
     with _timed("stable person ids"):
-        assigned = assign_person_ids(con, result.clusters, run_id)
+        assigned = assign_person_ids(con, result.clusters, run_id, engine)
         _record_overmerge_flags(con, run_id, result.flags)
     from linkage_models._stable_ids import run_lineage
 
@@ -212,11 +215,14 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
         gazetteer_note = None
     if gazetteer_note:
         log.warning(gazetteer_note)
-    with _timed("persons"):
-        persons = link_persons(con, settings, run_id)
-    as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
-    with _timed("graph"):
-        counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of)
+    # one engine for persons and households: on Spark, one session for the pairs, both stable ids and the graph
+    with engine_for(settings) as engine:
+        with _timed("persons"):
+            persons = link_persons(con, settings, run_id, engine)
+        as_of = con.execute("select max(extract_date) from audit.current_extract").fetchall()[0][0] or dt.date.today()
+        with _timed("graph"):
+            counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of,
+                                 engine=engine)
     # link rate per source: the share of its records whose person another source also knows
     cross = dict(con.execute(
         """

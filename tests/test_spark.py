@@ -45,6 +45,32 @@ def test_duckdb_functions_of_the_model_become_their_spark_equivalents():
     assert spark_sql('"sex_l" IS NULL OR "sex_r" IS NULL') == "`sex_l` IS NULL OR `sex_r` IS NULL"
 
 
+def test_the_graph_scripts_become_self_contained_spark_queries():
+    """What the graph's SQL files need beyond the model's rules: DuckDB's year boundaries, a sorted distinct
+    list, getvariable, the warehouse's own macros, and schema-qualified tables read as Spark views."""
+    import datetime as dt
+
+    from linkage_models._engine import _portable, _reads, _statements, _warehouse_macros, spark_query
+
+    # date_diff('year') counts year boundaries on DuckDB (Spark's counts whole years): 2025-12-31 → 2026-01-01 is 1
+    assert spark_query("select date_diff('year', dob, as_of) - 1 as age from t") == \
+        "SELECT (YEAR(as_of) - YEAR(dob)) - 1 AS age FROM t"
+    assert spark_query("select list(distinct source order by source) as l from t") == \
+        "SELECT ARRAY_SORT(COLLECT_SET(source)) AS l FROM t"
+    con = duckdb.connect()
+    con.execute("create macro key3(a, b) as md5(coalesce(a, '') || '|' || b)")
+    ((target, query),) = _statements(
+        "create or replace table graph.x as with links as (select * from linkage.pairs) "
+        "select key3(links.name, 'k') as k, getvariable('as_of')::date as d, getvariable('run') as r "
+        "from links join graph.y using (id)")
+    assert (target, sorted(_reads(query))) == ("graph.x", ["graph.y", "linkage.pairs"])  # not the CTE
+    portable = _portable(query, {"as_of": dt.date(2026, 11, 1), "run": "r1"}, _warehouse_macros(con),
+                         {"linkage.pairs": "linkage__pairs", "graph.y": "graph__y"})
+    assert spark_query(portable.sql(dialect="duckdb")) == (
+        "WITH links AS (SELECT * FROM linkage__pairs) SELECT (MD5(((COALESCE(links.name, '') || '|') || 'k'))) AS k, "
+        "CAST(CAST('2026-11-01' AS DATE) AS DATE) AS d, 'r1' AS r FROM links JOIN graph__y USING (id)")
+
+
 def test_the_spark_model_is_the_same_model_in_another_dialect():
     settings = {"sql_dialect": "duckdb", "probability_two_random_records_match": 0.01,
                 "blocking_rules_to_generate_predictions": [{"blocking_rule": 'l."phone" = r."phone"',
@@ -158,6 +184,12 @@ def _link(city: Settings, folder: Path, **changes) -> dict:
             "lineage": "select kind, event, id, related_id, members from audit.id_lineage",
             "overmerge": "select source, record_id, person_id, reason, action from linkage.overmerge_flag",
         }
+        # the whole household graph, and the column types the golden publish reads
+        graph = [t for (t,) in con.execute("select table_name from information_schema.tables "
+                                           "where table_schema = 'graph' order by 1").fetchall()]
+        tables.update({f"graph.{t}": f"select * from graph.{t}" for t in graph})
+        tables["graph types"] = ("select table_name, column_name, data_type from information_schema.columns "
+                                 "where table_schema = 'graph'")
         out = {name: sorted(con.execute(sql).fetchall(), key=repr) for name, sql in tables.items()}
     finally:
         con.close()
@@ -210,8 +242,33 @@ def test_duckdb_string_similarities_give_duckdbs_numbers_on_spark(local_spark, t
     assert expected[0][1] > 0.9  # 'williams'/'wilmiams': 0.908 on DuckDB, 0.892 with half transpositions
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_stable_id_rule_gives_the_same_ids_and_lineage_on_spark(local_spark, tmp_path):
+    """The same SQL files (linkage_models/sql/stable_ids), translated and run on Spark, on the hand-made case of
+    every rule: merges, a tie, a split, a retirement, a new id, two rounds of mutual best matching."""
+    from linkage_models._engine import SparkEngine
+    from tests.test_stable_ids import HAND_MADE_IDS, HAND_MADE_LINEAGE, hand_made
+
+    engine = SparkEngine(SparkOptions(work_dir=tmp_path / "work"), spark=local_spark)
+    try:
+        on_spark = hand_made(engine)
+    finally:
+        engine.close()
+    on_duckdb = hand_made()
+    assert on_spark.group_ids.rows() == on_duckdb.group_ids.rows()
+    assert on_spark.lineage.rows() == on_duckdb.lineage.rows() == HAND_MADE_LINEAGE
+    assert dict(on_spark.group_ids.select("group", "id").rows()) == HAND_MADE_IDS
+    assert on_spark.rounds == on_duckdb.rounds == 2
+    assert not list((tmp_path / "work").glob("run-*"))  # the Parquet the rule ran on is gone
+
+
 def _assert_same_link(on_spark: dict, on_duckdb: dict) -> None:
     for table in ("pairs", "person_cluster", "record_link", "household_member", "lineage", "overmerge"):
+        assert on_spark[table] == on_duckdb[table], table
+    graph = [name for name in on_duckdb if name.startswith("graph")]
+    assert len(graph) == 8  # the seven tables of warehouse/sql/graph and their column types
+    for table in graph:
         assert on_spark[table] == on_duckdb[table], table
     for key in ("records", "persons", "scored_pairs", "households", "lineage"):
         assert on_spark["summary"][key] == on_duckdb["summary"][key], key
@@ -219,8 +276,15 @@ def _assert_same_link(on_spark: dict, on_duckdb: dict) -> None:
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_link_stage_on_spark_gives_the_pairs_clusters_and_ids_duckdb_gives(city, on_duckdb, local_spark, tmp_path):
-    on_spark = _link(city, tmp_path / "data", engine="spark")
+def test_link_stage_on_spark_gives_the_pairs_clusters_and_ids_duckdb_gives(city, on_duckdb, local_spark, tmp_path,
+                                                                          caplog):
+    with caplog.at_level("INFO", logger="familylink.link"):
+        on_spark = _link(city, tmp_path / "data", engine="spark")
+    # person and household ids were computed on Spark, by the same SQL as on DuckDB
+    engines = [m.split()[3].rstrip(":") for m in caplog.messages if m.startswith("stable ids on ")]
+    assert engines == ["spark", "spark"]  # persons, then households
+    # and the household graph by the same SQL files as on DuckDB, translated
+    assert [m.split()[3] for m in caplog.messages if m.startswith("graph built on")] == ["spark"]
     # the city links for real: most people are known to several agencies, households have several members
     assert on_duckdb["summary"]["persons"] < 0.8 * on_duckdb["summary"]["records"]
     assert on_duckdb["summary"]["households"] < on_duckdb["summary"]["persons"] / 2
