@@ -218,6 +218,8 @@ def main() -> None:
                         "scaling of the sizing, and this run's rows appended")
     args = parser.parse_args()
     spark = {"spark_driver_memory": args.spark_driver_memory, "spark_conf": json.loads(args.spark_conf)}
+    if args.work_dir:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-spark-", dir=args.work_dir))
     try:
         source = args.data_dir
