@@ -4,6 +4,7 @@ The person model is built from the fields the staged records carry (`build_plan`
 writes its settings as a reviewable file beside the model (`train_person_model`).
 """
 
+from linkage_models._engine import DuckDBEngine
 from linkage_models._explain import WaterfallStep, explain_pairs
 from linkage_models._model_builder import (FIXED_IDENTIFIERS, ModelBuildError, ModelPlan, build_input, build_plan, input_select,
                                           load_plan)
@@ -13,6 +14,7 @@ from linkage_models._person_model import predict_and_cluster, train_person_model
 from linkage_models.evaluate import person_link_quality
 
 __all__ = [
+    "DuckDBEngine",
     "FIXED_IDENTIFIERS",
     "ModelBuildError",
     "ModelPlan",

@@ -113,6 +113,12 @@ def spark_query(query: str) -> str:
     return _translated(query, frozenset())
 
 
+def _load_parquet(con: duckdb.DuckDBPyConnection, folder: Path, target: str, *, temp: bool) -> None:
+    """A folder of Parquet files Spark wrote, as the warehouse (temp) table `target`."""
+    kind = "temp table" if temp else "table"
+    con.execute(f"create or replace {kind} {target} as select * from read_parquet({_quoted(f'{folder}/*.parquet')})")
+
+
 def _table_name(table: exp.Table) -> str:
     return ".".join(part for part in (table.text("db"), table.name) if part)
 
@@ -467,6 +473,9 @@ class SparkEngine:
         self.spark.sparkContext.setCheckpointDir(str(self.folder / "checkpoints"))
         self._db_api = None
         self._arrays: frozenset[str] = frozenset()  # array columns of the last table sent to Spark
+        self._written = 0  # tables kept as Parquet so far (each in a fresh folder)
+        self._parquet: dict[str, Path] = {}  # view name → the Parquet folder it reads
+        self._script_views: dict[str, str] = {}  # warehouse table → its view, while scripts run (run_script)
 
     @property
     def db_api(self):
@@ -490,8 +499,7 @@ class SparkEngine:
         """A Spark DataFrame written as Parquet and loaded into the warehouse as `target`."""
         path = self.folder / "out" / name
         frame.write.mode("overwrite").parquet(str(path))
-        kind = "temp table" if temp else "table"
-        con.execute(f"create or replace {kind} {target} as select * from read_parquet({_quoted(f'{path}/*.parquet')})")
+        _load_parquet(con, path, target, temp=temp)
 
     def _array_columns(self, frame) -> frozenset[str]:
         from pyspark.sql.types import ArrayType
@@ -542,10 +550,10 @@ class SparkEngine:
     # (a fresh folder per version) cuts Spark's lineage between rounds, as Splink's "parquet" checkpoints do, and
     # lets a query read the table it replaces. A view made from a query keeps the plan of the tables it read.
     def _keep(self, name: str, write) -> None:
-        self._written = getattr(self, "_written", 0) + 1
+        self._written += 1
         path = self.folder / "sql" / f"{name}-{self._written}"
         write(path)
-        self._parquet = {**getattr(self, "_parquet", {}), name: path}
+        self._parquet[name] = path
         self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
 
     def upload(self, con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
@@ -562,7 +570,7 @@ class SparkEngine:
         if checkpoint:
             self._keep(name, lambda path: frame.write.parquet(str(path)))
         else:
-            getattr(self, "_parquet", {}).pop(name, None)
+            self._parquet.pop(name, None)
             frame.createOrReplaceTempView(name)
 
     def count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
@@ -570,12 +578,11 @@ class SparkEngine:
 
     def download(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Spark's table `name` as the warehouse temp table `name`, through Parquet (read where it was kept)."""
-        path = getattr(self, "_parquet", {}).get(name)
+        path = self._parquet.get(name)
         if path is None:
             self.from_spark(con, self.spark.table(name), name, name, temp=True)
         else:
-            con.execute(f"create or replace temp table {name} as "
-                        f"select * from read_parquet({_quoted(f'{path}/*.parquet')})")
+            _load_parquet(con, path, name, temp=True)
 
     def drop(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
         for name in names:
@@ -589,8 +596,7 @@ class SparkEngine:
         and the warehouse's macros written in (_portable), is translated and run (materialize); its rows replace
         <t> in the warehouse with the column types DuckDB gives the same query (DuckDB plans it with `limit 0`
         and reads no row: Spark has no unsigned integers, and Parquet would otherwise set the types)."""
-        views = getattr(self, "_script_views", {})
-        self._script_views = views
+        views = self._script_views
         macros = _warehouse_macros(con)
         for target, query in _statements(script):
             for table in _reads(query):
@@ -607,8 +613,8 @@ class SparkEngine:
 
     def end_scripts(self, con: duckdb.DuckDBPyConnection) -> None:
         """Forget the warehouse tables the scripts read (a later script sends them again)."""
-        self.drop(con, list(getattr(self, "_script_views", {}).values()))
-        self._script_views = {}
+        self.drop(con, list(self._script_views.values()))
+        self._script_views.clear()
 
     def close(self) -> None:
         """Drop what Splink cached and delete every file this engine wrote (record values among them)."""

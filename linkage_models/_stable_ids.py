@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from linkage_models._engine import DuckDBEngine
 from warehouse import table_exists
 
 # The rule as SQL (DuckDB's dialect), one file per table it builds, read as `stable_<file name>`: the same files run
@@ -94,8 +95,6 @@ def _done(con: duckdb.DuckDBPyConnection, engine) -> None:
 def assign_stable_ids(current: pl.DataFrame, previous: pl.DataFrame, next_id: int, engine=None) -> IdAssignment:
     """current: member (str), group (any); previous: member (str), id (int). Returns each group's id, by the rule
     above on `engine` (DuckDB in memory by default)."""
-    from linkage_models._engine import DuckDBEngine
-
     engine = engine or DuckDBEngine()
     con = duckdb.connect()
     try:
@@ -214,8 +213,6 @@ def _assigned(con: duckdb.DuckDBPyConnection, engine, kind: str, run_id: str) ->
 
 def assign_household_ids(con: duckdb.DuckDBPyConnection, run_id: str, engine=None) -> None:
     """Households (graph.household_member's household_key) → stable household ids in linkage.household_assignment."""
-    from linkage_models._engine import DuckDBEngine
-
     engine = engine or DuckDBEngine()
     con.execute("create table if not exists linkage.household_assignment_previous (person_id bigint, household_id bigint)")
     table = _previous(con, "household", ("linkage.household_assignment_previous",))
@@ -231,8 +228,6 @@ def assign_person_ids(con: duckdb.DuckDBPyConnection, clusters: pl.DataFrame, ru
 
     Previous ids come from the last assignment, so ids persist from run to run.
     """
-    from linkage_models._engine import DuckDBEngine
-
     engine = engine or DuckDBEngine()
     if "match_probability" not in clusters.columns:
         clusters = clusters.with_columns(pl.lit(None, pl.Float64).alias("match_probability"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from linkage_models import assign_household_ids
+from linkage_models import DuckDBEngine, assign_household_ids
 from warehouse._db import transaction
 
 log = logging.getLogger("familylink.link")
@@ -38,26 +38,24 @@ def build_graph(
     run on `engine` (linkage_models/_engine.py: the warehouse's DuckDB by default; on Spark the same files,
     translated, with the tables they read sent as Parquet and graph.* written back inside this transaction)."""
     started = time.perf_counter()
+    engine = engine or DuckDBEngine()
     variables = {"run_id": run_id, "model_version": model_version, "as_of": as_of}
-    run_script = engine.run_script if engine is not None else (lambda con, script, variables: con.execute(script))
     with transaction(con):
         for name, value in variables.items():
             con.execute(f"set variable {name} = ?", [value])
         try:
             for name in _BEFORE_HOUSEHOLD_IDS:
-                run_script(con, _sql(name), variables)
+                engine.run_script(con, _sql(name), variables)
             assign_household_ids(con, run_id, engine)
             for name in _AFTER_HOUSEHOLD_IDS:
-                run_script(con, _sql(name), variables)
+                engine.run_script(con, _sql(name), variables)
         finally:
-            if engine is not None:
-                engine.end_scripts(con)
+            engine.end_scripts(con)
         # what the next run compares against
         con.execute(
             "create or replace table linkage.household_assignment_previous as "
             "select person_id, household_id from graph.household_member"
         )
-    log.info("graph built on %s in %.1f s", engine.name if engine is not None else "duckdb",
-             time.perf_counter() - started)
+    log.info("graph built on %s in %.1f s", engine.name, time.perf_counter() - started)
     tables = ("address", "record_link", "person", "person_address", "relationship", "household", "household_member")
     return {t: con.execute(f"select count(*) from graph.{t}").fetchall()[0][0] for t in tables}
