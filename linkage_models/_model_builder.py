@@ -341,14 +341,19 @@ def blocking_rule(columns: list[str]):
     return _rule_sql(columns) if UNDATED in columns else block_on(*columns)
 
 
+def require_records(records: int) -> None:
+    """The one-line error when too few records are staged to train on."""
+    if records < MIN_RECORDS:
+        raise ModelBuildError(f"too little data to train a person model: {records} staged records "
+                              f"(at least {MIN_RECORDS} needed)" + ("" if records else "; ingest the sources first"))
+
+
 def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
                identifiers: dict[str, str] | None = None) -> ModelPlan:
     """Profile the staged records (INPUT_TABLE must be built) and decide comparisons and rules."""
     identifiers = identifiers if identifiers is not None else staged_identifiers(con)
     records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-    if records < MIN_RECORDS:
-        raise ModelBuildError(f"too little data to train a person model: {records} staged records "
-                              f"(at least {MIN_RECORDS} needed); ingest the sources first")
+    require_records(records)
     coverage = profile(con, identifiers)
     usable = usable_fields(coverage, identifiers)
     names = {"first_name_std", "last_name_std"} & set(usable)

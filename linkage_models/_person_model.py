@@ -26,7 +26,7 @@ from splink.internals.exceptions import SplinkException  # EMTrainingException a
 
 from linkage_models._engine import DuckDBEngine
 from linkage_models._model_builder import (ADDRESS_SIGNATURE_WORDS, INPUT_TABLE, TRAINING_RECORDS, ModelBuildError,
-                                          ModelPlan, build_input, build_plan, load_plan)
+                                          ModelPlan, build_input, build_plan, load_plan, require_records)
 
 def _word_share(numerator: int, denominator: int) -> str:
     """At least numerator/denominator of the two addresses' distinct words in common (token Jaccard).
@@ -318,9 +318,7 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     engine = engine or DuckDBEngine()
     pinned = load_plan(settings_path) if settings_path is not None else None
     records = build_input(con, pinned.identifiers if pinned else None)
-    if records < 10:
-        raise ModelBuildError(f"too little data to train a person model: {records} staged records "
-                              "(at least 10 needed); ingest the sources first")
+    require_records(records)
     table, trained_on = _training_table(con, max_records)
     plan = pinned or build_plan(con, table=table)
     linker = engine.linker(con, table, plan.splink_settings)
