@@ -216,22 +216,26 @@ class ModelPlan:
 
 
 def shared_share(con: duckdb.DuckDBPyConnection, columns: list[str], table: str = INPUT_TABLE) -> float | None:
-    """Of pairs of records that agree on `columns` (both dates of birth known), the share born more than a
-    year apart: different people who share the value. High for an address or a phone where the sources
-    describe households (a council's agencies: a child's record carries a parent's phone); low where a value
-    points to one person (many benchmark files). None when there are no such pairs. Values held by more than
-    20 records (care homes, hostels, a switchboard) are left out, which also bounds the self-join."""
+    """Of pairs of records that agree on `columns` (both dates of birth known), the share that are different
+    people who share the value: born more than a year apart AND with unlike forenames. High for an address or
+    a phone where the sources describe households (a council's agencies: a child's record carries a parent's
+    phone); low where a value points to one person (many benchmark files). The forename keeps a file whose
+    dates of birth are badly keyed (one person's records years apart) from reading as households: a parent and
+    a child differ in both, one person's records rarely do. None when there are no such pairs. Values held by
+    more than 20 records (care homes, hostels, a switchboard) are left out, which also bounds the self-join."""
     present = " and ".join(f"{c} is not null" for c in columns)
     key = ", ".join(columns)
     same = " and ".join(f"l.{c} = r.{c}" for c in columns)
     row = con.execute(f"""
         with keyed as (
-            select unique_id, {key}, date_of_birth, count(*) over (partition by {key}) as sharing
+            select unique_id, {key}, date_of_birth, first_name_std, count(*) over (partition by {key}) as sharing
             from {table}
             where {present} and date_of_birth is not null
         ),
         small as (select * from keyed where sharing between 2 and 20)
-        select count(*), avg((abs(date_diff('day', l.date_of_birth, r.date_of_birth)) > 366)::int)
+        select count(*), avg((abs(date_diff('day', l.date_of_birth, r.date_of_birth)) > 366 and
+                              -- a missing forename leaves the dates to decide
+                              coalesce(jaro_winkler_similarity(l.first_name_std, r.first_name_std) < 0.8, true))::int)
         from small as l join small as r on {same} and l.unique_id < r.unique_id
     """).fetchall()[0]
     return float(row[1]) if row[0] else None
@@ -256,7 +260,7 @@ CONTACTS = ("phone", "email")
 def _comparisons(usable: set[str], identifiers: dict[str, str], households: float | None = None,
                  shared_contacts: tuple[str, ...] = ()) -> list:
     from linkage_models._person_model import (date_of_birth_comparison, forename_comparison, postcode_comparison,
-                                              surname_address_comparison)
+                                              surname_address_comparison, surname_comparison)
 
     comparisons = []
     # a contact shared by different people speaks only where the forenames agree (forename_comparison)
@@ -267,7 +271,7 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
     if "last_name_std" in usable and address:
         comparisons.append(surname_address_comparison(address))
     elif "last_name_std" in usable:
-        comparisons.append(cl.NameComparison("last_name_std").configure(term_frequency_adjustments=True))
+        comparisons.append(surname_comparison())
     if "date_of_birth" in usable:
         comparisons.append(date_of_birth_comparison())
     if "postcode" in usable and households is not None and households < HOUSEHOLD_SHARE:
@@ -280,8 +284,8 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
         column = id_column(scheme, scope)
         if column in usable and scope == ATTRIBUTE:
             # shared by many people: a rare value (a small village, an unusual occupation) is strong evidence,
-            # a common one weak
-            comparisons.append(cl.ExactMatch(column).configure(term_frequency_adjustments=True))
+            # a common one weak; a value keyed with a typo ("Birmingam") is weaker evidence, not none
+            comparisons.append(cl.JaroWinklerAtThresholds(column, [0.9]).configure(term_frequency_adjustments=True))
         elif column in usable:
             # an identifier without a check digit can carry a typo or two digits transposed: one edit away is
             # weaker evidence, not none
@@ -385,34 +389,38 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
                                                            link_type="dedupe_only", record_sample_proportion=sample)[0]
         return float(getattr(record, "marginal_comparison_count", None) or record["marginal_comparison_count"])
 
-    for rule in _candidate_rules(set(usable), identifiers):
-        sql = _rule_sql(rule)
-        pairs = count(rule)
-        if pairs == 0:
-            log.info("blocking rule skipped: %s yields no pairs", sql)
-            skipped.append({"rule": sql, "reason": "yields no pairs"})
-        elif pairs > MAX_RULE_COMPARISONS * max(1, records / 300_000):
-            log.info("blocking rule skipped: %s yields %.3g pairs (too many to score)", sql, pairs)
-            skipped.append({"rule": sql, "reason": f"yields {pairs:.3g} pairs, more than can be scored"})
-        else:
-            counted.append((rule, pairs))
-    if not counted:
-        raise ModelBuildError("no blocking rule yields any pair of records: nothing to link or train on")
+    try:
+        for rule in _candidate_rules(set(usable), identifiers):
+            sql = _rule_sql(rule)
+            pairs = count(rule)
+            if pairs == 0:
+                log.info("blocking rule skipped: %s yields no pairs", sql)
+                skipped.append({"rule": sql, "reason": "yields no pairs"})
+            elif pairs > MAX_RULE_COMPARISONS * max(1, records / 300_000):
+                log.info("blocking rule skipped: %s yields %.3g pairs (too many to score)", sql, pairs)
+                skipped.append({"rule": sql, "reason": f"yields {pairs:.3g} pairs, more than can be scored"})
+            else:
+                counted.append((rule, pairs))
+        if not counted:
+            raise ModelBuildError("no blocking rule yields any pair of records: nothing to link or train on")
 
+        # EM needs each comparison free in some block: names, date of birth and postcode blocks between them
+        # leave every comparison free at least once; identifier blocks train the rest
+        training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",
+                          "postcode"], ["first_name_formal", "postcode"],
+                          *([id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE), ["phone"]]
+        found = {tuple(rule): pairs for rule, pairs in counted}
+        # a training block need not be a prediction block: EM trains the date of birth in the name block, where
+        # the date is free (training samples at most TRAINING_RECORDS records, so the block stays small there)
+        for rule in training_order:
+            if tuple(rule) not in found and _usable(rule, usable):
+                pairs = count(rule) * min(1.0, TRAINING_RECORDS / records) ** 2
+                if 0 < pairs <= MAX_RULE_COMPARISONS:
+                    found[tuple(rule)] = pairs
+    finally:
+        # the blocking analysis's working tables are not left in the warehouse
+        db_api.delete_tables_created_by_splink_from_db()
     prediction = [blocking_rule(rule) for rule, _ in counted]
-    # EM needs each comparison free in some block: names, date of birth and postcode blocks between them
-    # leave every comparison free at least once; identifier blocks train the rest
-    training_order = [["date_of_birth"], ["first_name_formal", "last_name_std"], ["postcode"], ["last_name_std",
-                      "postcode"], ["first_name_formal", "postcode"],
-                      *([id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE), ["phone"]]
-    found = {tuple(rule): pairs for rule, pairs in counted}
-    # a training block need not be a prediction block: EM trains the date of birth in the name block, where
-    # the date is free (training samples at most TRAINING_RECORDS records, so the block stays small there)
-    for rule in training_order:
-        if tuple(rule) not in found and _usable(rule, usable):
-            pairs = count(rule) * min(1.0, TRAINING_RECORDS / records) ** 2
-            if 0 < pairs <= MAX_RULE_COMPARISONS:
-                found[tuple(rule)] = pairs
     training = [{"rule": _rule_sql(r), "columns": r, "comparisons": found[tuple(r)]}
                 for r in training_order if tuple(r) in found]
     # the first four blocks train every comparison at least once when EM converges in each; identifier and

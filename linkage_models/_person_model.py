@@ -153,6 +153,26 @@ def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"))
     return cl.CustomComparison(output_column_name="surname_and_address", comparison_levels=levels)
 
 
+def surname_comparison() -> cl.CustomComparison:
+    """The surname where no address is shared: Splink's name levels (exact with term frequencies, then
+    Jaro-Winkler 0.9, 0.8, 0.7), and forename and surname entered the other way round, which the forename
+    comparison also sees (as the surname-and-address comparison does)."""
+    jw = "jaro_winkler_similarity(last_name_std_l, last_name_std_r)"
+    return cl.CustomComparison(
+        output_column_name="last_name_std",
+        comparison_levels=[
+            _level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True),
+            _level("last_name_std_l = last_name_std_r", "exact", tf_adjustment_column="last_name_std"),
+            _level(f"{jw} >= 0.9", "Jaro-Winkler >= 0.9"),
+            _level("jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9 and "
+                   "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9", "first/last swapped"),
+            _level(f"{jw} >= 0.8", "Jaro-Winkler >= 0.8"),
+            _level(f"{jw} >= 0.7", "Jaro-Winkler >= 0.7"),
+            {"sql_condition": "ELSE", "label_for_charts": "different"},
+        ],
+    )
+
+
 def date_of_birth_comparison() -> cl.CustomComparison:
     return cl.CustomComparison(
         output_column_name="date_of_birth",

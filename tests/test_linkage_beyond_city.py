@@ -262,20 +262,55 @@ def test_a_blocking_rule_past_the_budget_is_skipped_and_the_plan_says_why(febrl,
     assert in_splink in rules and 'l."id_soc_sec_id" = r."id_soc_sec_id"' not in rules
 
 
-def _postcode_level(left: str | None, right: str | None) -> str:
-    """The label of the first level of the postcode comparison the pair meets, evaluated by DuckDB."""
-    from linkage_models._person_model import postcode_comparison
-
-    levels = postcode_comparison().get_comparison("duckdb").as_dict()["comparison_levels"]
+def _level_met(comparison, left: dict, right: dict) -> str:
+    """The label of the first level of a comparison the pair of records meets, evaluated by DuckDB."""
+    levels = comparison.get_comparison("duckdb").as_dict()["comparison_levels"]
+    columns = ", ".join(f"?::varchar as {name}_{side}" for side, record in (("l", left), ("r", right))
+                        for name in record)
+    values = [*left.values(), *right.values()]
     con = duckdb.connect()
     for level in levels:
         if level["sql_condition"] == "ELSE":
             return level["label_for_charts"]
-        hit = con.execute(f"select coalesce(({level['sql_condition']}), false) from "
-                          f"(select ?::varchar as postcode_l, ?::varchar as postcode_r)", [left, right]).fetchall()[0][0]
-        if hit:
+        condition = level["sql_condition"].replace('"', "")
+        if con.execute(f"select coalesce(({condition}), false) from (select {columns})", values).fetchall()[0][0]:
             return level["label_for_charts"]
     raise AssertionError("no ELSE level")
+
+
+def _postcode_level(left: str | None, right: str | None) -> str:
+    from linkage_models._person_model import postcode_comparison
+
+    return _level_met(postcode_comparison(), {"postcode": left}, {"postcode": right})
+
+
+def test_the_surname_without_an_address_credits_names_entered_the_other_way_round():
+    """Where no address is shared the surname is compared on its own; a forename and surname swapped between
+    two records is the swap the forename comparison sees too, not two different surnames."""
+    from linkage_models._person_model import surname_comparison
+
+    def level(left: tuple[str, str], right: tuple[str, str]) -> str:
+        return _level_met(surname_comparison(), dict(zip(("first_name_std", "last_name_std"), left)),
+                          dict(zip(("first_name_std", "last_name_std"), right)))
+
+    assert level(("isla", "hall"), ("isla", "hall")) == "exact"
+    assert level(("isla", "hall"), ("hall", "isla")) == "first/last swapped"
+    assert level(("caleb", "rowe"), ("rowe", "caleb")) == "first/last swapped"
+    assert level(("isla", "hall"), ("isla", "hal")) == "Jaro-Winkler >= 0.9"
+    assert level(("isla", "hall"), ("isla", "morris")) == "different"
+
+
+def test_a_declared_attribute_keyed_with_a_typo_is_a_weaker_agreement_not_none():
+    from linkage_models._model_builder import _comparisons
+
+    attribute = next(c for c in _comparisons({"first_name_std", "last_name_std", "attr_city"},
+                                             {"city": "attribute"}) if c.get_comparison("duckdb").output_column_name
+                     == "attr_city")
+    levels = attribute.get_comparison("duckdb").as_dict()["comparison_levels"]
+    assert levels[1].get("tf_adjustment_column") == "attr_city"  # a rare town is strong evidence
+    assert _level_met(attribute, {"attr_city": "birmingham"}, {"attr_city": "birmingham"}).startswith("Exact")
+    assert "0.9" in _level_met(attribute, {"attr_city": "birmingham"}, {"attr_city": "birmingam"})
+    assert _level_met(attribute, {"attr_city": "birmingham"}, {"attr_city": "leeds"}) == "All other comparisons"
 
 
 def test_the_postcode_on_its_own_has_sector_and_district_levels_for_uk_postcodes_only():
@@ -340,3 +375,41 @@ def test_the_name_block_still_trains_the_date_of_birth(febrl):
     assert any("birth_year" in r for r in rules) and any("birth_monthday" in r for r in rules)
     training = [r["rule"] for r in plan.training_rules]
     assert "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std" in training
+
+
+def test_a_persons_email_is_their_evidence_even_where_their_dates_of_birth_are_badly_keyed(febrl):
+    """Whether an email (or a phone) is one person's or a household's is measured on the records sharing it:
+    different people are born apart AND named unlike. Records of one person whose dates are keyed years apart
+    still read as one person's email, compared on its own; an email shared by four people is a household's,
+    weighed only beside the forename."""
+    _, con, *_ = febrl
+    build_input(con)
+    person = "regexp_extract(record_id, 'rec-([0-9]+)', 1)"
+    # every record dated from its person's date, then agency_a's dates moved by years (keying errors)
+    con.execute(f"""update person_linkage_input as t set date_of_birth = (
+                      select max(b.date_of_birth) from person_linkage_input as b
+                      where regexp_extract(b.record_id, 'rec-([0-9]+)', 1) = {person.replace('record_id', 't.record_id')})""")
+    con.execute("update person_linkage_input set date_of_birth = date_of_birth + interval 7 year "
+                "where source = 'agency_a'")
+    con.execute(f"update person_linkage_input set email = 'p' || {person} || '@example.org'")
+    plan = build_plan(con)
+    assert plan.contact_shares["email"] is not None and plan.contact_shares["email"] < 0.2
+    assert "email" in [c["output_column_name"] for c in plan.splink_settings["comparisons"]]
+    # one address for every four people: the records sharing it are mostly different people
+    con.execute(f"""update person_linkage_input as t set email = h.email
+                    from (select p, 'h' || (dense_rank() over (order by p) // 4) || '@example.org' as email
+                          from (select distinct {person} as p from person_linkage_input)) as h
+                    where h.p = {person.replace('record_id', 't.record_id')}""")
+    plan = build_plan(con)
+    assert plan.contact_shares["email"] is not None and plan.contact_shares["email"] > 0.2
+    assert "email" not in [c["output_column_name"] for c in plan.splink_settings["comparisons"]]
+
+
+def test_no_working_table_of_splink_is_left_in_the_warehouse(febrl):
+    """Training, linking and the model builder's blocking analysis leave none of Splink's tables behind."""
+    _, con, *_ = febrl
+    build_input(con)
+    build_plan(con)
+    left = con.execute("select table_schema || '.' || table_name from information_schema.tables "
+                       "where table_name like '__splink__%'").fetchall()
+    assert left == []
