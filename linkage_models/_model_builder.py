@@ -188,6 +188,9 @@ class ModelPlan:
     deterministic_rules: list[str]
     skipped: list[dict] = field(default_factory=list)  # {"rule": sql, "reason": text}
     contact_shares: dict[str, float | None] = field(default_factory=dict)  # phone/email → share of different people
+    # prediction rules (as in splink_settings) a trained model keeps only where it expects enough of their pairs
+    # to match (WORTH_CHECKED); a data team that wants one kept whatever its yield deletes it here
+    checked_rules: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -197,7 +200,7 @@ class ModelPlan:
                 "identifiers": self.identifiers, "usable_fields": self.usable, "coverage": self.coverage,
                 "households_share": self.households_share, "contact_shares": self.contact_shares,
                 "training_rules": self.training_rules, "deterministic_rules": self.deterministic_rules,
-                "skipped_rules": self.skipped,
+                "checked_rules": self.checked_rules, "skipped_rules": self.skipped,
             },
             "splink_settings": self.splink_settings,
         }
@@ -208,7 +211,8 @@ class ModelPlan:
         return cls(identifiers=meta["identifiers"], coverage=meta.get("coverage", {}), usable=meta["usable_fields"],
                    splink_settings=data["splink_settings"], households_share=meta.get("households_share"),
                    training_rules=meta["training_rules"], contact_shares=meta.get("contact_shares", {}),
-                   deterministic_rules=meta["deterministic_rules"], skipped=meta.get("skipped_rules", []))
+                   deterministic_rules=meta["deterministic_rules"], skipped=meta.get("skipped_rules", []),
+                   checked_rules=meta.get("checked_rules", []))
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(self.to_json(), indent=2, default=str), encoding="utf-8")
@@ -303,12 +307,11 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
     first = "first_name_formal"
     # the full name with the year or with the day and month of birth (a typo rarely hits both); the name
     # alone only where dates of birth are not shared, since its blocks grow with the square of the city
-    # records without a date (a carer on a child's record, a register that keeps none) are out of the dated
-    # name blocks: the name alone brings them to their other records (the pairs grow with the undated records),
-    # and the surname alone where the forenames differ (a title, a second name used) — a rule the budget below
-    # drops where surnames are shared by many (a city: 870M pairs at 1M records)
+    # (or as a rule worth checking, below). Records without a date (a carer on a child's record, a register
+    # that keeps none) are out of the dated name blocks: the name alone brings them to their other records
+    # (the pairs grow with the undated records)
     names = ([[first, "last_name_std", "birth_year"], [first, "last_name_std", "birth_monthday"],
-              [first, "last_name_std", UNDATED], ["last_name_std", UNDATED]]
+              [first, "last_name_std", UNDATED]]
              if "date_of_birth" in usable else [[first, "last_name_std"]])
     candidates = [[id_column(s)] for s, scope in identifiers.items() if scope != ATTRIBUTE] + [
         ["date_of_birth"],
@@ -319,6 +322,7 @@ def _candidate_rules(usable: set[str], identifiers: dict[str, str]) -> list[list
         ["email"],
         ["uprn"],
         ["last_name_std", "address_std"],
+        *(WORTH_CHECKED if "date_of_birth" in usable else []),
     ]
     return [rule for rule in candidates if _usable(rule, usable)]
 
@@ -329,6 +333,17 @@ _DERIVED_FROM = {"first_name_formal": "first_name_std", "birth_year": "date_of_b
 # in a rule, not a column: the pair's records are not both dated
 UNDATED = "undated"
 _UNDATED_SQL = "(l.date_of_birth is null or r.date_of_birth is null)"
+
+# Wider blocks for records whose names and dates are both keyed badly: a title or a second name used as the
+# forename, a date keyed years apart. Where the data is clean they add pairs and hardly a match (a city: one
+# true pair in 27,000 for the full name alone), where it is not they find what no other block does
+# (historical_50k: one in three for the surname and year). They come last, so each one's pairs are the ones it
+# alone adds, and a trained model keeps one only where it expects at least MIN_RULE_YIELD of those pairs to
+# match (_person_model.drop_barren_rules). The surname alone where one record is undated was session 8's
+# (ADR 6); the full name alone was a plain rule until session 5.
+WORTH_CHECKED = [["last_name_std", UNDATED], ["first_name_formal", "last_name_std"], ["last_name_std", "birth_year"],
+                 ["last_name_std", "birth_monthday"]]
+MIN_RULE_YIELD = 0.01
 
 
 def _usable(rule: list[str], usable: set[str] | list[str]) -> bool:
@@ -441,8 +456,10 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
         # sparse fields drive EM's m for "disagree" towards 0; past ~10 iterations Splink refuses the underflow
         max_iterations=10,
     ).create_settings_dict("duckdb")
+    rendered = [rule["blocking_rule"] for rule in settings["blocking_rules_to_generate_predictions"]]
+    checked = [sql for sql, (rule, _) in zip(rendered, counted) if rule in WORTH_CHECKED]
     plan = ModelPlan(identifiers=identifiers, coverage=coverage, usable=usable, splink_settings=settings,
-                     households_share=households, contact_shares=contact_shares,
+                     households_share=households, contact_shares=contact_shares, checked_rules=checked,
                      training_rules=training, deterministic_rules=deterministic, skipped=skipped)
     log.info("person model plan: %d comparisons, %d blocking rules, %d training rules, %d rules skipped",
              len(comparisons), len(prediction), len(training), len(skipped))

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,8 +288,30 @@ def regularise(model: dict, pairs_sampled: float) -> dict:
     return model
 
 
-def prior_from_scores(linker: Linker, records: int, prior: float, floor: float) -> tuple[float, int]:
-    """λ, the probability that two random records match, re-estimated from the trained model's own scores.
+def score_histogram(linker: Linker) -> list[tuple[int, float, int]]:
+    """The trained model's scores of every candidate pair, summarised: (blocking rule index — the rule that
+    brought the pair first, Splink's match_key —, match weight to 0.01 bits, pairs)."""
+    pairs = linker.inference.predict()
+    try:
+        rows = pairs.query_sql("select cast(match_key as integer) as rule, round(match_weight, 2) as weight, "
+                               "count(*) as pairs from {this} where match_weight is not null group by 1, 2"
+                               ).as_record_list()
+    finally:
+        pairs.drop_table_from_database_and_remove_from_cache()
+    return [(int(row["rule"]), float(row["weight"]), int(row["pairs"])) for row in rows]
+
+
+def _match_probabilities(histogram: list[tuple[int, float, int]], scored_with: float, prior: float):
+    """(rule, pairs, P(match)) for each bin of the histogram (scored with λ = `scored_with`), at λ = `prior`."""
+    shift = math.log2(prior / (1 - prior)) - math.log2(scored_with / (1 - scored_with))
+    return [(rule, n, 1.0 / (1.0 + 2.0 ** -min(max(weight + shift, -1000.0), 1000.0)))
+            for rule, weight, n in histogram]
+
+
+def prior_from_scores(histogram: list[tuple[int, float, int]], records: int, prior: float,
+                      floor: float) -> tuple[float, int]:
+    """λ, the probability that two random records match, re-estimated from the trained model's own scores
+    (`histogram`, from score_histogram with the model at λ = `prior`).
 
     With m and u trained, λ has a maximum-likelihood value over the candidate pairs (EM's update for λ alone):
     λ = Σ P(match | pair, λ) / all pairs, iterated to its fixed point; pairs no blocking rule reaches count as
@@ -299,29 +322,33 @@ def prior_from_scores(linker: Linker, records: int, prior: float, floor: float) 
     `floor`: λ never falls below the rules' pairs counted as certain matches (their recall taken as 1).
     Returns (λ, candidate pairs scored).
     """
-    import math
-
-    pairs = linker.inference.predict()
-    try:
-        histogram = pairs.query_sql("select round(match_weight, 2) as weight, count(*) as pairs from {this} "
-                                    "where match_weight is not null group by 1").as_record_list()
-    finally:
-        pairs.drop_table_from_database_and_remove_from_cache()
     all_pairs = records * (records - 1) / 2
-    scored = sum(row["pairs"] for row in histogram)
+    scored = sum(n for _, _, n in histogram)
     if not histogram or all_pairs <= 0:
         return prior, scored
-    prior_weight = math.log2(prior / (1 - prior))
-    bayes = [(float(row["weight"]) - prior_weight, int(row["pairs"])) for row in histogram]
     estimate = prior
     for _ in range(200):
-        weight = math.log2(estimate / (1 - estimate))
-        updated = sum(n / (1 + 2.0 ** -min(max(b + weight, -1000.0), 1000.0)) for b, n in bayes) / all_pairs
+        updated = sum(n * p for _, n, p in _match_probabilities(histogram, prior, estimate)) / all_pairs
         updated = min(max(updated, floor, 1.0 / all_pairs), 0.5)
         if abs(math.log2(updated) - math.log2(estimate)) < 1e-4:
             return updated, scored
         estimate = updated
     return estimate, scored
+
+
+def barren_rules(histogram: list[tuple[int, float, int]], scored_with: float, prior: float,
+                 checked: set[int]) -> dict[int, tuple[int, float]]:
+    """Of the rules worth checking (indices `checked`), those whose pairs — the ones no earlier rule brought —
+    the trained model expects to match less than MIN_RULE_YIELD of the time: index → (pairs, expected matches)."""
+    from linkage_models._model_builder import MIN_RULE_YIELD
+
+    totals: dict[int, list[float]] = {}
+    for rule, n, p in _match_probabilities(histogram, scored_with, prior):
+        if rule in checked:
+            total = totals.setdefault(rule, [0, 0.0])
+            total[0] += n
+            total[1] += n * p
+    return {rule: (int(n), expected) for rule, (n, expected) in totals.items() if expected < MIN_RULE_YIELD * n}
 
 
 def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_pairs: float = 1e7,
@@ -377,16 +404,32 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     version = trained_at.strftime("%Y%m%dT%H%M%SZ")
     out = Path(models_dir) / "person" / version
     out.mkdir(parents=True, exist_ok=True)
-    plan.skipped = skipped
-    plan.write(out / "settings.json")
     model_path = out / "model.duckdb.json"
     # the approved model is always in DuckDB SQL (the practitioner service links referrals with it)
     model = regularise(engine.model_json(linker, plan.splink_settings),
                        min(max_pairs, trained_on * (trained_on - 1) / 2))
     linker = engine.relink(records_sdf, model)
     from_rules = model["probability_two_random_records_match"]
-    prior, scored = prior_from_scores(linker, trained_on, from_rules,
-                                      floor=from_rules * RULES_RECALL_GUESS if rules_estimated else 0.0)
+    floor = from_rules * RULES_RECALL_GUESS if rules_estimated else 0.0
+    histogram = score_histogram(linker)
+    prior, scored = prior_from_scores(histogram, trained_on, from_rules, floor)
+    # the wider blocks stay only where this model expects their pairs to be worth scoring (_model_builder)
+    rules = plan.splink_settings["blocking_rules_to_generate_predictions"]
+    checked = {i for i, rule in enumerate(rules) if rule["blocking_rule"] in set(plan.checked_rules)}
+    barren = barren_rules(histogram, from_rules, prior, checked)
+    for i, (pairs, expected) in sorted(barren.items()):
+        reason = f"the trained model expects {expected:.0f} of its {pairs} pairs to match (under 1 in 100)"
+        log.info("blocking rule dropped: %s: %s", rules[i]["blocking_rule"], reason)
+        skipped.append({"rule": rules[i]["blocking_rule"], "reason": reason})
+    if barren:
+        kept = [rule for i, rule in enumerate(rules) if i not in barren]
+        plan.splink_settings["blocking_rules_to_generate_predictions"] = kept
+        plan.checked_rules = [sql for sql in plan.checked_rules if sql in {rule["blocking_rule"] for rule in kept}]
+        model["blocking_rules_to_generate_predictions"] = [
+            rule for i, rule in enumerate(model["blocking_rules_to_generate_predictions"]) if i not in barren]
+        prior, scored = prior_from_scores([h for h in histogram if h[0] not in barren], trained_on, from_rules, floor)
+    plan.skipped = skipped
+    plan.write(out / "settings.json")
     log.info("prior: %.3g from the rules, %.3g from %d scored pairs", from_rules, prior, scored)
     model["probability_two_random_records_match"] = prior
     model_path.write_text(json.dumps(model, indent=2), encoding="utf-8")

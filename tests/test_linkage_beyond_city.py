@@ -215,25 +215,29 @@ def test_date_of_birth_bounds_come_from_the_contract():
 
 def test_the_full_name_blocks_with_a_part_of_the_date_of_birth_where_dates_are_shared():
     """A forename + surname block grows with the square of the city ("MOHAMMED KHAN"): where dates of birth
-    are shared it is split by the year and by the day and month of birth (a typo rarely hits both); where they
-    are not, the name alone still blocks, or nothing would bring two records of one person together; so it does
-    between two records of which one is undated."""
-    from linkage_models._model_builder import _candidate_rules, _rule_sql
+    are shared it is split by the year and by the day and month of birth (a typo rarely hits both), and the
+    name alone is only a rule worth checking (kept where the trained model expects its pairs to match); where
+    dates are not shared, the name alone blocks, or nothing would bring two records of one person together; so
+    it does between two records of which one is undated."""
+    from linkage_models._model_builder import WORTH_CHECKED, _candidate_rules, _rule_sql
 
     fields = {"first_name_std", "last_name_std", "postcode", "address_std", "phone"}
     with_dates = _candidate_rules(fields | {"date_of_birth"}, {})
     assert ["first_name_formal", "last_name_std", "birth_year"] in with_dates
     assert ["first_name_formal", "last_name_std", "birth_monthday"] in with_dates
-    assert ["first_name_formal", "last_name_std"] not in with_dates
+    # the wider rules come last, so each one's pairs are the ones it alone adds
+    assert with_dates[-len(WORTH_CHECKED):] == WORTH_CHECKED
+    assert ["first_name_formal", "last_name_std"] not in with_dates[:-len(WORTH_CHECKED)]
     # records without a date still meet their namesakes: the name alone, where one of the two is undated
     assert ["first_name_formal", "last_name_std", "undated"] in with_dates
     assert _rule_sql(["first_name_formal", "last_name_std", "undated"]) == (
         "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std and "
         "(l.date_of_birth is null or r.date_of_birth is null)")
     assert ["first_name_formal", "last_name_std"] in _candidate_rules(fields, {})
-    # and the surname alone, where one is undated (a title or a second name as the forename): a rule the budget
-    # keeps where few records share a surname and drops in a city
-    assert ["last_name_std", "undated"] in with_dates and ["last_name_std", "undated"] not in _candidate_rules(fields, {})
+    # and the surname alone, where one is undated (a title or a second name as the forename): worth checking, and
+    # a rule the budget drops in a city
+    assert ["last_name_std", "undated"] in WORTH_CHECKED
+    assert ["last_name_std", "undated"] not in _candidate_rules(fields, {})
 
 
 def test_a_blocking_rule_past_the_budget_is_skipped_and_the_plan_says_why(febrl, monkeypatch):
@@ -358,8 +362,8 @@ def test_without_address_text_the_postcode_alone_decides_whether_it_is_a_persons
 
 
 def test_the_name_block_still_trains_the_date_of_birth(febrl):
-    """The bare name block is no prediction rule where dates are shared, but EM still trains in it: there the
-    date of birth is free to disagree."""
+    """The bare name block is no plain prediction rule where dates are shared (only one worth checking, which
+    training keeps where its pairs match), but EM trains in it: there the date of birth is free to disagree."""
     _, con, *_ = febrl
     build_input(con)
     # give agency_a's records dates too, so both sources share the field
@@ -371,7 +375,8 @@ def test_the_name_block_still_trains_the_date_of_birth(febrl):
     assert "date_of_birth" in plan.usable
     rules = [r["blocking_rule"].replace('"', "") for r in
              plan.splink_settings["blocking_rules_to_generate_predictions"]]
-    assert "(l.first_name_formal = r.first_name_formal) AND (l.last_name_std = r.last_name_std)" not in rules
+    name = "(l.first_name_formal = r.first_name_formal) AND (l.last_name_std = r.last_name_std)"
+    assert name not in rules or name in [r.replace('"', "") for r in plan.checked_rules]
     assert any("birth_year" in r for r in rules) and any("birth_monthday" in r for r in rules)
     training = [r["rule"] for r in plan.training_rules]
     assert "l.first_name_formal = r.first_name_formal and l.last_name_std = r.last_name_std" in training
@@ -413,3 +418,41 @@ def test_no_working_table_of_splink_is_left_in_the_warehouse(febrl):
     left = con.execute("select table_schema || '.' || table_name from information_schema.tables "
                        "where table_name like '__splink__%'").fetchall()
     assert left == []
+
+
+def test_a_wider_block_is_kept_only_where_the_trained_model_expects_its_pairs_to_match(tmp_path):
+    """One agency keyed every date of birth wrongly (the two sources' dates of one person never agree): the
+    full name alone is then the block that finds them, and the trained model keeps it; the surname with the
+    year or the day and month of birth brings only strangers here, and is dropped, with the reason."""
+    a, b = _febrl()
+    day = (pl.col("rec_id").hash(seed=1) % 20000).cast(pl.Int32)
+    a = a.with_columns(date_of_birth=(pl.date(1940, 1, 1) + pl.duration(days=day)).dt.strftime("%Y%m%d"))
+    landing, contracts = _write(tmp_path, {"agency_a": a, "agency_b": b}, with_dob={"agency_a", "agency_b"})
+    settings = Settings(data_dir=tmp_path / "data", landing_dir=landing, contracts_dir=contracts)
+    run_ingest(settings)
+    con = open_warehouse(settings)
+    try:
+        version = train(con, settings)
+    finally:
+        con.close()
+    plan = json.loads((settings.models / "person" / version / "settings.json").read_text())
+    rules = [r["blocking_rule"] for r in plan["splink_settings"]["blocking_rules_to_generate_predictions"]]
+    model = json.loads((settings.models / "person" / version / "model.duckdb.json").read_text())
+    assert [r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]] == rules
+    full_name = '(l."first_name_formal" = r."first_name_formal") AND (l."last_name_std" = r."last_name_std")'
+    assert full_name in rules and full_name in plan["familylink"]["checked_rules"]
+    dropped = {s["rule"]: s["reason"] for s in plan["familylink"]["skipped_rules"]}
+    for wide in ('(l."last_name_std" = r."last_name_std") AND (l."birth_year" = r."birth_year")',
+                 '(l."last_name_std" = r."last_name_std") AND (l."birth_monthday" = r."birth_monthday")'):
+        assert wide not in rules
+        assert "the trained model expects" in dropped[wide]
+
+
+def test_barren_rules_weighs_only_the_rules_worth_checking():
+    """A checked rule whose pairs score low is barren; an unchecked one never is; a checked rule whose pairs
+    mostly match stays. The histogram's weights are at λ = 0.5 (weight 0), so a weight is the pair's log-odds."""
+    from linkage_models._person_model import barren_rules
+
+    histogram = [(0, -10.0, 1000), (1, -10.0, 1000), (1, 10.0, 5), (2, 10.0, 50), (2, -10.0, 50)]
+    assert barren_rules(histogram, 0.5, 0.5, checked={1, 2}) == {1: (1005, pytest.approx(1000 / 1025 + 5 * 1024 / 1025))}
+    assert barren_rules(histogram, 0.5, 0.5, checked=set()) == {}
