@@ -273,7 +273,8 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
         comparisons.append(forename_comparison(list(folded)))
     address = [f for f in ("uprn", "postcode", "address_std") if f in usable]
     if "last_name_std" in usable and address:
-        comparisons.append(surname_address_comparison(address))
+        comparisons.append(surname_address_comparison(
+            address, households=households is not None and households >= HOUSEHOLD_SHARE))
     elif "last_name_std" in usable:
         comparisons.append(surname_comparison())
     if "date_of_birth" in usable:
@@ -379,11 +380,11 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     if not names:
         raise ModelBuildError("no name field is populated by enough sources to link on (first_name or last_name)")
     households = households_share(con, usable, table)
-    log.info("pairs at one address born more than a year apart: %s", "n/a" if households is None
-             else f"{households:.1%}")
+    log.info("pairs at one address that are different people (born apart, named unlike): %s",
+             "n/a" if households is None else f"{households:.1%}")
     contact_shares = {c: shared_share(con, [c], table) for c in CONTACTS if c in usable}
     shared_contacts = tuple(c for c, share in contact_shares.items() if share is not None and share >= CONTACT_SHARED)
-    log.info("pairs sharing a contact born more than a year apart: %s", ", ".join(
+    log.info("pairs sharing a contact that are different people: %s", ", ".join(
         f"{c} {'n/a' if v is None else f'{v:.1%}'}" for c, v in contact_shares.items()) or "no contact fields")
     comparisons = _comparisons(set(usable), identifiers, households, shared_contacts)
     if len(comparisons) < 2:

@@ -109,7 +109,8 @@ _SIMILAR_ADDRESS = {
 }
 
 
-def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode")) -> cl.CustomComparison:
+def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"),
+                               households: bool = False) -> cl.CustomComparison:
     """Surname and address together, so a shared household is one piece of evidence, not two.
 
     Address evidence comes in degrees, strongest first, from whatever address fields the sources share:
@@ -144,11 +145,15 @@ def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"))
     }
     levels = [_level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True)]
     for label, condition in surname.items():
-        tf = {"tf_adjustment_column": "last_name_std"} if label == "same surname" else {}
         for address_label, address in (*degrees, ("other address", None)):
             parts = [c for c in (condition, address) if c]
             if not parts:
                 continue  # other surname, other address: the ELSE level
+            # a rare surname is stronger evidence than a common one between strangers; between members of one
+            # household it is shared whatever its frequency, so where an address is a household's the
+            # frequency only weighs the surname at another address
+            tf = ({"tf_adjustment_column": "last_name_std"}
+                  if label == "same surname" and not (households and address) else {})
             levels.append(_level(" and ".join(parts), f"{label}, {address_label}", **tf))
     levels.append({"sql_condition": "ELSE", "label_for_charts": "different"})
     return cl.CustomComparison(output_column_name="surname_and_address", comparison_levels=levels)

@@ -456,3 +456,20 @@ def test_barren_rules_weighs_only_the_rules_worth_checking():
     histogram = [(0, -10.0, 1000), (1, -10.0, 1000), (1, 10.0, 5), (2, 10.0, 50), (2, -10.0, 50)]
     assert barren_rules(histogram, 0.5, 0.5, checked={1, 2}) == {1: (1005, pytest.approx(1000 / 1025 + 5 * 1024 / 1025))}
     assert barren_rules(histogram, 0.5, 0.5, checked=set()) == {}
+
+
+def test_the_surnames_frequency_weighs_a_household_only_across_addresses():
+    """Where records at one address are mostly different people (a household), a shared surname there is shared
+    whatever its frequency: term frequencies weigh the surname only at another address. Where an address points
+    to one person (FEBRL), a rare surname at the same address is stronger evidence, and keeps them."""
+    from linkage_models._model_builder import _comparisons
+
+    def tf_levels(households: float) -> list[str]:
+        comparison = next(c for c in _comparisons({"first_name_std", "last_name_std", "postcode", "address_std"}, {},
+                                                  households) if c.get_comparison("duckdb").output_column_name
+                          == "surname_and_address")
+        return [level["label_for_charts"] for level in comparison.get_comparison("duckdb").as_dict()[
+            "comparison_levels"] if level.get("tf_adjustment_column")]
+
+    assert tf_levels(0.8) == ["same surname, other address"]
+    assert "same surname, identical address" in tf_levels(0.1) and "same surname, other address" in tf_levels(0.1)
