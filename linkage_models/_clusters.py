@@ -10,6 +10,9 @@
    transposed digit apart) are a conflict too for a link made without dates (one of its records has
    none): a parent and a child joined through a contact row that names one and carries the other's
    phone. A link between two dated records weighed the dates already (a date keyed badly stays).
+   An undated record a source states to be the parent of a dated one (its `born_before`, the child's date
+   less PARENT_YEARS) and a record born after that bound are a conflict too, however they were joined: a
+   parent named like their child, at the child's address, with the phone on the child's records.
 3. A cluster whose dates of birth still lie more than a year apart cannot be one person unless a date was
    mistyped; it is kept, and recorded as `flagged` for review (the report lists it).
 
@@ -106,12 +109,14 @@ class _Components:
     """Union-find over one cluster's records, refusing unions that join conflicting records."""
 
     def __init__(self, nodes: list[str], nhs: dict[str, str | None], cannot: set[frozenset[str]],
-                 dob: dict[str, str | None] | None = None):
+                 dob: dict[str, str | None] | None = None, bound: dict[str, str | None] | None = None):
         self.parent = {n: n for n in nodes}
         self.nhs = {n: ({nhs[n]} if nhs.get(n) else set()) for n in nodes}
         dob = dob or {}
         self.dated = {n for n in nodes if dob.get(n)}
         self.dob = {n: ({dob[n]} if dob.get(n) else set()) for n in nodes}
+        bound = bound or {}
+        self.bound = {n: ({bound[n]} if bound.get(n) else set()) for n in nodes}  # born before (ISO dates)
         self.members = {n: {n} for n in nodes}
         self.cannot = cannot
 
@@ -129,6 +134,9 @@ class _Components:
         # already (a badly keyed date stays with its person)
         if undated_link and any(dates_conflict(x, y) for x in self.dob[a] for y in self.dob[b]):
             return True
+        # a stated parent (born before their bound) is not anyone born after it
+        if any(born > before for x, y in ((a, b), (b, a)) for before in self.bound[x] for born in self.dob[y]):
+            return True
         small, large = sorted((self.members[a], self.members[b]), key=len)
         return any(frozenset((x, y)) in self.cannot for x in small for y in large)
 
@@ -145,16 +153,19 @@ class _Components:
         self.members[a] |= self.members.pop(b)
         self.nhs[a] |= self.nhs.pop(b)
         self.dob[a] |= self.dob.pop(b)
+        self.bound[a] |= self.bound.pop(b)
         return True
 
 
-def _split(nodes: list[tuple[str, str | None, str | None]], edges: list[tuple[str, str, bool]],
+def _split(nodes: list[tuple[str, str | None, str | None, str | None]], edges: list[tuple[str, str, bool]],
            cannot: set[frozenset[str]]) -> dict[str, str]:
     """Rebuild one over-merged cluster from its edges, strongest first; returns unique_id → new cluster id.
 
-    `nodes` are (unique_id, nhs_number, dob); `edges` (unique_id_l, unique_id_r, must_link), strongest first."""
-    ids = [node for node, _, _ in nodes]
-    components = _Components(ids, {node: nhs for node, nhs, _ in nodes}, cannot, {node: dob for node, _, dob in nodes})
+    `nodes` are (unique_id, nhs_number, dob, born_before); `edges` (unique_id_l, unique_id_r, must_link),
+    strongest first."""
+    ids = [node[0] for node in nodes]
+    components = _Components(ids, {node[0]: node[1] for node in nodes}, cannot, {node[0]: node[2] for node in nodes},
+                             {node[0]: node[3] for node in nodes})
     for left, right, must in edges:
         components.union(left, right, force=must)  # a reviewer's must-link stands even against the guard
     groups: dict[str, list[str]] = {}
@@ -171,6 +182,8 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
 
     must = _decision_pairs(con, "match")
     cannot = _decision_pairs(con, "non_match")
+    columns = {row[0] for row in con.execute(f"select column_name from (describe {nodes_table})").fetchall()}
+    bound = "n.born_before" if "born_before" in columns else "null::date"  # a stated parent's latest birth
     _build_edges(con, nodes_table, threshold, must, cannot)
     (engine or DuckDBEngine()).connected_components(con, nodes_table, EDGES, "_cluster")
 
@@ -198,12 +211,20 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
                 where n.date_of_birth is not null
                 group by c.cluster_id
                 having date_diff('year', min(n.date_of_birth), max(n.date_of_birth)) > {GENERATION_YEARS}
+            ),
+            parents as (
+                select c.cluster_id
+                from _cluster as c join {nodes_table} as n using (unique_id)
+                group by c.cluster_id
+                having min({bound}) < max(n.date_of_birth)
             )
             select cluster_id, 'nhs_number_conflict' as reason from nhs
             union all
             select distinct cluster_id, 'cannot_link' from cannot
             union all
             select cluster_id, 'generations_apart' from generations
+            union all
+            select cluster_id, 'parent_and_child' from parents
             """
         ).pl()
     finally:
@@ -214,7 +235,8 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
                                   "action": pl.String})]
     if suspects.height:
         con.register("_suspect", suspects.select("cluster_id").unique())
-        nodes = con.sql(f"select c.cluster_id, c.unique_id, n.nhs_number, strftime(n.date_of_birth, '%Y-%m-%d') as dob "
+        nodes = con.sql(f"select c.cluster_id, c.unique_id, n.nhs_number, strftime(n.date_of_birth, '%Y-%m-%d') as dob, "
+                        f"strftime({bound}, '%Y-%m-%d') as bound "
                         f"from _cluster as c "
                         f"join {nodes_table} as n using (unique_id) semi join _suspect using (cluster_id)").pl()
         edges = con.sql(f"select c.cluster_id, e.* from {EDGES} as e join _cluster as c on c.unique_id = e.unique_id_l "
@@ -232,9 +254,9 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
         for cluster_id, left, right, must in ordered.select(
                 "cluster_id", "unique_id_l", "unique_id_r", "must_link").iter_rows():
             edges_of.setdefault(cluster_id, []).append((left, right, must))
-        nodes_of: dict[str, list[tuple[str, str | None, str | None]]] = {}
-        for cluster_id, unique_id, nhs, dob in nodes.select("cluster_id", "unique_id", "nhs_number", "dob").iter_rows():
-            nodes_of.setdefault(cluster_id, []).append((unique_id, nhs, dob))
+        nodes_of: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
+        for cluster_id, *node in nodes.select("cluster_id", "unique_id", "nhs_number", "dob", "bound").iter_rows():
+            nodes_of.setdefault(cluster_id, []).append(tuple(node))
         for cluster_id, cluster_nodes in nodes_of.items():
             new_ids.update(_split(cluster_nodes, edges_of.get(cluster_id, []), cannot_set))
         remap = pl.DataFrame({"unique_id": list(new_ids), "new_cluster_id": list(new_ids.values())})

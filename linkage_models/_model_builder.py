@@ -42,6 +42,9 @@ _CHECKED = {"nhs_number", "ni_number", "upn", "pnc_id", "crn"}
 FIELDS = ("first_name_std", "last_name_std", "date_of_birth", "sex", "postcode", "uprn", "address_std", "phone",
           "email")
 MIN_COVERAGE = 0.05  # a source "populates" a field when at least this share of its records have it
+# a parent is at least this many years older than their child: a bound, not an estimate (the youngest parents
+# recorded in England and Wales were 12 or 13), so it never rules out a real parent
+PARENT_YEARS = 12
 MIN_RECORDS = 10  # fewer staged records than this is too little to train on
 TRAINING_RECORDS = 300_000  # training reads a deterministic sample of at most this many records
 MAX_RULE_COMPARISONS = 5e7  # a blocking rule past this at training size is skipped (it would not finish)
@@ -83,7 +86,7 @@ def address_signature_sql(tokens: str) -> str:
 
 
 def input_select(records: str, identifiers: dict[str, str], *, declared: str = "staging.person_identifier",
-                 keep: tuple[str, ...] = ()) -> str:
+                 keep: tuple[str, ...] = (), relationships: str | None = None) -> str:
     """The Splink input as one `select … from {records}`: one row per record, matching forms of every field,
     one column per identifier. The nightly link and the practitioner service's real-time linking both build
     their input with it, so a referral is scored on exactly the columns the model was trained on.
@@ -93,6 +96,9 @@ def input_select(records: str, identifiers: dict[str, str], *, declared: str = "
     A local identifier's value is prefixed with its source, so it only ever agrees within that agency.
     A placeholder date of birth (1900-01-01 and the like, flagged at ingest) is not evidence: strangers share
     it, so it is null here and neither blocks nor scores a pair.
+    `relationships` (source, record_id, related_record_id, relationship) bounds an undated record a source
+    states to be the parent of a dated one: it was born at least PARENT_YEARS before its child
+    (`born_before`), so it cannot be the same person as a record born after that.
     """
     from sources import PLACEHOLDER_DATES
 
@@ -110,8 +116,15 @@ def input_select(records: str, identifiers: dict[str, str], *, declared: str = "
     declared_cols = [f"ids.{id_column(s, scope)}" for s, scope in declared_schemes.items()]
     placeholders = ", ".join(f"date '{d.isoformat()}'" for d in PLACEHOLDER_DATES)
     dob = f"(case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end)"
+    child_dob = dob.replace("p.date_of_birth", "c.date_of_birth")
+    bounds_cte = (f"""bounds as (
+    select r.source, r.record_id, min({child_dob}) - interval {PARENT_YEARS} year as born_before
+    from {relationships} as r join {records} as c on c.source = r.source and c.record_id = r.related_record_id
+    where r.relationship = 'parent_of'
+    group by all)""" if relationships else
+                  "bounds as (select null::varchar as source, null::varchar as record_id, null::date as born_before)")
     return f"""
-with {ids_cte}
+with {ids_cte}, {bounds_cte}
 select
     p.source || ':' || p.record_id as unique_id,{''.join(f" p.{c}," for c in keep)}
     p.source,
@@ -126,6 +139,8 @@ select
     -- city's size ("MOHAMMED KHAN"), the name with either part of the date does not (ADR 6)
     year({dob}) as birth_year,
     strftime({dob}, '%m%d') as birth_monthday,
+    -- an undated parent of a dated child was born before this: not the same person as anyone born after it
+    case when {dob} is null then cast(bounds.born_before as date) end as born_before,
     p.sex,
     p.postcode,
     p.uprn,
@@ -138,12 +153,14 @@ select
     p.email{''.join(', ' + c for c in fixed + declared_cols)}
 from {records} as p
 left join ids on ids.source = p.source and ids.record_id = p.record_id
+left join bounds on bounds.source = p.source and bounds.record_id = p.record_id
 """
 
 
 def input_sql(identifiers: dict[str, str]) -> str:
     """The nightly link's Splink input table, from every staged record."""
-    return f"create or replace table {INPUT_TABLE} as {input_select('staging.person_record', identifiers)}"
+    return (f"create or replace table {INPUT_TABLE} as "
+            f"{input_select('staging.person_record', identifiers, relationships='staging.stated_relationship')}")
 
 
 def build_input(con: duckdb.DuckDBPyConnection, identifiers: dict[str, str] | None = None) -> int:
@@ -262,7 +279,7 @@ CONTACTS = ("phone", "email")
 
 
 def _comparisons(usable: set[str], identifiers: dict[str, str], households: float | None = None,
-                 shared_contacts: tuple[str, ...] = ()) -> list:
+                 shared_contacts: tuple[str, ...] = (), parent_bound: bool = False) -> list:
     from linkage_models._person_model import (date_of_birth_comparison, forename_comparison, postcode_comparison,
                                               surname_address_comparison, surname_comparison)
 
@@ -278,7 +295,7 @@ def _comparisons(usable: set[str], identifiers: dict[str, str], households: floa
     elif "last_name_std" in usable:
         comparisons.append(surname_comparison())
     if "date_of_birth" in usable:
-        comparisons.append(date_of_birth_comparison())
+        comparisons.append(date_of_birth_comparison(parent_bound))
     if "postcode" in usable and households is not None and households < HOUSEHOLD_SHARE:
         # records at one address are mostly one person here, not a household: the postcode is evidence of
         # its own, beside the surname-and-address comparison (measured on FEBRL, ADR 6)
@@ -386,7 +403,11 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     shared_contacts = tuple(c for c, share in contact_shares.items() if share is not None and share >= CONTACT_SHARED)
     log.info("pairs sharing a contact that are different people: %s", ", ".join(
         f"{c} {'n/a' if v is None else f'{v:.1%}'}" for c, v in contact_shares.items()) or "no contact fields")
-    comparisons = _comparisons(set(usable), identifiers, households, shared_contacts)
+    columns = {row[0] for row in con.execute(f"select column_name from (describe {table})").fetchall()}
+    # undated parents the sources state (a pupil's parent, a child in need's carer), bounded by their child's date
+    bounded = "born_before" in columns and con.execute(
+        f"select count(born_before) from {table}").fetchall()[0][0] > 0
+    comparisons = _comparisons(set(usable), identifiers, households, shared_contacts, parent_bound=bounded)
     if len(comparisons) < 2:
         raise ModelBuildError(f"too little data to train a person model: only {len(comparisons)} comparable "
                               f"field(s) ({', '.join(usable)})")

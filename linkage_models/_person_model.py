@@ -179,10 +179,19 @@ def surname_comparison() -> cl.CustomComparison:
     )
 
 
-def date_of_birth_comparison() -> cl.CustomComparison:
+def date_of_birth_comparison(parent_bound: bool = False) -> cl.CustomComparison:
+    """Date of birth in degrees of agreement. With `parent_bound`, an undated record stated to be the parent of a
+    dated one (its `born_before`, _model_builder.input_select) disagrees with a record born after that bound: a
+    parent and their child often share a name, an address and a phone, and the parent's date is the one left
+    blank (a pupil's or a child in need's parent)."""
+    bound = ([_level("(date_of_birth_l is null and date_of_birth_r > born_before_l) or "
+                     "(date_of_birth_r is null and date_of_birth_l > born_before_r)",
+                     "undated parent, the other born too late to be them")]
+             if parent_bound else [])
     return cl.CustomComparison(
         output_column_name="date_of_birth",
         comparison_levels=[
+            *bound,
             _level("date_of_birth_l is null or date_of_birth_r is null", "null", is_null_level=True),
             _level("date_of_birth_l = date_of_birth_r", "exact"),
             _level("day(date_of_birth_l) = month(date_of_birth_r) and month(date_of_birth_l) = day(date_of_birth_r) "

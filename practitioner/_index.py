@@ -108,7 +108,7 @@ def identifier_schemes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 # the tables a snapshot's index file holds; each has an overlay table `ov_<name>` in memory for referrals
 # linked since, and a view `<name>` = file rows + overlay rows that every query reads
 TABLES = ("record", "person", "involvement", "name_key", "model_input", "identifier")
-INDEX_FORMAT = 3  # bump when the file's tables or indexes change: an older file is then rebuilt, not reused
+INDEX_FORMAT = 4  # bump when the file's tables or indexes change: an older file is then rebuilt, not reused
 SERVING = "serving.json"
 # the search keys of a name_key row (each has its own index; a referral's overlay keeps them to route searches)
 NAME_KEYS = ("last_key", "first_key", "last_first_key", "last_year_key", "first_year_key", "date_of_birth", "postcode")

@@ -14,7 +14,6 @@ D = dt.date
 
 @pytest.fixture()
 def con():
-    con = warehouse.connect(":memory:")
     nodes = pl.DataFrame(
         {
             "unique_id": ["h:a", "p:b", "e:c", "h:d", "p:e", "h:f", "p:g", "e:h", "h:i", "p:j", "h:k", "p:l", "e:m",
@@ -43,12 +42,24 @@ def con():
         schema=["unique_id_l", "unique_id_r", "match_probability"],
         orient="row",
     ).with_columns(pl.lit(10.0).alias("match_weight"))
+    con = _warehouse(nodes, pairs)
+    yield con
+    con.close()
+
+
+def _warehouse(nodes: pl.DataFrame, pairs: pl.DataFrame):
+    """An in-memory warehouse with `nodes` as the linkage input and `pairs` as the scored pairs."""
+    con = warehouse.connect(":memory:")
     con.register("_n", nodes)
     con.execute("create table person_linkage_input as select * from _n")
     con.register("_p", pairs)
     con.execute("create table linkage.person_pairs as select * from _p")
-    yield con
-    con.close()
+    return con
+
+
+def _scored(*pairs: tuple[str, str, float]) -> pl.DataFrame:
+    return pl.DataFrame(list(pairs), schema=["unique_id_l", "unique_id_r", "match_probability"], orient="row",
+                        ).with_columns(pl.lit(10.0).alias("match_weight"))
 
 
 def _groups(result) -> set[frozenset[str]]:
@@ -119,3 +130,34 @@ def test_generations_allow_one_keying_error():
     assert not dates_conflict("1987-05-03", "1997-05-03")  # one digit
     assert not dates_conflict("1978-05-03", "1987-05-03")  # two digits transposed
     assert not dates_conflict("1990-01-01", "1999-12-31")  # within the generation gap
+
+
+def test_a_stated_parent_is_split_from_anyone_born_after_their_bound():
+    """An undated record a source states to be a parent (born_before: the child's date less PARENT_YEARS) is not
+    the same person as a record born after that bound, however strongly the two were scored: the guard refuses
+    that link and keeps the parent's link to a record born before the bound."""
+    con = _warehouse(pl.DataFrame({
+        "unique_id": ["e:p1", "h:child", "h:parent", "e:p2", "h:other"],
+        "nhs_number": [None] * 5,
+        "date_of_birth": [None, D(2019, 11, 17), D(1985, 4, 2), None, D(1990, 1, 1)],
+        "born_before": [D(2007, 11, 17), None, None, D(2010, 1, 1), None],
+    }), _scored(("e:p1", "h:child", 0.9999), ("e:p1", "h:parent", 0.995), ("e:p2", "h:other", 0.999)))
+    result = cluster_persons(con, "person_linkage_input", 0.99)
+    groups = _groups(result)
+    assert frozenset({"e:p1", "h:parent"}) in groups and frozenset({"h:child"}) in groups
+    assert frozenset({"e:p2", "h:other"}) in groups  # born before the bound: undecided, the score stands
+    split = result.flags.filter(pl.col("action") == "split")
+    assert set(split["unique_id"]) == {"e:p1", "h:child", "h:parent"}
+    assert set(split["reason"]) == {"generations_apart,parent_and_child"}
+
+
+def test_a_stated_parent_linked_only_to_their_child_is_split_without_another_date():
+    """The generation guard needs two dates a generation apart; a stated parent's record joined to their child's
+    records alone holds one date, and the parent's bound is what tells them apart."""
+    con = _warehouse(pl.DataFrame({"unique_id": ["e:p1", "h:child", "e:child"], "nhs_number": [None] * 3,
+                                   "date_of_birth": [None, D(2019, 11, 17), D(2019, 11, 17)],
+                                   "born_before": [D(2007, 11, 17), None, None]}),
+                     _scored(("e:p1", "h:child", 0.9999), ("h:child", "e:child", 0.999)))
+    result = cluster_persons(con, "person_linkage_input", 0.99)
+    assert _groups(result) == {frozenset({"e:p1"}), frozenset({"h:child", "e:child"})}
+    assert set(result.flags.filter(pl.col("action") == "split")["reason"]) == {"parent_and_child"}

@@ -60,3 +60,35 @@ def test_missed_and_false_links_are_classed_by_the_noise_on_either_record():
         ("false", "nickname", "health × police"): 1,  # p2 with h1
         ("false", "nickname + surname_typo", "police × police"): 1,  # p2 with p1
     }
+
+
+def test_households_rebuilt_exactly_and_what_the_records_allow(tmp_path):
+    """A household is evidenced when every member is recorded at its home by some agency; it is within the
+    ceiling when, besides, the records place nobody of another household only at its home (a member who left
+    the area, still recorded there by every agency, makes any current-address rule put them back)."""
+    import warehouse
+    from linkage_models.evaluate import household_quality
+
+    truth = pl.DataFrame({
+        "source": ["health"] * 6, "record_id": [f"h{i}" for i in range(1, 7)], "person_id": [1, 2, 3, 4, 5, 6],
+        # 10 and 11 share home 100 (person 3 left household 10 and the area, still recorded there); 13 is
+        # recorded only at a former address
+        "household_id": [10, 10, 11, 12, 12, 13],
+        "uprn_recorded": [100, 100, 100, 200, 200, 301], "uprn_current": [100, 100, None, 200, 200, 300]})
+    truth.write_parquet(tmp_path / "records.parquet")
+    pl.DataFrame({"household_id": [10, 11, 12, 13], "uprn": [100, 100, 200, 300]}).write_parquet(
+        tmp_path / "households.parquet")
+    con = warehouse.connect(":memory:")
+    con.execute("insert into staging.person_record (source, record_id, address_std, postcode) "
+                "select 'health', 'h' || i, 'ADDRESS ' || i, 'AV1 1AA' from range(1, 7) as t(i)")
+    con.execute("create table linkage.address_match as select address_key('ADDRESS ' || i, 'AV1 1AA', null) "
+                "as address_key, [100, 100, 100, 200, 200, 301][i] as uprn from range(1, 7) as t(i)")
+    con.execute("create table graph.record_link as select 'health' as source, 'h' || i as record_id, "
+                "'P' || i as person_id from range(1, 7) as t(i)")
+    con.execute("create table graph.household_member as select * from (values ('P1', 'A'), ('P2', 'A'), "
+                "('P3', 'A'), ('P4', 'B'), ('P5', 'B'), ('P6', 'C')) as t(person_id, household_id)")
+    q = household_quality(con, tmp_path)
+    assert q["households_true"] == 4 and q["households_exact"] == 2  # 12, and 13 alone at its former address
+    assert q["households_evidenced_share"] == pytest.approx(2 / 4)  # 10 and 12
+    assert q["households_ceiling_share"] == pytest.approx(1 / 4)  # 12: person 3 is placed at 10's home
+    assert q["uprn_accuracy_on_matched"] == pytest.approx(1.0)

@@ -473,3 +473,51 @@ def test_the_surnames_frequency_weighs_a_household_only_across_addresses():
 
     assert tf_levels(0.8) == ["same surname, other address"]
     assert "same surname, identical address" in tf_levels(0.1) and "same surname, other address" in tf_levels(0.1)
+
+
+def test_an_undated_parent_is_not_the_child_who_shares_their_name():
+    """A pupil's parent is often named after a grandparent or gives a child their own name, shares the address
+    and the phone, and is recorded without a date of birth. A record a source states to be the parent of a dated
+    record was born at least PARENT_YEARS before that child, so a record born after that bound is someone else;
+    an undated record with no dated child, or a record born before the bound, stays undecided."""
+    from linkage_models import FIXED_IDENTIFIERS, input_select
+    from linkage_models._model_builder import PARENT_YEARS, _comparisons
+    from linkage_models._person_model import date_of_birth_comparison
+
+    con = duckdb.connect()
+    con.execute("""create table records as select * from (values
+        ('education', 'P1', 'elena', date '2019-11-17'), ('education', 'P1-P1', 'elena', null),
+        ('education', 'P2', 'josiah', null), ('education', 'P2-P1', 'josiah', null),
+        ('health', 'G1', 'elena', date '1989-04-02')) as t(source, record_id, first_name_std, date_of_birth)""")
+    con.execute("create table related as select * from (values ('education', 'P1-P1', 'P1', 'parent_of'), "
+                "('education', 'P2-P1', 'P2', 'parent_of')) as t(source, record_id, related_record_id, relationship)")
+    for name in ("first_name_formal", "middle_names_std", "last_name_std", "sex", "postcode", "uprn", "address_std",
+                 "phone", "email", *FIXED_IDENTIFIERS):
+        con.execute(f"alter table records add column {name} varchar")
+    con.execute("alter table records add column address_tokens varchar[]")
+    con.execute("create table person_identifier (source varchar, record_id varchar, scheme varchar, value varchar)")
+    bounds = dict(con.execute(f"select record_id, born_before from ({input_select('records', FIXED_IDENTIFIERS, declared='person_identifier', relationships='related')})").fetchall())
+    assert bounds == {"P1": None, "P1-P1": dt.date(2019 - PARENT_YEARS, 11, 17), "P2": None, "P2-P1": None,
+                      "G1": None}  # a dated record needs no bound; a parent of an undated child has none
+    # without the relationships, no record is bounded (the practitioner service's referrals)
+    assert {b for _, b in con.execute(f"select record_id, born_before from ({input_select('records', FIXED_IDENTIFIERS, declared='person_identifier')})").fetchall()} == {None}
+
+    def level(left: dict, right: dict) -> str:
+        return _level_met(date_of_birth_comparison(parent_bound=True), left, right)
+
+    parent = {"date_of_birth": None, "born_before": "2007-11-17"}
+    assert level(parent, {"date_of_birth": "2019-11-17", "born_before": None}) == \
+        "undated parent, the other born too late to be them"  # the child's own record elsewhere
+    assert level({"date_of_birth": "2019-11-17", "born_before": None}, parent) == \
+        "undated parent, the other born too late to be them"
+    assert level(parent, {"date_of_birth": "1989-04-02", "born_before": None}) == "null"  # could be the parent
+    assert level({"date_of_birth": None, "born_before": None}, {"date_of_birth": "2019-11-17", "born_before": None}) \
+        == "null"
+    # the builder adds the level only where the input bounds some record
+    def labels(parent_bound: bool) -> list[str]:
+        comparison = next(c for c in _comparisons({"first_name_std", "date_of_birth"}, {}, parent_bound=parent_bound)
+                          if c.get_comparison("duckdb").output_column_name == "date_of_birth")
+        return [lv["label_for_charts"] for lv in comparison.get_comparison("duckdb").as_dict()["comparison_levels"]]
+
+    assert labels(True)[0] == "undated parent, the other born too late to be them"
+    assert "undated parent, the other born too late to be them" not in labels(False)
