@@ -190,7 +190,10 @@ def _link(city: Settings, folder: Path, **changes) -> dict:
         tables.update({f"graph.{t}": f"select * from graph.{t}" for t in graph})
         tables["graph types"] = ("select table_name, column_name, data_type from information_schema.columns "
                                  "where table_schema = 'graph'")
-        out = {name: sorted(con.execute(sql).fetchall(), key=repr) for name, sql in tables.items()}
+        # the engines sum the same weights in another order: probabilities agree to about 1e-15, not bit for bit
+        # (graph.record_link's best-link probability, like the pairs' weights, is compared to 9 places)
+        out = {name: sorted((tuple(round(v, 9) if isinstance(v, float) else v for v in row)
+                             for row in con.execute(sql).fetchall()), key=repr) for name, sql in tables.items()}
     finally:
         con.close()
     return {"summary": summary, "settings": settings, **out}
