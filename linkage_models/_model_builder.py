@@ -117,6 +117,7 @@ def input_select(records: str, identifiers: dict[str, str], *, declared: str = "
     placeholders = ", ".join(f"date '{d.isoformat()}'" for d in PLACEHOLDER_DATES)
     dob = f"(case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end)"
     child_dob = dob.replace("p.date_of_birth", "c.date_of_birth")
+    # ingest stores every parent relationship as "record_id parent_of related_record_id" (child_of turned round)
     bounds_cte = (f"""bounds as (
     select r.source, r.record_id, min({child_dob}) - interval {PARENT_YEARS} year as born_before
     from {relationships} as r join {records} as c on c.source = r.source and c.record_id = r.related_record_id

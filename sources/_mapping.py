@@ -151,11 +151,15 @@ def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256
         named = frame.filter(_named(related.person))
         persons.append(_persons(named, related.person, contract, file_sha256, extract_date, related.role,
                                 related.record_id_suffix))
+        # the related person <relationship> the row's subject; "child_of" is turned round, as for stated
+        # relationships, so every row reads "parent_of" (the household's parents, a parent's birth bound)
+        related_id, subject_id = key + related.record_id_suffix, key
+        child_of = related.relationship == "child_of"
         relationships.append(named.select(
             pl.lit(contract.source).alias("source"),
-            (key + related.record_id_suffix).alias("record_id"),
-            key.alias("related_record_id"),
-            pl.lit(related.relationship).alias("relationship"),
+            (subject_id if child_of else related_id).alias("record_id"),
+            (related_id if child_of else subject_id).alias("related_record_id"),
+            pl.lit("parent_of" if child_of else related.relationship).alias("relationship"),
         ))
     if contract.stated_relationships is not None:
         relationships.append(_stated(frame, contract))

@@ -96,3 +96,35 @@ def test_unseen_extract_schema_loads_and_standardises_without_code_change(tmp_pa
     assert second["nhs_number"] is None and "nhs_number_invalid" in second["quality_flags"]
     assert second["postcode"] == "NOT A PC" and "postcode_not_uk" in second["quality_flags"]  # kept as evidence
     assert mapped.involvement.height == 2 and mapped.involvement["agency"].unique().to_list() == ["Fire and Rescue"]
+
+
+def test_a_related_person_declared_child_of_the_subject_is_staged_as_the_subject_parent_of_them(tmp_path):
+    """A claim row naming the claimant's child: the contract says the related person is child_of the subject.
+    Staged relationships read one way (as stated relationships are): the claimant parent_of the child, so the
+    household's parents and a parent's birth bound see it. A parent related person stays as declared."""
+    contract_path = tmp_path / "contracts" / "claims.yaml"
+    contract_path.parent.mkdir()
+    contract_path.write_text(FIRE_CONTRACT.replace("fire_service", "claims").replace("fire/", "claims/") + """
+related_persons:
+  - role: child
+    record_id_suffix: "-C1"
+    relationship: child_of
+    person:
+      full_name: {column: child}
+  - role: parent_carer
+    record_id_suffix: "-P1"
+    relationship: parent_of
+    person:
+      full_name: {column: carer}
+""")
+    landing = tmp_path / "landing" / "claims"
+    landing.mkdir(parents=True)
+    path = landing / "safe_and_well_20261101.jsonl"
+    path.write_text(json.dumps({"visit_ref": "F-1", "occupant": "Shaw, Ann", "born": "02.03.1980", "premises": "1 Mill Rd",
+                                "pc": "AV3 4PL", "nhs": "", "crew_manager": "WM Smith", "visited": "01.10.2026",
+                                "child": "Tom Shaw", "carer": "Jo Shaw"}) + "\n")
+    contract = load_contracts(contract_path.parent)["claims"]
+    mapped = apply_contract(read_extract(path, contract), contract, file_sha256="abc",
+                            extract_date=contract.extract_date_for(path))
+    assert sorted(mapped.stated_relationship.select("record_id", "related_record_id", "relationship").rows()) == [
+        ("F-1", "F-1-C1", "parent_of"), ("F-1-P1", "F-1", "parent_of")]

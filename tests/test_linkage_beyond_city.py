@@ -488,9 +488,13 @@ def test_an_undated_parent_is_not_the_child_who_shares_their_name():
     con.execute("""create table records as select * from (values
         ('education', 'P1', 'elena', date '2019-11-17'), ('education', 'P1-P1', 'elena', null),
         ('education', 'P2', 'josiah', null), ('education', 'P2-P1', 'josiah', null),
-        ('health', 'G1', 'elena', date '1989-04-02')) as t(source, record_id, first_name_std, date_of_birth)""")
+        ('health', 'G1', 'elena', date '1989-04-02'),
+        ('benefits', 'C1', 'amir', null), ('benefits', 'C1-K1', 'amir', date '2015-03-01'))
+        as t(source, record_id, first_name_std, date_of_birth)""")
+    # a claimant's child on the claim (related person declared child_of the claimant: staged turned round)
     con.execute("create table related as select * from (values ('education', 'P1-P1', 'P1', 'parent_of'), "
-                "('education', 'P2-P1', 'P2', 'parent_of')) as t(source, record_id, related_record_id, relationship)")
+                "('education', 'P2-P1', 'P2', 'parent_of'), ('benefits', 'C1', 'C1-K1', 'parent_of')) "
+                "as t(source, record_id, related_record_id, relationship)")
     for name in ("first_name_formal", "middle_names_std", "last_name_std", "sex", "postcode", "uprn", "address_std",
                  "phone", "email", *FIXED_IDENTIFIERS):
         con.execute(f"alter table records add column {name} varchar")
@@ -498,7 +502,8 @@ def test_an_undated_parent_is_not_the_child_who_shares_their_name():
     con.execute("create table person_identifier (source varchar, record_id varchar, scheme varchar, value varchar)")
     bounds = dict(con.execute(f"select record_id, born_before from ({input_select('records', FIXED_IDENTIFIERS, declared='person_identifier', relationships='related')})").fetchall())
     assert bounds == {"P1": None, "P1-P1": dt.date(2019 - PARENT_YEARS, 11, 17), "P2": None, "P2-P1": None,
-                      "G1": None}  # a dated record needs no bound; a parent of an undated child has none
+                      "G1": None,  # a dated record needs no bound; a parent of an undated child has none
+                      "C1": dt.date(2015 - PARENT_YEARS, 3, 1), "C1-K1": None}
     # without the relationships, no record is bounded (the practitioner service's referrals)
     assert {b for _, b in con.execute(f"select record_id, born_before from ({input_select('records', FIXED_IDENTIFIERS, declared='person_identifier')})").fetchall()} == {None}
 
