@@ -1,6 +1,6 @@
 """Every benchmark `make bench` runs, one after the other, each in its own process (figures print as they come).
 
-    .venv/bin/python benchmarks/run_all.py            # accuracy: FEBRL3/4 beside plain Splink, the realistic 20k city
+    .venv/bin/python benchmarks/run_all.py            # accuracy: FEBRL3/4 and the realistic 20k city beside plain Splink
     .venv/bin/python benchmarks/run_all.py --scale    # also ≈1M records: generation, ingest, link stage, publish
 
 The scale benchmarks build their city under data/bench1m (gitignored) and take tens of minutes on 2 cores;
@@ -21,6 +21,7 @@ PY = sys.executable
 ACCURACY = [
     ["benchmarks/bench_febrl.py", "--dataset", "both"],
     ["benchmarks/baseline_rules.py", "--people", "20000"],
+    ["benchmarks/bench_city_plain.py", "--people", "20000"],
 ]
 SCALE = [
     ["benchmarks/bench_synthetic.py", "--people", "660000"],
