@@ -2,7 +2,8 @@
 
 Rules-first and explainable (docs/adr/0003-address-matching.md): take the UPRN a source carries when the
 gazetteer knows it; otherwise candidates share the postcode, or the outward code and the house number
-(catching postcode typos). A candidate must agree on the flat number (both absent, or equal) and on the
+(catching postcode typos), or, for an address given without a postcode, the house number and a street word
+anywhere in the gazetteer. A candidate must agree on the flat number (both absent, or equal) and on the
 house number when the source gives one, and share a street or building word. The best-scoring candidate
 is accepted only when no other candidate scores as well; ambiguous and weak addresses stay unmatched
 rather than wrong. The outward-code route is only tried for addresses with no candidate at their postcode.
@@ -127,14 +128,31 @@ by_outward as (
         on s.outward = g.outward and s.house_no = g.house_no and s.word = g.word
     where s.flat_no is not distinct from g.flat_no
 ),
+-- an address with no postcode at all looks town-wide: same house number and flat, and a word of the gazetteer's
+-- that names few properties (a street's own name, not ROAD or the town: a word on more than 1 in 100 properties
+-- of a large gazetteer would join thousands), so the join stays the size of the likely streets
+distinctive as (
+    select word from (select unnest(words) as word from gazetteer)
+    group by word
+    having count(*) <= greatest(0.01 * (select count(*) from gazetteer), 100)
+),
+by_town as (
+    select distinct s.address_key, g.uprn
+    from (select address_key, house_no, flat_no, unnest(words) as word from to_match
+          where postcode is null and house_no is not null) as s
+    semi join distinctive using (word)
+    join (select uprn, house_no, flat_no, unnest(words) as word from gazetteer) as g
+        on s.house_no = g.house_no and s.word = g.word
+    where s.flat_no is not distinct from g.flat_no
+),
 candidates as (
     select
         s.address_key,
         g.uprn,
-        (s.postcode = g.postcode)::int * 2
+        coalesce(s.postcode = g.postcode, false)::int * 2
             + (s.house_no is not null and s.house_no = g.house_no)::int * 2
             + len(list_intersect(s.words, g.words)) as score
-    from (select * from by_postcode union all select * from by_outward) as c
+    from (select * from by_postcode union all select * from by_outward union all select * from by_town) as c
     join to_match as s using (address_key)
     join gazetteer as g using (uprn)
 ),

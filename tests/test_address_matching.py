@@ -25,6 +25,10 @@ CASES = [
     ("abbreviation and case", "  14 MILL RD ", "av3 4pl", None, 1001),
     ("postcode typo, same outward", "14 Mill Road", "AV3 4LP", None, 1001),
     ("missing postcode", "14 Mill Road", None, None, None),  # two 14 Mill Roads in town: ambiguous
+    ("missing postcode, one such address in town", "18 Mill Road, Ashford Vale", None, None, 1007),
+    ("missing postcode, a flat", "Flat 2, 16 Mill Road", None, None, 1003),
+    ("missing postcode, a flat the gazetteer lacks", "Flat 3, 16 Mill Road", None, None, None),
+    ("missing postcode, number on another street only", "3 Mill Road", None, None, None),
     ("flat 2", "Flat 2, 16 Mill Road", "AV3 4PL", None, 1003),
     ("flat slash form", "2/16 Mill Rd", "AV3 4PL", None, 1003),
     ("flat number not in gazetteer", "Flat 3, 16 Mill Road", "AV3 4PL", None, None),
