@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 from linkage_models.clerical import decisions_in_force
+from warehouse import column_names
 
 PAIRS = "linkage.person_pairs"
 EDGES = "person_linkage_edges"  # main schema, like the Splink input table
@@ -182,8 +183,7 @@ def cluster_persons(con: duckdb.DuckDBPyConnection, nodes_table: str, threshold:
 
     must = _decision_pairs(con, "match")
     cannot = _decision_pairs(con, "non_match")
-    columns = {row[0] for row in con.execute(f"select column_name from (describe {nodes_table})").fetchall()}
-    bound = "n.born_before" if "born_before" in columns else "null::date"  # a stated parent's latest birth
+    bound = "n.born_before" if "born_before" in column_names(con, nodes_table) else "null::date"  # a stated parent's latest birth
     _build_edges(con, nodes_table, threshold, must, cannot)
     (engine or DuckDBEngine()).connected_components(con, nodes_table, EDGES, "_cluster")
 

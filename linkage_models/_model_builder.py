@@ -27,6 +27,7 @@ from splink import DuckDBAPI, SettingsCreator, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
 from sources import ATTRIBUTE
+from warehouse import column_names
 
 log = logging.getLogger("familylink.model")
 
@@ -115,8 +116,11 @@ def input_select(records: str, identifiers: dict[str, str], *, declared: str = "
                if declared_schemes else "ids as (select null::varchar as source, null::varchar as record_id)")
     declared_cols = [f"ids.{id_column(s, scope)}" for s, scope in declared_schemes.items()]
     placeholders = ", ".join(f"date '{d.isoformat()}'" for d in PLACEHOLDER_DATES)
-    dob = f"(case when p.date_of_birth in ({placeholders}) then null else p.date_of_birth end)"
-    child_dob = dob.replace("p.date_of_birth", "c.date_of_birth")
+
+    def dated(column: str) -> str:  # a date of birth, or null for a placeholder
+        return f"(case when {column} in ({placeholders}) then null else {column} end)"
+
+    dob, child_dob = dated("p.date_of_birth"), dated("c.date_of_birth")
     # ingest stores every parent relationship as "record_id parent_of related_record_id" (child_of turned round)
     bounds_cte = (f"""bounds as (
     select r.source, r.record_id, min({child_dob}) - interval {PARENT_YEARS} year as born_before
@@ -358,7 +362,7 @@ _UNDATED_SQL = "(l.date_of_birth is null or r.date_of_birth is null)"
 # true pair in 27,000 for the full name alone), where it is not they find what no other block does
 # (historical_50k: one in three for the surname and year). They come last, so each one's pairs are the ones it
 # alone adds, and a trained model keeps one only where it expects at least MIN_RULE_YIELD of those pairs to
-# match (_person_model.drop_barren_rules). The surname alone where one record is undated was session 8's
+# match (_person_model.barren_rules). The surname alone where one record is undated was session 8's
 # (ADR 6); the full name alone was a plain rule until session 5.
 WORTH_CHECKED = [["last_name_std", UNDATED], ["first_name_formal", "last_name_std"], ["last_name_std", "birth_year"],
                  ["last_name_std", "birth_monthday"]]
@@ -404,9 +408,8 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     shared_contacts = tuple(c for c, share in contact_shares.items() if share is not None and share >= CONTACT_SHARED)
     log.info("pairs sharing a contact that are different people: %s", ", ".join(
         f"{c} {'n/a' if v is None else f'{v:.1%}'}" for c, v in contact_shares.items()) or "no contact fields")
-    columns = {row[0] for row in con.execute(f"select column_name from (describe {table})").fetchall()}
     # undated parents the sources state (a pupil's parent, a child in need's carer), bounded by their child's date
-    bounded = "born_before" in columns and con.execute(
+    bounded = "born_before" in column_names(con, table) and con.execute(
         f"select count(born_before) from {table}").fetchall()[0][0] > 0
     comparisons = _comparisons(set(usable), identifiers, households, shared_contacts, parent_bound=bounded)
     if len(comparisons) < 2:

@@ -60,12 +60,15 @@ def _level(sql: str, label: str, **extra) -> dict:
     return {"sql_condition": sql, "label_for_charts": label, **extra}
 
 
+# forename and surname entered the other way round (often with a typo as well): the forename, the surname and
+# the surname-and-address comparisons all credit it
+_SWAPPED = ("jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9 and "
+            "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9")
+
 _FORENAME_LEVELS = [
     ("exact", "first_name_std_l = first_name_std_r"),
     ("same formal name (nickname)", "first_name_formal_l = first_name_formal_r"),
-    # forename and surname entered the other way round (often with a typo as well)
-    ("first/last swapped", "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9 and "
-                           "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9"),
+    ("first/last swapped", _SWAPPED),
     # a forename recorded as its initial ("K Smith"), the other in full: compatible, not two names
     ("initial of the other", "(length(first_name_std_l) = 1 or length(first_name_std_r) = 1) and "
                              "substr(first_name_std_l, 1, 1) = substr(first_name_std_r, 1, 1)"),
@@ -139,8 +142,7 @@ def surname_address_comparison(address_fields: list[str] = ("uprn", "postcode"),
         "same surname": "last_name_std_l = last_name_std_r",
         "similar surname": "jaro_winkler_similarity(last_name_std_l, last_name_std_r) >= 0.9",
         # the surname is in the other record's forename field: the swap the forename comparison also sees
-        "first/last swapped": "jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9 and "
-                              "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9",
+        "first/last swapped": _SWAPPED,
         "other surname": None,
     }
     levels = [_level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True)]
@@ -170,8 +172,7 @@ def surname_comparison() -> cl.CustomComparison:
             _level("last_name_std_l is null or last_name_std_r is null", "null", is_null_level=True),
             _level("last_name_std_l = last_name_std_r", "exact", tf_adjustment_column="last_name_std"),
             _level(f"{jw} >= 0.9", "Jaro-Winkler >= 0.9"),
-            _level("jaro_winkler_similarity(last_name_std_l, first_name_std_r) >= 0.9 and "
-                   "jaro_winkler_similarity(first_name_std_l, last_name_std_r) >= 0.9", "first/last swapped"),
+            _level(_SWAPPED, "first/last swapped"),
             _level(f"{jw} >= 0.8", "Jaro-Winkler >= 0.8"),
             _level(f"{jw} >= 0.7", "Jaro-Winkler >= 0.7"),
             {"sql_condition": "ELSE", "label_for_charts": "different"},

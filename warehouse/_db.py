@@ -226,6 +226,11 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
                             "table_name = ?", [schema, name]).fetchall()[0][0])
 
 
+def column_names(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns of a table or view, by the name a query would use for it."""
+    return {row[0] for row in con.execute(f"select column_name from (describe {table})").fetchall()}
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All or nothing: commit when the block finishes, roll back on any error (or interruption)."""
