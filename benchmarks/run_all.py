@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 ACCURACY = [
-    ["benchmarks/bench_febrl.py", "--dataset", "both"],
+    ["benchmarks/bench_febrl.py", "--dataset", "all"],
     ["benchmarks/baseline_rules.py", "--people", "20000"],
     ["benchmarks/bench_city_plain.py", "--people", "20000"],
 ]
