@@ -42,6 +42,15 @@ PLACEHOLDER_FORENAME = (r"^(baby|unborn|unknown|not known|nk|n k|infant|newborn|
                         # another field) is no name either: two records would agree on it
                         rf"|^({_PREFIX_TITLES}|lord|lady)$")
 _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
+# what systems key into a postcode, phone or email field when the real value is unknown ("N/A", "TBC", "NFA",
+# "none@none.com"): not evidence, since strangers would agree on it. Compared upper case, letters and digits only
+# (an email's part before the @). One character repeated ("XXXX", "00000000000", "0000000000" as an NHS number)
+# is a placeholder too, and so are the NHS's pseudo-postcodes (ZZ99 3VZ no fixed abode, ZZ99 3WZ not known…).
+# Each is cleared and flagged <field>_placeholder, the original kept in the raw row.
+PLACEHOLDER_WORDS = ["NA", "NK", "NKA", "NIL", "NONE", "NULL", "UNK", "UNKNOWN", "NOTKNOWN", "NOTGIVEN", "NOTSTATED",
+                     "TBC", "TBA", "TBD", "NFA", "NOFIXEDABODE", "REFUSED", "DECLINED", "NOPOSTCODE", "NOEMAIL",
+                     "NOMAIL", "NOPHONE", "NONUMBER", "NOTAPPLICABLE", "TEST", "DUMMY"]
+_PSEUDO_POSTCODE_OUTWARD = "ZZ99"
 
 
 def is_placeholder_forename(first_std: str | None) -> bool:
@@ -129,6 +138,37 @@ def _other_postcode(expr: pl.Expr) -> pl.Expr:
     return pl.when(text != "").then(text)
 
 
+def one_character_repeated(text: pl.Expr, min_length: int = 2) -> pl.Expr:
+    """Text of at least `min_length` characters, all one character ("0000000000", "XXXX")."""
+    return (text.str.len_chars() >= min_length) & (text.str.strip_chars(text.str.slice(0, 1)) == "")
+
+
+def _placeholder_text(expr: pl.Expr) -> pl.Expr:
+    """A value that stands for "not known" (PLACEHOLDER_WORDS, or one character repeated)."""
+    compact = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "")
+    return (compact.is_in(PLACEHOLDER_WORDS) | one_character_repeated(compact)).fill_null(False)
+
+
+def placeholder_postcode(expr: pl.Expr) -> pl.Expr:
+    """A postcode field holding no postcode: a placeholder word, one character repeated, or an NHS pseudo-postcode."""
+    compact = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "")
+    return (_placeholder_text(expr) | compact.str.starts_with(_PSEUDO_POSTCODE_OUTWARD)).fill_null(False)
+
+
+def placeholder_email(expr: pl.Expr) -> pl.Expr:
+    """An email field holding no address: a placeholder word before the @ ("none@none.com") or as the whole value."""
+    return _placeholder_text(expr.cast(pl.String).str.split("@").list.first())
+
+
+def placeholder_phone(expr: pl.Expr) -> pl.Expr:
+    """A phone field holding no number: a placeholder word ("N/A"), or one digit repeated after its leading 0 or
+    country code (00000000000, 07777777777)."""
+    digits = expr.cast(pl.String).str.replace_all(r"\D", "")
+    national = pl.when(digits.str.starts_with("44")).then(digits.str.slice(2)).otherwise(digits).str.strip_chars_start("0")
+    repeated = one_character_repeated(national, 1) | (digits.str.len_chars() > 0) & (national == "")
+    return (_placeholder_text(expr) | repeated.fill_null(False)).fill_null(False)
+
+
 def extract_postcode(expr: pl.Expr) -> pl.Expr:
     found = expr.str.to_uppercase().str.extract_groups(_POSTCODE_IN_TEXT)
     return pl.when(found.struct.field("1").is_not_null()).then(
@@ -143,7 +183,8 @@ def clean_nhs_number(expr: pl.Expr) -> pl.Expr:
     check = 11 - weighted % 11
     check = pl.when(check == 11).then(0).otherwise(check)
     last = digits.str.slice(9, 1).cast(pl.Int32, strict=False)
-    return pl.when(well_formed & (check != 10) & (check == last)).then(digits).otherwise(None)
+    # one digit repeated passes the check (0000000000, 1111111111) but is a placeholder
+    return pl.when(well_formed & (check != 10) & (check == last) & ~one_character_repeated(digits)).then(digits).otherwise(None)
 
 
 def clean_ni_number(expr: pl.Expr) -> pl.Expr:
@@ -209,6 +250,8 @@ def clean_identifier(expr: pl.Expr, check: str | None = None, pattern: str | Non
     text = pl.when(text != "").then(text)
     checks = {"modulus_11": modulus_11, "nhs_number": clean_nhs_number, "ni_number": clean_ni_number,
               "upn": clean_upn, "pnc_id": clean_pnc_id, "crn": clean_crn}
+    # one character repeated, six or more ("000000", "XXXXXXXX"), is a placeholder whatever its check says
+    text = pl.when(~one_character_repeated(text, 6)).then(text)
     if check is not None:
         text = checks[check](text)
     if pattern is not None:
@@ -274,6 +317,13 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
         date_of_birth_earliest = max(date_of_birth_earliest, as_of.replace(year=as_of.year - max_age_years))
     identifiers = {"nhs_number": clean_nhs_number, "ni_number": clean_ni_number, "upn": clean_upn,
                    "pnc_id": clean_pnc_id, "crn": clean_crn}
+    # placeholders ("N/A", "TBC", 0000000000) are cleared before anything reads them, and flagged
+    placeholders = {"postcode": placeholder_postcode(pl.col("postcode")), "phone": placeholder_phone(pl.col("phone")),
+                    "email": placeholder_email(pl.col("email")),
+                    "nhs_number": one_character_repeated(pl.col("nhs_number").str.replace_all(r"[\s-]", ""), 10)
+                    .fill_null(False)}
+    frame = frame.with_columns(*[pl.when(p).then(None).otherwise(pl.col(n)).alias(n) for n, p in placeholders.items()],
+                               *[p.alias(f"_{n}_placeholder") for n, p in placeholders.items()])
     # clean each value once into a temporary column, then flag where a given value did not survive
     out = frame.with_columns(
         clean_name(pl.col("first_name")).alias("first_name_std"),
@@ -298,6 +348,8 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
     flags = _flag(flags, pl.col("_postcode").is_null() & pl.col("_postcode_other").is_not_null(), "postcode_not_uk")
     for name in (*identifiers, "phone"):
         flags = _flag(flags, pl.col(name).is_not_null() & pl.col(f"_{name}").is_null(), f"{name}_invalid")
+    for name in placeholders:
+        flags = _flag(flags, pl.col(f"_{name}_placeholder"), f"{name}_placeholder")
     out = out.with_columns(
         flags.alias("quality_flags"),
         # a placeholder is flagged, not cleared: the person model decides what a flagged date is worth (clearing

@@ -7,7 +7,7 @@ import pytest
 
 from sources import canonical
 from sources._standardise import (
-    address_tokens, clean_crn, clean_name, clean_nhs_number, clean_ni_number, clean_pnc_id, clean_upn,
+    address_tokens, clean_crn, clean_identifier, clean_name, clean_nhs_number, clean_ni_number, clean_pnc_id, clean_upn,
     extract_postcode, formal_first_name, normalise_phone, normalise_postcode, standardise_address,
     standardise_person_records,
 )
@@ -125,6 +125,43 @@ def test_frame_function_flags_and_never_drops_rows():
     assert b["sex"] == "F" and b["upn"] is None and b["pnc_id"] == "12/345678A"
     assert b["quality_flags"] == ["upn_invalid"]
 
+
+
+def test_placeholders_are_cleared_and_flagged_not_taken_as_evidence():
+    """"N/A", "TBC", an NHS pseudo-postcode, 0000000000, 00000000000 and none@none.com are what systems key when a
+    value is not known: strangers would agree on them, so they are cleared and flagged <field>_placeholder. Real
+    values beside them are untouched."""
+    rows = pl.DataFrame([
+        dict(source="s", record_id="1", postcode="N/A", nhs_number="0000000000", phone="00000000000",
+             email="none@none.com"),
+        dict(source="s", record_id="2", postcode="tbc", nhs_number="111 111 1111", phone="07777 777777",
+             email="unknown"),
+        dict(source="s", record_id="3", postcode="ZZ99 3VZ", nhs_number="9434765919", phone="n/a", email="x@y.org"),
+        dict(source="s", record_id="4", postcode="XXXX", nhs_number=None, phone=None, email=None),
+        dict(source="s", record_id="5", postcode="sw1a1aa", nhs_number="943 476 5919", phone="+44 7700 900123",
+             email="Jo.Bloggs@Example.org"),
+    ])
+    out = standardise_person_records(canonical.conform(rows, canonical.PERSON_RECORD), as_of=dt.date(2026, 11, 1))
+    by_id = {r["record_id"]: r for r in out.to_dicts()}
+    for record in ("1", "2"):
+        r = by_id[record]
+        assert (r["postcode"], r["nhs_number"], r["phone"], r["email"]) == (None, None, None, None)
+        assert set(r["quality_flags"]) == {"postcode_placeholder", "nhs_number_placeholder", "phone_placeholder",
+                                           "email_placeholder"}
+    assert by_id["3"]["postcode"] is None and by_id["4"]["postcode"] is None
+    assert {"postcode_placeholder", "phone_placeholder"} <= set(by_id["3"]["quality_flags"])
+    assert by_id["3"]["email"] == "x@y.org"
+    real = by_id["5"]
+    assert (real["postcode"], real["nhs_number"], real["phone"], real["email"]) == (
+        "SW1A 1AA", "9434765919", "+447700900123", "jo.bloggs@example.org")
+    assert real["quality_flags"] == []
+
+
+def test_a_declared_identifier_of_one_character_repeated_is_a_placeholder():
+    values = ["000000", "XXXXXXXX", "AB1234", "11111", "1111111116"]
+    cleaned = pl.DataFrame({"v": values}).select(clean_identifier(pl.col("v")))["v"].to_list()
+    assert cleaned == [None, None, "AB1234", "11111", "1111111116"]  # five characters may be a real short id
+    assert pl.DataFrame({"v": ["0000000000"]}).select(clean_identifier(pl.col("v"), "modulus_11"))["v"].to_list() == [None]
 
 @pytest.mark.parametrize("first, std", [
     ("Baby", None), ("BABY OF SMITH", None), ("Unborn", None), ("Unknown", None), ("NK", None), ("Twin 1", None),
