@@ -150,9 +150,12 @@ def _placeholder_text(expr: pl.Expr) -> pl.Expr:
 
 
 def placeholder_postcode(expr: pl.Expr) -> pl.Expr:
-    """A postcode field holding no postcode: a placeholder word, one character repeated, or an NHS pseudo-postcode."""
+    """A postcode field holding no postcode: a placeholder word, one character repeated, or an NHS pseudo-postcode.
+    A non-UK code of one digit repeated (an Australian 2222) is a real code: only letters or zeros repeated are not."""
     compact = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "")
-    return (_placeholder_text(expr) | compact.str.starts_with(_PSEUDO_POSTCODE_OUTWARD)).fill_null(False)
+    placeholder = compact.is_in(PLACEHOLDER_WORDS) | (
+        one_character_repeated(compact) & ~compact.str.slice(0, 1).str.contains(r"[1-9]"))
+    return (placeholder | compact.str.starts_with(_PSEUDO_POSTCODE_OUTWARD)).fill_null(False)
 
 
 def placeholder_email(expr: pl.Expr) -> pl.Expr:

@@ -138,6 +138,7 @@ def test_placeholders_are_cleared_and_flagged_not_taken_as_evidence():
              email="unknown"),
         dict(source="s", record_id="3", postcode="ZZ99 3VZ", nhs_number="9434765919", phone="n/a", email="x@y.org"),
         dict(source="s", record_id="4", postcode="XXXX", nhs_number=None, phone=None, email=None),
+        dict(source="s", record_id="6", postcode="2222", nhs_number=None, phone=None, email=None),  # Australian
         dict(source="s", record_id="5", postcode="sw1a1aa", nhs_number="943 476 5919", phone="+44 7700 900123",
              email="Jo.Bloggs@Example.org"),
     ])
@@ -151,6 +152,7 @@ def test_placeholders_are_cleared_and_flagged_not_taken_as_evidence():
     assert by_id["3"]["postcode"] is None and by_id["4"]["postcode"] is None
     assert {"postcode_placeholder", "phone_placeholder"} <= set(by_id["3"]["quality_flags"])
     assert by_id["3"]["email"] == "x@y.org"
+    assert by_id["6"]["postcode"] == "2222" and by_id["6"]["quality_flags"] == ["postcode_not_uk"]
     real = by_id["5"]
     assert (real["postcode"], real["nhs_number"], real["phone"], real["email"]) == (
         "SW1A 1AA", "9434765919", "+447700900123", "jo.bloggs@example.org")
