@@ -6,6 +6,11 @@ extract-level checks stop a source's load; both write GX Data Docs under the con
 """
 
 import sys
+import warnings
+
+# pyspark, which GX imports when it is installed, warns at import that it does not yet fully support pandas 3: the
+# Spark engine runs against the pinned pandas in tests/test_spark.py, and the warning opened every command's output
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 _main = sys.modules.get("__main__")
 if _main is not None and getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
