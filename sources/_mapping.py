@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -12,7 +13,11 @@ from sources._contract import Condition, FieldSpec, PersonMapping, SourceContrac
 from sources._standardise import ATTRIBUTE, clean_attribute, clean_identifier
 
 _DATE_FIELDS = {name for name, dtype in canonical.PERSON_RECORD.items() if isinstance(dtype, pl.Date)}
-_TITLES = r"^(?i:(mr|mrs|ms|miss|mx|dr|master|rev|prof)\.?)\s+"
+# titles taken off a name before its forenames are split ("Mr John" is John, not Mr), with or without a dot
+_TITLE_WORDS = "mr|mrs|ms|miss|mx|dr|master|rev|revd|prof|sir|dame|lord|lady"
+_LEADING_TITLES = rf"^((?i:(?:{_TITLE_WORDS})\.?\s+)+)"  # "Prof Sir John": every title before the name
+_TRAILING_TITLE = rf"\s+((?i:{_TITLE_WORDS})\.?)$"  # "SMITH, JOHN MR": only in the surname-first form
+_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*[.:]?([A-Za-z%])")  # a strftime directive, its letter captured
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,68 @@ def value_expr(spec: FieldSpec) -> pl.Expr:
     return expr
 
 
-def date_expr(spec: FieldSpec) -> pl.Expr:
-    text = value_expr(spec).str.strip_chars()
-    formats = spec.formats or ["%Y-%m-%d"]
-    return pl.coalesce([text.str.strptime(pl.Date, f, strict=False, exact=True) for f in formats])
+def parse_dates(text: pl.Expr, formats: list[str], latest: dt.date | None = None) -> pl.Expr:
+    """The date `text` holds, by the first of `formats` that reads it (null when none does).
+
+    A four-digit-year format (%Y) does not read a shorter year: "01/02/80" under %d/%m/%Y would be the year 80,
+    so it falls to the next format or is unparseable (and flagged as such), never an impossible date. A year
+    written with four digits stays, however early ("0800-01-01", in a register of historical persons). A
+    two-digit year (%y) is read as the latest such date not after `latest` (the extract date, or today when the
+    extract's date is unknown): a date it would put after `latest` moves back 100 years, so "01/02/58" in an
+    extract of 2026 is 1958, not 2058. Without `latest` (a date that may lie ahead, as a planned end date) the
+    parser's own rule stands: 00-68 are 2000-2068, 69-99 are 1969-1999.
+    """
+    dates = []
+    for fmt in formats:
+        directives = set(_DIRECTIVE.findall(fmt))
+        date = text.str.strptime(pl.Date, fmt, strict=False, exact=True)
+        if "Y" in directives:  # fewer than four digits read as a year below 1000; "0800-01-01" is the year 800
+            written = date.dt.year().cast(pl.String).str.zfill(4)
+            date = pl.when((date.dt.year() >= 1000) | text.str.contains(written, literal=True)).then(date)
+        if "y" in directives and latest is not None:
+            date = pl.when(date > pl.lit(latest, pl.Date)).then(date.dt.offset_by("-100y")).otherwise(date)
+        dates.append(date)
+    return pl.coalesce(dates)
+
+
+def date_expr(spec: FieldSpec, latest: dt.date | None = None) -> pl.Expr:
+    """The date of a field spec, read by its formats as `parse_dates` reads them."""
+    return parse_dates(value_expr(spec).str.strip_chars(), spec.formats or ["%Y-%m-%d"], latest)
+
+
+def _titles(expr: pl.Expr) -> pl.Expr:
+    """"Prof. Sir " -> "Prof Sir": the titles a name carried, without dots, or null."""
+    return _blank_to_null(expr.str.replace_all(r"\.", "").str.replace_all(r"\s+", " ").str.strip_chars())
+
+
+def _name_parts(text: pl.Expr, surname_first: pl.Expr, surname_last: bool) -> dict[str, pl.Expr]:
+    """title, first_name, middle_names and last_name of a name, nothing dropped but titles.
+
+    Where `surname_first` the name is "SURNAME, Forenames": everything after the first comma is forenames
+    ("SMITH, JOHN, PAUL" is John Paul Smith) and a title may lead or trail them ("O'BRIEN, MR SEAN",
+    "SMITH, JOHN MR"). Otherwise it is leading titles, the first forename and the middle names, then, when
+    `surname_last`, the last word as the surname ("Mr John Paul Smith"). A title alone stays as the forename
+    (standardisation flags it).
+    """
+    text = text.str.replace_all(r"\s+", " ").str.strip_chars()
+    parts = text.str.split(",")
+    forenames = (pl.when(surname_first).then(parts.list.slice(1).list.join(" ")).otherwise(text)
+                 .str.replace_all(r"\s+", " ").str.strip_chars())
+    leading = forenames.str.extract(_LEADING_TITLES, 1)
+    rest = forenames.str.replace(_LEADING_TITLES, "")
+    trailing = pl.when(surname_first).then(rest.str.extract(_TRAILING_TITLE, 1))
+    rest = pl.when(surname_first).then(rest.str.replace(_TRAILING_TITLE, "")).otherwise(rest)
+    words = rest.str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+    count = words.list.len().cast(pl.Int64)
+    surname_in_words = ~surname_first & surname_last & (count > 1)
+    return {
+        "title": _titles(pl.coalesce(leading, trailing)),
+        "first_name": words.list.first(),
+        "middle_names": _blank_to_null(pl.when(surname_in_words).then(words.list.slice(1, count - 2))
+                                       .otherwise(words.list.slice(1)).list.join(" ")),
+        "last_name": pl.when(surname_first).then(_blank_to_null(parts.list.first().str.strip_chars()))
+        .when(surname_in_words).then(words.list.last()),
+    }
 
 
 def condition_expr(cond: Condition | None) -> pl.Expr:
@@ -65,34 +128,30 @@ def condition_expr(cond: Condition | None) -> pl.Expr:
     return expr
 
 
-def _person_columns(mapping: PersonMapping) -> tuple[list[pl.Expr], list[pl.Expr]]:
-    """Expressions for the canonical person columns, and for flags of unparseable dates."""
+def _person_columns(mapping: PersonMapping, latest: dt.date) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """Expressions for the canonical person columns, and for flags of unparseable dates. `latest` is the
+    extract's date (or today): no two-digit year is read as later than it."""
     exprs: list[pl.Expr] = []
     flags: list[pl.Expr] = []
     fields = mapping.fields()
+    name_titles: list[pl.Expr] = []  # titles taken off a name; a mapped title column comes first
     for name, spec in fields.items():
-        if name == "full_name":
-            text = value_expr(spec).str.strip_chars()
-            title = text.str.extract(_TITLES, 1)
-            rest = text.str.replace(_TITLES, "").str.strip_chars().str.split(" ")
-            exprs += [
-                title.alias("title"),
-                rest.list.first().alias("first_name"),
-                _blank_to_null(rest.list.slice(1, rest.list.len() - 2).list.join(" ")).alias("middle_names"),
-                pl.when(rest.list.len() > 1).then(rest.list.last()).alias("last_name"),
-            ]
-        elif name == "surname_first_name":  # "SMITH, JOHN PAUL"
-            text = value_expr(spec)
-            exprs += [text.str.split(",").list.first().str.strip_chars().alias("last_name"),
-                      text.str.split(",").list.get(1, null_on_oob=True).str.strip_chars().alias("_forenames")]
-        elif name == "forenames":  # "JOHN PAUL": first forename and the rest as middle names
-            words = value_expr(spec).str.strip_chars().str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
-            exprs += [words.list.first().alias("first_name"),
-                      _blank_to_null(words.list.slice(1).list.join(" ")).alias("middle_names")]
+        if name in ("full_name", "surname_first_name", "forenames"):
+            # full_name: "Mr John Paul Smith", or "SMITH, John Paul" when it has a comma; surname_first_name:
+            # "SMITH, JOHN PAUL"; forenames: "JOHN PAUL", the first forename and the rest as middle names
+            surname_first = value_expr(spec).str.contains(",") if name == "full_name" else pl.lit(
+                name == "surname_first_name")
+            parts = _name_parts(value_expr(spec), surname_first, surname_last=name == "full_name")
+            name_titles.append(parts.pop("title"))
+            if name == "forenames":
+                parts.pop("last_name")
+            exprs += [expr.alias(column) for column, expr in parts.items()]
         elif name in _DATE_FIELDS:
-            exprs.append(date_expr(spec).alias(name))
-            flags.append(pl.when(value_expr(spec).is_not_null() & date_expr(spec).is_null())
+            exprs.append(date_expr(spec, latest).alias(name))
+            flags.append(pl.when(value_expr(spec).is_not_null() & date_expr(spec, latest).is_null())
                          .then(pl.lit(f"{name}_unparseable")))
+        elif name == "title":
+            continue  # with any title taken off a name, below
         elif name == "aliases":
             sep = spec.list_separator or ";"
             exprs.append(value_expr(spec).str.split(sep).list.eval(pl.element().str.strip_chars())
@@ -107,12 +166,15 @@ def _person_columns(mapping: PersonMapping) -> tuple[list[pl.Expr], list[pl.Expr
             exprs.append(value_expr(spec).str.strip_chars().cast(pl.Int64, strict=False).alias("uprn"))
         else:
             exprs.append(value_expr(spec).alias(name))
+    titles = ([value_expr(fields["title"])] if "title" in fields else []) + name_titles
+    if titles:
+        exprs.append(pl.coalesce(titles).alias("title"))
     return exprs, flags
 
 
 def _persons(frame: pl.DataFrame, mapping: PersonMapping, contract: SourceContract, sha: str,
              extract_date: dt.date | None, role: str, suffix: str = "") -> pl.DataFrame:
-    exprs, flags = _person_columns(mapping)
+    exprs, flags = _person_columns(mapping, extract_date or dt.date.today())
     if role == "subject":  # a declared identifier that fails its check is set aside and flagged, never the row
         for ident in contract.identifiers:
             spec = ident.field_spec()
@@ -130,12 +192,6 @@ def _persons(frame: pl.DataFrame, mapping: PersonMapping, contract: SourceContra
         *exprs,
         pl.concat_list([f for f in flags] or [pl.lit(None, pl.String)]).list.drop_nulls().alias("quality_flags"),
     )
-    if "_forenames" in out.columns:  # surname-first names: split the forenames part
-        words = out["_forenames"].str.split(" ")
-        out = out.with_columns(
-            words.list.first().alias("first_name"),
-            _blank_to_null(words.list.slice(1).list.join(" ")).alias("middle_names"),
-        ).drop("_forenames")
     if "no_fixed_abode" not in out.columns:
         out = out.with_columns(pl.lit(False).alias("no_fixed_abode"))
     return canonical.conform(out, canonical.PERSON_RECORD)
@@ -144,6 +200,7 @@ def _persons(frame: pl.DataFrame, mapping: PersonMapping, contract: SourceContra
 def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256: str,
                    extract_date: dt.date | None) -> MappedExtract:
     subjects = _persons(frame, contract.person, contract, file_sha256, extract_date, "subject")
+    latest = extract_date or dt.date.today()  # no two-digit year of a date that has happened is read as later
     persons = [subjects]
     relationships = []
     key = pl.col(contract.record_key).cast(pl.String).str.strip_chars()
@@ -170,8 +227,9 @@ def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256
             *[(value_expr(s) if s else pl.lit(None, pl.String)).alias(n) for n, s in (
                 ("worker_name", inv.worker_name), ("worker_role", inv.worker_role),
                 ("worker_phone", inv.worker_phone), ("worker_email", inv.worker_email))],
-            *[(date_expr(s) if s else pl.lit(None, pl.Date)).alias(n) for n, s in (
-                ("start_date", inv.start_date), ("end_date", inv.end_date))],
+            # an end date may be planned, so ahead of the extract: its two-digit year keeps the parser's rule
+            *[(date_expr(s, before) if s else pl.lit(None, pl.Date)).alias(n) for n, s, before in (
+                ("start_date", inv.start_date, latest), ("end_date", inv.end_date, None))],
         )
         for inv in contract.involvements
     ]
@@ -179,7 +237,7 @@ def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256
         frame.filter(condition_expr(ev.when)).select(
             pl.lit(contract.source).alias("source"), key.alias("record_id"),
             value_expr(ev.event_type).alias("event_type"),
-            (date_expr(ev.event_date) if ev.event_date else pl.lit(extract_date, pl.Date)).alias("event_date"),
+            (date_expr(ev.event_date, latest) if ev.event_date else pl.lit(extract_date, pl.Date)).alias("event_date"),
             (value_expr(ev.value).str.strip_chars().cast(pl.Float64, strict=False) if ev.value
              else pl.lit(None, pl.Float64)).alias("value"),
             (value_expr(ev.detail) if ev.detail else pl.lit(None, pl.String)).alias("detail"),
