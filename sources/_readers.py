@@ -8,6 +8,8 @@ contain cell values.
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import functools
 import hashlib
 import io
 from pathlib import Path
@@ -57,6 +59,27 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
                            ) from None
 
 
+def _column_label(name: str, position: int) -> str:
+    """How a header column is named in a message: an empty header cell by its place (1-based)."""
+    return name if name.strip() else f"(unnamed column {position})"
+
+
+def _near_miss_hint(missing: list[str], columns: list[str]) -> str:
+    """For required columns the header has only with other surrounding spaces or in another case, the header's
+    spelling and the likely cause; the columns are never renamed, the sender corrects the file or the contract."""
+    found, causes = [], []
+    for wanted in missing:
+        for name in columns:
+            if name != wanted and name.strip().casefold() == wanted.strip().casefold():
+                found.append(f"{name!r} for {wanted}")
+                if name.strip() != name and "surrounding spaces" not in causes:
+                    causes.append("surrounding spaces")
+                if name.strip() != wanted.strip() and "different case" not in causes:
+                    causes.append("different case")
+                break
+    return f" (the header has {', '.join(found)}: {' and '.join(causes)}?)" if found else ""
+
+
 def _check_columns(path: Path, columns: list[str], contract: SourceContract, row: int) -> None:
     required = contract.required_source_columns()
     missing = [c for c in required if c not in columns]
@@ -64,18 +87,47 @@ def _check_columns(path: Path, columns: list[str], contract: SourceContract, row
         raise ExtractError(path, f"the header did not split on the declared delimiter {contract.delimiter!r}: "
                            "wrong delimiter?", row=row)
     if missing:
-        hint = " (is the header on another row?)" if contract.format == "xlsx" else ""
+        hint = _near_miss_hint(missing, columns)
+        if not hint and contract.format == "xlsx":
+            hint = " (is the header on another row?)"
         raise ExtractError(path, f"required column(s) missing from the header{hint}", row=row, column=", ".join(missing))
+    labels = [_column_label(c, i) for i, c in enumerate(columns, start=1)]
     if contract.columns is not None:
-        extra = [c for c in columns if c not in contract.columns and not c.startswith("__UNNAMED")]
-        if extra:
-            raise ExtractError(path, "column(s) the contract does not expect", row=row, column=", ".join(extra))
+        extra = [label for c, label in zip(columns, labels)
+                 if c not in contract.columns and not c.startswith("__UNNAMED")]
         absent = [c for c in contract.columns if c not in columns]
+        hint = _near_miss_hint(absent, columns)
+        if extra:
+            raise ExtractError(path, f"column(s) the contract does not expect{hint}", row=row,
+                               column=", ".join(extra))
         if absent:
-            raise ExtractError(path, "column(s) the contract expects are missing", row=row, column=", ".join(absent))
-    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+            raise ExtractError(path, f"column(s) the contract expects are missing{hint}", row=row,
+                               column=", ".join(absent))
+    # each name once, and each empty header cell after the first by its place
+    duplicated = list(dict.fromkeys(label for i, (c, label) in enumerate(zip(columns, labels)) if c in columns[:i]))
     if duplicated:
         raise ExtractError(path, "column named twice in the header", row=row, column=", ".join(duplicated))
+
+
+# A DOS end-of-file mark (Ctrl-Z) and the blank or whitespace-only lines that end a file are what editors and old
+# exports leave behind, not rows; a blank line with data after it is still refused.
+_BLANK = " \t\r\n\f\v"
+_CTRL_Z = "\x1a"
+
+
+def _without_blank_tail(text: str) -> str:
+    """The text up to and including the line break that ends its last line that is not blank (a lone Ctrl-Z at the
+    end counts as blank). Nothing before that moves, so every other row keeps its number, and a last line's own
+    trailing spaces are kept: they belong to its last field."""
+    content = text.rstrip(_BLANK)
+    if content.endswith(_CTRL_Z):
+        text = content = content[:-1]
+        content = content.rstrip(_BLANK)
+    breaks = [i for i in (text.find("\r", len(content)), text.find("\n", len(content))) if i >= 0]
+    if not breaks:  # the last line has no line break (only spaces of its own after it)
+        return text
+    line_end = min(breaks)
+    return text[: line_end + (2 if text.startswith("\r\n", line_end) else 1)]
 
 
 def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame:
@@ -85,6 +137,7 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
         text = text[1:]
     if not text.strip():
         raise ExtractError(path, "the file is empty")
+    text = _without_blank_tail(text)
     # a NUL byte is a damaged cell, not a damaged file: it is marked (U+FFFF, a noncharacter no text carries) so
     # the parser reads on and _limit_cells can name the row and column, which is then quarantined
     text = text.replace("\x00", NUL_MARK)
@@ -128,7 +181,8 @@ def _read_csv(path: Path, data: bytes, contract: SourceContract) -> pl.DataFrame
 
 def _read_xlsx(path: Path, contract: SourceContract) -> pl.DataFrame:
     try:
-        frame = pl.read_excel(path, sheet_name=contract.sheet, engine="calamine",
+        # empty rows are dropped after the date cells are found, so that both readings of the sheet line up
+        frame = pl.read_excel(path, sheet_name=contract.sheet, engine="calamine", drop_empty_rows=False,
                               read_options={"header_row": contract.header_row - 1, "dtypes": "string"})
     except Exception as exc:  # the calamine error names sheets, never cell values
         failure = type(exc).__name__
@@ -141,7 +195,73 @@ def _read_xlsx(path: Path, contract: SourceContract) -> pl.DataFrame:
                                f"{', '.join(repr(s) for s in sheets)})")
         raise ExtractError(path, f"cannot read workbook ({failure})")
     _check_columns(path, frame.columns, contract, contract.header_row)
+    frame = _xlsx_dates_as_text(path, frame, contract).filter(~pl.all_horizontal(pl.all().is_null()))
     return frame.with_columns(pl.all().fill_null(""))
+
+
+# how calamine writes a date cell read as text: "1958-10-05 00:00:00"
+_CELL_STAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
+# Excel's first day; a smaller serial number is a time of day with no date, not a date
+_EXCEL_EPOCH = dt.datetime(1900, 1, 1)
+
+
+def _xlsx_dates_as_text(path: Path, frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
+    """Date cells as the text the contract's mapping reads, as a Parquet date column is (see `_date_text`); text
+    cells, numbers and times of day in the same column are left as they are.
+
+    Read as text, a date cell comes out as "1958-10-05 00:00:00", which no declared format matches. A second
+    reading asks calamine for the columns that hold such text as datetimes: a date cell comes back as a datetime
+    equal to its text, a text cell (even one spelling a date the same way) comes back empty and a number comes back
+    as a datetime that is not its text, so only real date cells are rewritten."""
+    candidates = [name for name, dtype in frame.schema.items()
+                  if dtype == pl.String and frame[name].str.contains(_CELL_STAMP).any()]
+    if not candidates:
+        return frame
+    typed = pl.read_excel(path, sheet_name=contract.sheet, engine="calamine", columns=candidates,
+                          drop_empty_rows=False, drop_empty_cols=False,
+                          read_options={"header_row": contract.header_row - 1,
+                                        "dtypes": dict.fromkeys(candidates, "datetime")})
+    if typed.height != frame.height:
+        raise ExtractError(path, "the sheet read differently twice: is it being written to?")
+    dates = date_columns(contract)
+    rewritten = []
+    for name in candidates:
+        cell = typed[name].cast(pl.Datetime("us"))
+        as_read = frame[name].str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
+        is_date_cell = cell.is_not_null() & (cell == as_read).fill_null(False) & (cell >= _EXCEL_EPOCH)
+        rewritten.append(pl.when(is_date_cell).then(_date_text(cell, dates.get(name))).otherwise(frame[name])
+                         .alias(name))
+    return frame.with_columns(rewritten)
+
+
+def _date_text(values: pl.Series | pl.Expr, formats: list[str] | None) -> pl.Series | pl.Expr:
+    """Datetimes as text in the first of the contract's formats that reads them back as the same date (a four-digit
+    year before a two-digit one; ISO %Y-%m-%d where none is declared). A time of day is
+    written only if that format has one: the contract reads dates, never times. Callers pass a Date column cast to
+    Datetime (a format with a time cannot be written from a Date) and a zoned Datetime as it is (its own zone's
+    date: a cast would move it to UTC, and midnight in summer to the day before)."""
+    return values.dt.strftime(_lossless_format(tuple(formats or ())))
+
+
+# a date from each century a record may hold, on days and months that cannot be swapped
+_PROBE_DATES = pl.Series([dt.date(1901, 2, 13), dt.date(1958, 10, 25), dt.date(2024, 12, 31)])
+
+
+@functools.lru_cache(maxsize=64)
+def _lossless_format(formats: tuple[str, ...]) -> str:
+    writable = []
+    for fmt in formats:
+        try:
+            text = _PROBE_DATES.cast(pl.Datetime("us")).dt.strftime(fmt)
+            back = text.str.strptime(pl.Date, fmt, strict=False, exact=True)
+        except Exception:  # a format polars cannot write or read back is not one to write dates in
+            continue
+        if back.equals(_PROBE_DATES):
+            return fmt
+        writable.append(fmt)
+    # only two-digit-year formats: the mapping reads them back as the latest such date not after the extract's
+    # (sources/_mapping.py parse_dates), right for every date of the last hundred years; ISO would read as none
+    return writable[0] if writable else "%Y-%m-%d"
 
 
 def field_specs(contract: SourceContract) -> list[tuple[str, FieldSpec]]:
@@ -169,8 +289,9 @@ _DIGITS = {"nhs_number": 10}
 
 def _typed_to_text(path: Path, frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
     """Typed columns (a Parquet Int64 NHS number, Date columns) as the text the contract's mapping expects:
-    dates written in the contract's first declared format, integers in full (an NHS number padded back to
-    ten digits). Types that cannot be turned into text without losing or inventing digits are rejected."""
+    dates written in the contract's first declared format that reads them back unchanged (`_date_text`), integers
+    in full (an NHS number padded back to ten digits). Types that cannot be turned into text without losing or
+    inventing digits are rejected."""
     dates = date_columns(contract)
     digits = {spec.column: _DIGITS[name] for name, spec in field_specs(contract) if name in _DIGITS and spec.column}
     converted = []
@@ -179,7 +300,8 @@ def _typed_to_text(path: Path, frame: pl.DataFrame, contract: SourceContract) ->
         if dtype == pl.String:
             converted.append(column)
         elif dtype in (pl.Date, pl.Datetime) or isinstance(dtype, pl.Datetime):
-            converted.append(column.dt.strftime((dates.get(name) or ["%Y-%m-%d"])[0]))
+            converted.append(_date_text(column.cast(pl.Datetime("us")) if dtype == pl.Date else column,
+                                        dates.get(name)))
         elif dtype.is_integer():
             text = column.cast(pl.String)
             converted.append(text.str.zfill(digits[name]) if name in digits else text)
