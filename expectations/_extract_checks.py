@@ -27,7 +27,7 @@ class ExtractProblem:
     """One reason to stop a source's load; the message names file, column and counts, never values."""
 
     check: str  # required_column_missing | row_count_dropped | key_mostly_empty | names_mostly_empty | duplicate_keys
-    #              | dates_unparseable | row_count_grew
+    #              | dates_unparseable | row_count_grew | column_emptied
     column: str | None
     message: str
     row_numbers: tuple[int, ...] = field(default=())  # rows involved (duplicate keys: the first few)
@@ -54,8 +54,12 @@ def check_extract(
     file_name: str | None = None,
     context_dir: Path | None = None,
     date_formats: dict[str, list[str]] | None = None,
+    default_date_columns: Sequence[str] = (),
     max_unparsed_date_share: float = 0.5,
     max_growth_factor: float | None = 10.0,
+    previous_filled_shares: dict[tuple[str, ...], float] | None = None,
+    emptied_share: float = 0.01,
+    filled_before_share: float = 0.5,
 ) -> list[ExtractProblem]:
     """Problems with the extract as a whole (an empty list means load it).
 
@@ -66,8 +70,11 @@ def check_extract(
       a name in at least one of them;
     - record keys are duplicated (how many rows, and the first few row numbers);
     - more than `max_unparsed_date_share` of the filled values of a date column (`date_formats`: column ->
-      the contract's formats) match none of its formats: the contract and the file disagree, and loading
-      would silently drop every date.
+      the contract's formats, or the default format for the `default_date_columns` whose fields declare none)
+      match none of its formats: the contract and the file disagree, and loading would silently drop every date;
+    - a mapped field (`previous_filled_shares`: its source columns -> the share of the last good load's staged
+      rows that had it) is filled on fewer than `emptied_share` of rows though the last good load had it on at
+      least `filled_before_share`: an empty column would silently replace good data.
     Row numbers come from the reader's `_row_number` column (1-based data rows when it is absent).
     """
     prefix = f"{file_name}: " if file_name else ""
@@ -150,24 +157,50 @@ def check_extract(
                 check, column,
                 f"{prefix}column {column}: {len(positions):,} rows share a record key with another row "
                 f"(rows {', '.join(map(str, numbers))}{more})", numbers))
-    problems += _unparsed_dates(frame, date_formats or {}, max_unparsed_date_share, prefix)
+    problems += _unparsed_dates(frame, date_formats or {}, max_unparsed_date_share, prefix, set(default_date_columns))
+    problems += _emptied_columns(frame, previous_filled_shares or {}, emptied_share, filled_before_share, prefix)
+    return problems
+
+
+def _emptied_columns(frame: pl.DataFrame, previous_filled_shares: dict[tuple[str, ...], float], emptied_share: float,
+                     filled_before_share: float, prefix: str) -> list[ExtractProblem]:
+    problems = []
+    if frame.height == 0:
+        return problems
+    for columns, before in sorted(previous_filled_shares.items()):
+        present = [c for c in columns if c in frame.columns]
+        if not present or before < filled_before_share:  # a missing column is required_column_missing
+            continue
+        filled = frame.select(pl.any_horizontal([_blank_to_null(c).is_not_null() for c in present]).sum()).item()
+        share = filled / frame.height
+        if share < emptied_share:
+            label = f"column {present[0]}" if len(present) == 1 else f"columns {', '.join(present)}"
+            problems.append(ExtractProblem(
+                "column_emptied", ", ".join(present),
+                f"{prefix}{label}: filled on {share:.1%} of rows ({filled:,} of {frame.height:,}) against {before:.0%} "
+                f"of the rows staged from the current extract: an emptied column would replace good data (at least "
+                f"{emptied_share:.0%} needed where the current extract has {filled_before_share:.0%} or more)"))
     return problems
 
 
 def _unparsed_dates(frame: pl.DataFrame, date_formats: dict[str, list[str]], max_share: float,
-                    prefix: str) -> list[ExtractProblem]:
+                    prefix: str, defaulted: set[str]) -> list[ExtractProblem]:
+    from sources import parse_dates  # the mapping's own reading (no year of "01/02/80" under %Y); sources imports us
+
     problems = []
     for column, formats in sorted(date_formats.items()):
         if column not in frame.columns:
             continue
         text = _blank_to_null(column)
-        parsed = pl.coalesce([text.str.strptime(pl.Date, f, strict=False, exact=True) for f in formats])
+        parsed = parse_dates(text, formats)
         filled, unparsed = frame.select(text.is_not_null().sum().alias("filled"),
                                         (text.is_not_null() & parsed.is_null()).sum().alias("unparsed")
                                         ).row(0)
         if filled and unparsed / filled > max_share:
+            which = (f"the default date format {', '.join(formats)} (the contract gives no `formats` for it)"
+                     if column in defaulted else f"the contract's date formats {', '.join(formats)}")
             problems.append(ExtractProblem(
                 "dates_unparseable", column,
                 f"{prefix}column {column}: {unparsed:,} of {filled:,} filled values ({unparsed / filled:.0%}) match "
-                f"none of the contract's date formats {', '.join(formats)}: is the file in another date format?"))
+                f"none of {which}: is the file in another date format?"))
     return problems

@@ -10,12 +10,30 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from pipelines._logging import configure_logging
 from pipelines.settings import Settings, SettingsError, get_settings
 
+
+class _Commands(TyperGroup):
+    """Every command that reads the source contracts stops on a wrong one the same way: one line naming the
+    file and key (as `run` and `link` report it), exit 1, whichever stage loaded the contracts."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            contracts = sys.modules.get("sources._contract")  # not loaded: the error cannot be a ContractError
+            if contracts is None or not isinstance(exc, contracts.ContractError):
+                raise
+            failure = str(exc)  # names files and keys only (ContractError.message_is_safe)
+        _fail(failure)
+
+
 app = typer.Typer(
     name="familylink",
+    cls=_Commands,
     help="Link agency records about children and families into a household graph and golden dataset.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -146,6 +164,10 @@ def _print_loads(loads) -> None:
         table.add_row(load.source, load.status, f"{load.rows_read:,}", f"{load.rows_staged:,}",
                       f"{load.rows_quarantined:,}", reasons or (load.message or ""))
     console.print(table)
+    for load in loads:  # files beside a source's extract whose names give no extract date
+        if load.ok:
+            for message in load.rejected_files:
+                err.print(f"[yellow]warning: {load.source}: {message}[/]", soft_wrap=True)
 
 
 @app.command()

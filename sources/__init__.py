@@ -15,7 +15,7 @@ from sources._gazetteer import (
     load_gazetteer_contract,
     read_gazetteer,
 )
-from sources._mapping import apply_contract
+from sources._mapping import apply_contract, parse_dates
 from sources._readers import file_sha256
 from sources._standardise import (
     ATTRIBUTE,
@@ -48,6 +48,7 @@ __all__ = [
     "load_contracts",
     "load_gazetteer_contract",
     "normalise_postcode",
+    "parse_dates",
     "read_gazetteer",
     "standardise_address",
     "standardise_person_records",

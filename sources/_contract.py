@@ -7,6 +7,7 @@ is a new YAML file, not new code. See sources/README.md for every key.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from sources import canonical
 
@@ -25,8 +26,31 @@ class ContractError(ValueError):
     message_is_safe = True  # names files, keys and ids, never values (warehouse.safe_error)
 
 
+class ExtractNameError(ValueError):
+    """A file the contract's file_pattern matches whose name gives no extract date: it is not taken as the
+    source's extract. The message names the file (by its name only) and the contract key, never a value."""
+
+    message_is_safe = True
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{self.path.name}: {reason}")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _python_regex(pattern: str) -> re.Pattern:
+    """A regex of a contract, compiled; a wrong one is a ValueError the contract error names by file and key."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc.msg} at position {exc.pos}") from None
+
+
+# the format a date field without `formats` is read with (sources/_mapping.py)
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d",)
 
 
 class FieldSpec(_Strict):
@@ -36,7 +60,8 @@ class FieldSpec(_Strict):
     columns: list[str] | None = Field(default=None, description="joined with `separator`, empties skipped")
     separator: str = ", "
     value: str | None = Field(default=None, description="a constant")
-    formats: list[str] | None = Field(default=None, description="strftime patterns for dates, tried in order")
+    formats: list[str] | None = Field(default=None, description=(
+        "strftime patterns for dates, tried in order (default DEFAULT_DATE_FORMATS)"))
     values: dict[str, str] | None = Field(default=None, description="recode source values (after trimming)")
     default: str | None = Field(default=None, description="value when `values` has no entry")
     list_separator: str | None = Field(default=None, description="split into a list (aliases)")
@@ -77,12 +102,15 @@ class PersonMapping(_Strict):
         if unknown:
             raise ValueError(f"unknown canonical field(s) {sorted(unknown)}; allowed: "
                              f"{sorted(_PERSON_FIELDS | _SPECIAL_PERSON_FIELDS)}")
-        for name, spec in (self.model_extra or {}).items():
-            FieldSpec.model_validate(spec)
+        # validated as one mapping, so an error's location names the field: person.date_of_birth.colum
+        _FIELD_SPECS.validate_python(self.model_extra or {})
         return self
 
     def fields(self) -> dict[str, FieldSpec]:
         return {k: FieldSpec.model_validate(v) for k, v in (self.model_extra or {}).items()}
+
+
+_FIELD_SPECS = TypeAdapter(dict[str, FieldSpec])
 
 
 class RelatedPerson(_Strict):
@@ -125,6 +153,13 @@ class ExtractDate(_Strict):
     from_file_name: str | None = Field(default=None, description="regex with a named group `date`")
     format: str = "%Y%m%d"
 
+    @field_validator("from_file_name")
+    @classmethod
+    def _date_group(cls, value: str | None) -> str | None:
+        if value is not None and "date" not in _python_regex(value).groupindex:
+            raise ValueError(r"the regex needs a named group `date`, e.g. 'extract_(?P<date>\d{8})'")
+        return value
+
 
 class Sharing(_Strict):
     owning_organisation: str
@@ -165,9 +200,21 @@ class Identifier(_Strict):
             raise ValueError(f"{self.name} is a canonical field: map it under person, not here")
         if self.name not in FIXED_IDENTIFIERS and origins != 1:
             raise ValueError(f"identifier {self.name}: give exactly one of column, columns or value")
-        if self.pattern is not None:
-            re.compile(self.pattern)
         return self
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        """Values are matched by polars (Rust regex), which lacks look-around and backreferences."""
+        if value is None:
+            return value
+        _python_regex(value)
+        try:
+            pl.Series([""], dtype=pl.String).str.contains(value)
+        except pl.exceptions.PolarsError:
+            raise ValueError("a regular expression polars cannot use (look-around and backreferences are not "
+                             "supported)") from None
+        return value
 
     @property
     def effective_scope(self) -> str:
@@ -243,6 +290,27 @@ class SourceContract(_Strict):
     events: list[Event] = []
     stated_relationships: StatedRelationships | None = None
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            known = codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}: use one Python knows, such as utf-8, utf-8-sig "
+                             "(with a byte order mark), cp1252 or latin-1") from None
+        if not known._is_text_encoding:
+            raise ValueError(f"{value!r} is not a text encoding")
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        # both CSV parsers split on one single-byte character
+        if len(value) != 1 or len(value.encode("utf-8")) != 1 or value in "\"\r\n":
+            raise ValueError(f"the delimiter must be exactly one character (a single-byte one, not a quote or a "
+                             f"line break), not {value!r}")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _identifier_names(cls, data):
@@ -270,6 +338,10 @@ class SourceContract(_Strict):
     def required_source_columns(self) -> list[str]:
         if self.required_columns is not None:
             return list(self.required_columns)
+        return self.mapped_source_columns()
+
+    def mapped_source_columns(self) -> list[str]:
+        """Every source column the contract reads: the record key and the columns its mapping uses."""
         cols = {self.record_key}
         specs: list[FieldSpec] = list(self.person.fields().values())
         for related in self.related_persons:
@@ -299,18 +371,33 @@ class SourceContract(_Strict):
         return self
 
     def extract_date_for(self, path: Path, frame: pl.DataFrame | None = None) -> dt.date | None:
-        if self.extract_date.from_file_name:
-            match = re.search(self.extract_date.from_file_name, path.name)
-            if match:
-                return dt.datetime.strptime(match.group("date"), self.extract_date.format).date()
-        return dt.date.fromtimestamp(path.stat().st_mtime)
+        """The extract's date: from its file name when the contract says how (a name that gives none is an
+        ExtractNameError: that file is not an extract of this source), else the file's modification date."""
+        path = Path(path)
+        rule = self.extract_date
+        if not rule.from_file_name:
+            return dt.date.fromtimestamp(path.stat().st_mtime)
+        match = re.search(rule.from_file_name, path.name)
+        text = match.group("date") if match else None
+        if text is None:
+            raise ExtractNameError(path, f"the file name does not match extract_date.from_file_name "
+                                         f"({rule.from_file_name}), so it gives no extract date")
+        try:
+            return dt.datetime.strptime(text, rule.format).date()
+        except ValueError:
+            raise ExtractNameError(path, f"file name date {text} is not a date in format {rule.format}") from None
 
 
 def _format_errors(path: Path, exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
-        parts.append(f"{path}: {location or '(top level)'}: {error['msg']}")
+        keys = [str(p) for p in error["loc"] if not str(p).startswith("function-after")]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden" and keys:  # a mistyped key: say which block it sits in
+            keys, message = keys[:-1], f"unknown key {keys[-1]!r}"
+        elif error["type"] == "value_error":  # our validators' own words, without pydantic's "Value error, "
+            message = str(error.get("ctx", {}).get("error", message))
+        parts.append(f"{path}: {'.'.join(keys) or '(top level)'}: {message}")
     return "; ".join(parts)
 
 
@@ -347,9 +434,23 @@ def load_contracts(folder: Path) -> dict[str, SourceContract]:
     return contracts
 
 
+def dated_extracts(landing: Path, contract: SourceContract
+                   ) -> tuple[list[tuple[dt.date, Path]], list[ExtractNameError]]:
+    """The files a contract's file_pattern matches: those with an extract date, and (one error each, naming the
+    file) those whose name gives none under extract_date.from_file_name, which are not taken as extracts."""
+    dated, misnamed = [], []
+    for path in sorted(p for p in Path(landing).glob(contract.file_pattern) if p.is_file()):
+        try:
+            dated.append((contract.extract_date_for(path), path))
+        except ExtractNameError as exc:
+            misnamed.append(exc)
+    return dated, misnamed
+
+
 def find_extract(landing: Path, contract: SourceContract) -> Path | None:
-    """The newest extract for a contract: the latest date in the file name (or modification time)."""
-    candidates = [p for p in Path(landing).glob(contract.file_pattern) if p.is_file()]
-    if not candidates:
+    """The newest extract for a contract: the latest date in the file name (or modification time). A file whose
+    name gives no date is never the newest (dated_extracts lists those)."""
+    dated, _ = dated_extracts(landing, contract)
+    if not dated:
         return None
-    return max(candidates, key=lambda p: (contract.extract_date_for(p), p.name))
+    return max(dated, key=lambda d: (d[0], d[1].name))[1]

@@ -15,11 +15,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from sources import _load
+from sources import _load, canonical
 from warehouse._db import transaction
-from sources._contract import SourceContract, find_extract, load_contracts
+from sources._contract import DEFAULT_DATE_FORMATS, SourceContract, dated_extracts, find_extract, load_contracts
 from sources._mapping import apply_contract
-from sources._readers import ExtractError, date_columns, file_sha256, read_extract
+from sources._readers import ExtractError, date_columns, field_specs, file_sha256, read_extract
 from sources._standardise import ATTRIBUTE, standardise_person_records
 
 log = logging.getLogger("familylink.ingest")
@@ -42,6 +42,8 @@ class SourceLoad:
     message: str | None = None
     top_reasons: dict[str, int] = field(default_factory=dict)
     data_docs: str | None = None
+    # other files the file_pattern matched whose names give no extract date: rejected, one message each
+    rejected_files: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -87,14 +89,15 @@ def ingest_source(
     except Exception as exc:
         failure = type(exc).__name__
     # outside the except block: the original exception, and any value it quotes, goes no further
-    try:
+    try:  # the file is named if it can be; whatever stopped the ingest may stop this too
         path = locate_extract(landing, contract)
-    except ExtractError:
-        path = None
+        sha = file_sha256(path) if path else None
+    except Exception:
+        path = sha = None
     display = _display_name(path, landing) if path else contract.file_pattern
     message = (f"{display}: ingest stopped by an unexpected {failure}; its details are withheld because they "
                "may quote personal data")
-    return _reject(con, run_id, contract.source, display, file_sha256(path) if path else None, path, message)
+    return _reject(con, run_id, contract.source, display, sha, path, message)
 
 
 def _ingest_source(
@@ -108,18 +111,52 @@ def _ingest_source(
     max_row_count_growth: float = 10.0,
     today: dt.date | None = None,
 ) -> SourceLoad:
-    from expectations import check_extract, validate_records
-
     try:
         path = locate_extract(landing, contract)
     except ExtractError as exc:
         return _reject(con, run_id, contract.source, contract.file_pattern, None, None, str(exc))
+    misnamed = _reject_misnamed(con, run_id, contract, landing)
+    if path is None and misnamed:
+        return SourceLoad(contract.source, "rejected", message="; ".join(misnamed), rejected_files=misnamed)
     if path is None:
         message = f"no file matching {contract.file_pattern} in {landing}"
         with _WRITE_LOCK:
             _load.record_manifest(con, run_id=run_id, source=contract.source, file_name=contract.file_pattern,
                                   status="missing", message=message)
         return SourceLoad(contract.source, "missing", message=message)
+    load = _ingest_extract(con, contract, path, landing, run_id, gx_dir=gx_dir, max_row_count_drop=max_row_count_drop,
+                           max_row_count_growth=max_row_count_growth, today=today)
+    load.rejected_files = misnamed  # the newest well-named extract was taken; these are reported beside it
+    return load
+
+
+def _reject_misnamed(con, run_id: str, contract: SourceContract, landing: Path) -> list[str]:
+    """Files the file_pattern matches whose name gives no extract date (no match for extract_date.from_file_name,
+    or a date that does not exist): each is recorded as a rejected extract, named, and never becomes the
+    source's current extract. Returns their messages."""
+    _, misnamed = dated_extracts(landing, contract)
+    messages = []
+    for error in misnamed:
+        display = _display_name(error.path, landing)
+        message = f"{display}: {error.reason}; the file is not taken as an extract of source {contract.source}"
+        _reject(con, run_id, contract.source, display, file_sha256(error.path), error.path, message)
+        messages.append(message)
+    return messages
+
+
+def _ingest_extract(
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    path: Path,
+    landing: Path,
+    run_id: str,
+    *,
+    gx_dir: Path | None,
+    max_row_count_drop: float,
+    max_row_count_growth: float,
+    today: dt.date | None,
+) -> SourceLoad:
+    from expectations import check_extract, validate_records
 
     sha = file_sha256(path)
     display = _display_name(path, landing)
@@ -132,6 +169,7 @@ def _ingest_source(
                                                            "already loaded")
             return SourceLoad(contract.source, "unchanged", display, sha, message="already loaded")
         previous = _load.current_extract(con, contract.source)
+        filled_before = _filled_shares_staged(con, contract, previous[0]) if previous else {}
 
     try:
         frame = read_extract(path, contract)
@@ -146,16 +184,20 @@ def _ingest_source(
                        f"{display}: extract date {extract_date} is older than the current extract ({previous[2]})",
                        raw=raw)
 
+    headers = _repeated_header_rows(frame, contract)
+    date_formats, defaulted = _date_formats(contract)
     problems = check_extract(
         contract.source,
-        frame,
+        frame.filter(~pl.col("_row_number").is_in(headers.implode())) if headers.len() else frame,
         previous_row_count=previous[1] if previous else None,
         required_columns=contract.required_source_columns(),
         key_column=contract.record_key,
         max_drop_share=max_row_count_drop,
         name_columns=_name_columns(contract),
-        date_formats=date_columns(contract),
+        date_formats=date_formats,
+        default_date_columns=defaulted,
         max_growth_factor=max_row_count_growth,
+        previous_filled_shares=filled_before,
     )
     if problems:
         message = "; ".join(f"{display}: {p}" for p in problems)
@@ -177,7 +219,8 @@ def _ingest_source(
                                require_name=contract.minimum_data.name)
     subjects = subjects.drop("_has_declared_identifier")
     bad_rows = _quarantine_damaged_cells(frame, subjects, outcome.quarantined.select("row_number", "record_id",
-                                                                                      "reasons")).join(
+                                                                                      "reasons"))
+    bad_rows = _add_reasons(bad_rows, subjects, headers, REPEATED_HEADER).join(
         raw.select("row_number", "payload"), on="row_number", how="left"
     )
     bad_rows, raw = _suppress_erased(con, contract.source, subjects, bad_rows, raw)
@@ -243,6 +286,7 @@ def _ingest_source(
 
 
 ERASED = "erased on request"
+REPEATED_HEADER = "repeated header row"
 
 
 def locate_extract(landing: Path, contract: SourceContract) -> Path | None:
@@ -293,6 +337,72 @@ def _blank_erased_related(con, contract: SourceContract, frame: pl.DataFrame) ->
         frame = frame.with_columns([pl.when(hit).then(pl.lit("")).otherwise(pl.col(c)).alias(c)
                                     for c in columns if c in frame.columns])
     return frame
+
+
+def _repeated_header_rows(frame: pl.DataFrame, contract: SourceContract) -> pl.Series:
+    """Row numbers of rows that repeat the header (two exports concatenated): every column the contract reads
+    holds its own column name (trimmed, in any case). Such a row is quarantined, never staged as a person."""
+    columns = [c for c in contract.mapped_source_columns() if c in frame.columns]
+    if not columns or "_row_number" not in frame.columns:
+        return pl.Series("_row_number", [], pl.Int64)
+    same = [pl.col(c).cast(pl.String).str.strip_chars().str.to_lowercase() == c.strip().lower() for c in columns]
+    return frame.filter(pl.all_horizontal(same).fill_null(False))["_row_number"].cast(pl.Int64)
+
+
+def _add_reasons(bad_rows: pl.DataFrame, subjects: pl.DataFrame, row_numbers: pl.Series, reason: str) -> pl.DataFrame:
+    """`reason` added to the rows `row_numbers` (row_number, record_id, reasons), already quarantined or not."""
+    if row_numbers.len() == 0:
+        return bad_rows
+    hit = pl.col("row_number").is_in(row_numbers.implode())
+    merged = bad_rows.with_columns(pl.when(hit).then(pl.concat_list([pl.col("reasons"), pl.lit([reason])]))
+                                   .otherwise(pl.col("reasons")).alias("reasons"))
+    extra = (pl.DataFrame({"row_number": row_numbers.unique().cast(pl.Int64)})
+             .filter(~pl.col("row_number").is_in(bad_rows["row_number"].implode()))
+             .join(subjects.select("row_number", "record_id").unique("row_number"), on="row_number", how="left")
+             .with_columns(pl.lit([reason]).alias("reasons")))
+    return pl.concat([merged, extra.select(bad_rows.columns).cast(dict(bad_rows.schema))])
+
+
+_DATE_FIELDS = {name for schema in (canonical.PERSON_RECORD, canonical.INVOLVEMENT, canonical.EVENT)
+                for name, dtype in schema.items() if dtype == pl.Date()} - {"extract_date"}
+
+
+def _date_formats(contract: SourceContract) -> tuple[dict[str, list[str]], list[str]]:
+    """Source column -> the formats its dates are read with: the contract's, or the default for a date field
+    that declares none (those columns listed second), so a file whose dates they cannot read is rejected whole
+    either way."""
+    formats = date_columns(contract)
+    defaulted = []
+    for name, spec in field_specs(contract):
+        if name in _DATE_FIELDS and spec.column and not spec.formats and spec.column not in formats:
+            formats[spec.column] = list(DEFAULT_DATE_FORMATS)
+            defaulted.append(spec.column)
+    return formats, defaulted
+
+
+def _filled_shares_staged(con, contract: SourceContract, file_sha256: str) -> dict[tuple[str, ...], float]:
+    """For each person field the contract maps from columns (keyed by those source columns): the share of the
+    rows staged from the source's current extract (`file_sha256`) that had it, read from the rows as received,
+    so it is measured exactly as in a new extract. Empty when nothing is staged."""
+    fields = sorted({tuple(spec.source_columns()) for spec in contract.person.fields().values()
+                     if spec.source_columns()})
+    columns = sorted({c for field in fields for c in field})
+    if not columns:
+        return {}
+    values = [f"nullif(trim(json_extract_string(r.payload, ?)), '') as c{i}" for i in range(len(columns))]
+    paths = ['$."' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in columns]
+    index = {c: i for i, c in enumerate(columns)}
+    # counted where the rows are (a source's extract can hold hundreds of thousands of rows)
+    shares = [f"avg(({' or '.join(f'c{index[c]} is not null' for c in field)})::int)" for field in fields]
+    row = con.execute(
+        f"select count(*), {', '.join(shares)} from (select {', '.join(values)} from raw.row as r "
+        "join staging.person_record as p "
+        "on p.source = r.source and p.file_sha256 = r.file_sha256 and p.row_number = r.row_number "
+        "where r.source = ? and r.file_sha256 = ? and p.record_role = 'subject')",
+        [*paths, contract.source, file_sha256]).fetchone()
+    if not row[0]:
+        return {}
+    return {field: float(share) for field, share in zip(fields, row[1:])}
 
 
 def _quarantine_damaged_cells(frame: pl.DataFrame, subjects: pl.DataFrame, bad_rows: pl.DataFrame) -> pl.DataFrame:
