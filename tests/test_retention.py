@@ -45,3 +45,12 @@ def test_nothing_goes_inside_the_retention_period_and_the_current_extract_always
     assert apply_retention(con, {"health": 365}, now=NOW) == {}
     assert apply_retention(con, {"health": 1}, now=NOW + dt.timedelta(days=3650))["raw.row"] == 1
     assert _left(con)["raw.row"] == ["new"]
+
+
+def test_a_rejected_copy_of_the_current_extract_takes_none_of_its_rows(con):
+    """A copy of the current extract under a name that gives no date is rejected with the same checksum: when
+    the rejection ages out, the rows received with the loaded extract stay."""
+    con.execute("insert into audit.file_manifest (run_id, source, file_name, file_sha256, status, recorded_at) "
+                "values ('r', 'health', 'f2', 'new', 'rejected', ?)", [NOW - dt.timedelta(days=300)])
+    apply_retention(con, {"health": 180}, now=NOW)
+    assert _left(con) == {"raw.row": ["new"], "quarantine.row": ["new"], "history": 0}

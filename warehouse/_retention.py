@@ -49,10 +49,14 @@ def apply_retention(con: duckdb.DuckDBPyConnection, retention_days: dict[str, in
                 """,
                 [source, source, cutoff],
             ).fetchall()]
-            # rejected files were never staged; their received rows go after the same period
+            # rejected files were never staged; their received rows go after the same period, unless the same bytes
+            # were also loaded (a copy of an extract under a name that gives no date is rejected): those rows are
+            # the loaded extract's, and go with it
             expired += [row[0] for row in con.execute(
                 "select distinct file_sha256 from audit.file_manifest where source = ? and status = 'rejected' "
-                "and file_sha256 is not null and recorded_at < ?", [source, cutoff]).fetchall()]
+                "and file_sha256 is not null and recorded_at < ? and file_sha256 not in (select file_sha256 from "
+                "audit.file_manifest where source = ? and status = 'loaded' and file_sha256 is not null)",
+                [source, cutoff, source]).fetchall()]
             for sha in sorted(set(expired)):
                 for table in ("raw.row", "quarantine.row"):
                     count(table, con.execute(f"delete from {table} where source = ? and file_sha256 = ?",
