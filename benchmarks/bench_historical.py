@@ -54,7 +54,7 @@ description: wikidata persons with introduced errors, onboarded through this con
 file_pattern: "historical/historical_*.parquet"
 format: parquet
 record_key: unique_id
-extract_date: {from_file_name: 'historical_(?P<date>\\\\d{8})'}
+extract_date: {from_file_name: 'historical_(?P<date>\\d{8})'}
 trust_rank: 1
 sharing:
   owning_organisation: Splink datasets
@@ -79,7 +79,7 @@ description: synthetic persons with typos in every field, onboarded through this
 file_pattern: "fake/fake_*.parquet"
 format: parquet
 record_key: unique_id
-extract_date: {from_file_name: 'fake_(?P<date>\\\\d{8})'}
+extract_date: {from_file_name: 'fake_(?P<date>\\d{8})'}
 trust_rank: 1
 sharing:
   owning_organisation: Splink datasets
