@@ -131,6 +131,10 @@ class NightlySummary:
         if stale and self.ok:
             lines += ["", f"**No new extract from {', '.join(stale)}: published with the last good data "
                           "(missing_extract_policy: publish_last_good).**"]
+        # files beside a loaded extract that match its pattern but whose names give no date: left unread, so said
+        misnamed = [f"- {l.source}: {message}" for l in self.loads if l.status != "rejected" for message in l.rejected_files]
+        if misnamed:
+            lines += ["", "**Files left unread (the name gives no extract date):**", "", *misnamed]
         if self.link:
             lk = self.link
             lines += ["", "## Linkage", "",

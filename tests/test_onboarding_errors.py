@@ -257,3 +257,14 @@ def test_a_column_arriving_empty_rejects_the_extract_and_keeps_the_last_good_one
         ("landing/new/extract_20260101.csv", "loaded"), ("landing/new/extract_20260201.csv", "rejected")]
     assert _sql(case, "select file_name from audit.current_extract") == [("landing/new/extract_20260101.csv",)]
     assert _sql(case, "select count(date_of_birth), count(*) from staging.person_record") == [(40, 40)]
+
+
+def test_the_nightly_summary_names_a_file_left_unread_beside_a_loaded_extract():
+    from pipelines.stages import NightlySummary
+    from sources.ingest import SourceLoad
+
+    unread = "landing/new/extract_2026021.csv: the file name does not match extract_date.from_file_name"
+    summary = NightlySummary("r1", loads=[SourceLoad("newagency", "loaded", rows_read=5, rejected_files=[unread]),
+                                          SourceLoad("other", "loaded", rows_read=3)])
+    assert f"- newagency: {unread}" in summary.markdown.splitlines()
+    assert "left unread" not in NightlySummary("r2", loads=[SourceLoad("other", "loaded")]).markdown
