@@ -150,18 +150,36 @@ def _record_overmerge_flags(con: duckdb.DuckDBPyConnection, run_id: str, flags: 
 
 
 def _clusters_and_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    if not (truth_dir / "records.parquet").exists():
-        raise ModelError(f"no ground truth at {truth_dir}: evaluation needs the synthetic city's truth files")
+    """The linked records (source, record_id, cluster_id) and the truth, ids as text; a one-line ModelError when
+    the truth is missing, lacks a required column or shares no record with the warehouse."""
+    from linkage_models.evaluate import TruthError, read_truth
+
+    path = truth_dir / "records.parquet"
+    if not path.exists():
+        raise ModelError(f"no ground truth at {path}: evaluation needs a truth file with the columns source, "
+                         "record_id and person_id (the synthetic city writes one)")
     if not warehouse.table_exists(con, "linkage.person_cluster"):
         raise ModelError("no person links in this warehouse yet: run `familylink link` (or `familylink run`) first")
+    try:
+        truth = read_truth(path)
+    except TruthError as exc:
+        raise ModelError(str(exc)) from None
     clusters = con.sql("select source, record_id, cast(person_id as varchar) as cluster_id from linkage.person_cluster").pl()
-    return clusters, pl.read_parquet(truth_dir / "records.parquet")
+    if truth.join(clusters, on=["source", "record_id"], how="semi").is_empty():
+        raise ModelError(f"none of the {truth.height:,} records in {path} is among the {clusters.height:,} linked "
+                         "records: its source and record_id must be the agencies' own (compared as text)")
+    return clusters, truth
 
 
 def evaluate_persons(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
-    from linkage_models.evaluate import person_link_quality
+    """Person-link quality on the records in both the truth and the warehouse, and under `coverage` how far the
+    two cover each other (linkage_models.evaluate.truth_coverage)."""
+    from linkage_models.evaluate import person_link_quality, truth_coverage
 
-    return person_link_quality(*_clusters_and_truth(con, truth_dir))
+    clusters, truth = _clusters_and_truth(con, truth_dir)
+    quarantined = con.sql("select source, record_id from quarantine.row where record_id is not null").pl() \
+        if warehouse.table_exists(con, "quarantine.row") else None
+    return {**person_link_quality(clusters, truth), "coverage": truth_coverage(clusters, truth, quarantined)}
 
 
 def evaluate_persons_by_source_pair(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> pl.DataFrame:
@@ -170,10 +188,15 @@ def evaluate_persons_by_source_pair(con: duckdb.DuckDBPyConnection, truth_dir: P
     return person_link_quality_by_source_pair(*_clusters_and_truth(con, truth_dir))
 
 
-def evaluate_link_errors(con: duckdb.DuckDBPyConnection, truth_dir: Path, top: int = 10) -> pl.DataFrame:
-    from linkage_models.evaluate import link_errors_by_cause
+def evaluate_link_errors(con: duckdb.DuckDBPyConnection, truth_dir: Path, top: int = 10) -> pl.DataFrame | None:
+    """The largest classes of missed and false links by cause, or None when the truth has no noise to class
+    them by (only the synthetic city's truth has)."""
+    from linkage_models.evaluate import has_values, link_errors_by_cause
 
-    return link_errors_by_cause(*_clusters_and_truth(con, truth_dir), top=top)
+    clusters, truth = _clusters_and_truth(con, truth_dir)
+    if not has_values(truth, "noise"):
+        return None
+    return link_errors_by_cause(clusters, truth, top=top)
 
 
 def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> dict:

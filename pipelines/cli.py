@@ -305,7 +305,10 @@ def link(data_dir: DataDir = None, contracts: Contracts = None) -> None:
 
 @app.command()
 def evaluate(data_dir: DataDir = None) -> None:
-    """Person-link quality against the synthetic city's ground truth (evaluation only)."""
+    """Linkage quality against ground truth (evaluation only): DATA_DIR/truth/records.parquet, one row per record
+    with at least source, record_id and person_id; household, UPRN and noise measures when it has those columns,
+    as the synthetic city's truth has."""
+    from linkage_models.evaluate import NotComputed, programme_truth_gap
     from linkage_models.pipeline import (ModelError, evaluate_link_errors, evaluate_persons,
                                          evaluate_persons_by_source_pair)
     from pipelines.stages import open_warehouse
@@ -320,23 +323,46 @@ def evaluate(data_dir: DataDir = None) -> None:
             errors = evaluate_link_errors(con, settings.truth)
         except ModelError as exc:
             _fail(str(exc))
+        coverage = quality.pop("coverage")
         import warehouse
 
         if warehouse.table_exists(con, "graph.household_member"):
             from linkage_models.evaluate import household_quality
 
             quality.update(household_quality(con, settings.truth))
-        from pipelines.cohort_cli import cohort_quality  # issue 16: cohorts against truth, when evaluated
+        cohorts = None
+        # the cohorts' evaluation needs the city's households and dates of birth; say so only where it was asked for
+        cohort_gap = programme_truth_gap(settings.truth) if warehouse.table_exists(con, "programmes.evaluation") \
+            else None
+        if cohort_gap is None:
+            from pipelines.cohort_cli import cohort_quality  # issue 16: cohorts against truth, when evaluated
 
-        cohorts = cohort_quality(con, settings.truth)
+            cohorts = cohort_quality(con, settings.truth)
     finally:
         con.close()
+    if coverage["truth_not_in_warehouse"] or coverage["linked_without_truth"]:
+        unknown = (f" ({coverage['truth_of_unknown_sources']:,} of them of {coverage['unknown_sources']:,} source(s) "
+                   "with no linked record)") if coverage["unknown_sources"] else ""
+        quarantined = (f", {coverage['truth_quarantined']:,} more quarantined at ingest"
+                       if coverage["truth_quarantined"] else "")
+        err.print(f"familylink: warning: {coverage['truth_not_in_warehouse']:,} of {coverage['truth_records']:,} "
+                  f"truth records are not in the warehouse{unknown}{quarantined}, and "
+                  f"{coverage['linked_without_truth']:,} of {coverage['linked_records']:,} linked records have no "
+                  f"truth row; the measures are computed on the {coverage['in_both']:,} records in both",
+                  soft_wrap=True, highlight=False)
     table = Table(title="Person linkage against ground truth (final clusters)")
     table.add_column("measure")
     table.add_column("value", justify="right")
+    not_computed: dict[str, list[str]] = {}
     for name, value in quality.items():
-        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
+        if isinstance(value, NotComputed):
+            not_computed.setdefault(str(value), []).append(name)
+            table.add_row(name, "not computed")
+        else:
+            table.add_row(name, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
     console.print(table)
+    for why, names in not_computed.items():
+        console.print(f"Not computed ({why}): {', '.join(names)}", soft_wrap=True, highlight=False)
     pairs = Table(title="Person links by pair of sources (a source with itself: its own duplicates)")
     for column in ("sources", "true pairs", "linked pairs", "precision", "recall", "F1"):
         pairs.add_column(column, justify="left" if column == "sources" else "right")
@@ -344,12 +370,19 @@ def evaluate(data_dir: DataDir = None) -> None:
         pairs.add_row(f"{row['source_a']} × {row['source_b']}", f"{row['true_pairs']:,}", f"{row['linked_pairs']:,}",
                       f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}")
     console.print(pairs)
-    causes = Table(title="Largest classes of missed and false links, by cause (noise on either record)")
-    for column in ("kind", "cause", "sources", "pairs"):
-        causes.add_column(column, justify="right" if column == "pairs" else "left")
-    for row in errors.iter_rows(named=True):
-        causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
-    console.print(causes)
+    if errors is None:
+        console.print("Link errors by cause not shown: the truth has no noise column (the synthetic city's "
+                      "generator records the noise it put on each record)", soft_wrap=True, highlight=False)
+    else:
+        causes = Table(title="Largest classes of missed and false links, by cause (noise on either record)")
+        for column in ("kind", "cause", "sources", "pairs"):
+            causes.add_column(column, justify="right" if column == "pairs" else "left")
+        for row in errors.iter_rows(named=True):
+            causes.add_row(row["kind"], row["cause"], row["sources"], f"{row['pairs']:,}")
+        console.print(causes)
+    if cohort_gap is not None:
+        console.print(f"Programme cohorts not evaluated against this truth: {cohort_gap}", soft_wrap=True,
+                      highlight=False)
     if cohorts is not None:
         console.print(cohorts)
 
