@@ -98,6 +98,13 @@ by_source_uprn as (
     select s.address_key, s.source_uprn as uprn, 'source_uprn' as match_method, 1.0 as match_score
     from source_parts as s
     where s.source_uprn in (select uprn from gazetteer)
+    union all
+    -- with no gazetteer at all (an empty one) nothing can verify it, and nothing is better evidence of the home:
+    -- the source's UPRN is taken as it is, unscored (with a gazetteer, one it does not know is not trusted)
+    select s.address_key, s.source_uprn as uprn, 'source_uprn_unverified' as match_method,
+           null::double as match_score
+    from source_parts as s
+    where s.source_uprn is not null and not exists (select 1 from gazetteer)
 ),
 to_match as (
     select * from source_parts

@@ -231,9 +231,11 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
             properties = load_gazetteer(con, gazetteer)
         methods = match_addresses(con, basis)
     if found is None:
-        gazetteer_note = f"no gazetteer at {where}: households formed from normalised address and postcode"
+        gazetteer_note = (f"no gazetteer at {where}: households formed from the sources' UPRNs, else the normalised "
+                          f"address and postcode (the address alone where it names a house number)")
     elif properties == 0:
-        gazetteer_note = f"the gazetteer at {where} is empty: households formed from normalised address and postcode"
+        gazetteer_note = (f"the gazetteer at {where} is empty: households formed from the sources' UPRNs, else the "
+                          f"normalised address and postcode (the address alone where it names a house number)")
     else:
         gazetteer_note = None
     if gazetteer_note:
@@ -246,6 +248,12 @@ def link_all(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) ->
         with _timed("graph"):
             counts = build_graph(con, run_id=run_id, model_version=persons["model_version"], as_of=as_of,
                                  engine=engine)
+    addressed = warehouse.uprn_match_rate(con)["records_with_address"]
+    if addressed and not counts["household"]:  # said, not left for an analyst to find in an empty table
+        note = (f"{addressed:,} records carry an address but none placed anyone in a household: no UPRN matched and "
+                f"no address names a house number with a postcode")
+        log.warning(note)
+        gazetteer_note = f"{gazetteer_note}; {note}" if gazetteer_note else note
     # link rate per source: the share of its records whose person another source also knows
     cross = dict(con.execute(
         """

@@ -380,7 +380,8 @@ def addresses_and_households(con: duckdb.DuckDBPyConnection) -> dict | None:
         select e.source, count(*) as records_with_address, count(m.uprn) as matched,
                count(m.uprn) / count(*) as share
         from eligible as e
-        left join (select distinct address_key, uprn from linkage.address_match where uprn is not null) as m
+        left join (select distinct address_key, uprn from linkage.address_match where uprn is not null
+                   and match_method <> 'source_uprn_unverified') as m  -- a gazetteer's UPRN, not a source's
           using (address_key)
         group by 1 order by 1""")
     methods = _rows(con, """

@@ -21,7 +21,8 @@ def uprn_match_rate(con: duckdb.DuckDBPyConnection) -> dict:
         )
         select count(*), count(m.uprn)
         from eligible as e
-        left join (select distinct address_key, uprn from linkage.address_match where uprn is not null) as m
+        left join (select distinct address_key, uprn from linkage.address_match where uprn is not null
+                   and match_method <> 'source_uprn_unverified') as m  -- a gazetteer's UPRN, not a source's
           using (address_key)
         """).fetchall()[0]
     return {"records_with_address": with_address, "records_matched": matched,

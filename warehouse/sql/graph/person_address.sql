@@ -1,5 +1,7 @@
 -- graph.person_address: dated residence evidence, one row per source record with a matched UPRN, or, when
 -- no gazetteer property matched, with a normalised address and postcode (its address_key stands for the home).
+-- With no gazetteer at all (docs/adr/0005-households.md) a source's own UPRN is the match, and an address given
+-- without a postcode is a home by its text alone when it names a house number.
 create or replace table graph.person_address as
 with records as (
     select * from staging.person_record where record_role is not null
@@ -9,6 +11,9 @@ matches as (
 ),
 links as (
     select source, record_id, person_id from graph.record_link
+),
+gazetteer as (
+    select count(*) as properties from graph.address
 ),
 renamed as (
     select
@@ -26,7 +31,14 @@ renamed as (
     inner join links using (source, record_id)
     inner join matches
         on matches.address_key = address_key(records.address_std, records.postcode, records.uprn)
-    where (matches.uprn is not null or (records.address_std is not null and records.postcode is not null))
+    cross join gazetteer
+    where (matches.uprn is not null
+           or (records.address_std is not null and records.postcode is not null)
+           -- no postcode and no gazetteer to say the text names one property: a house number and a word, never
+           -- a bare town or street (with a gazetteer such an address it could not match stays unplaced, ADR 3)
+           or (gazetteer.properties = 0 and records.postcode is null
+               and regexp_matches(records.address_std, '(^| )[0-9]+[A-Z]?( |$)')
+               and regexp_matches(records.address_std, '[A-Z]{2}')))
         and not coalesce(records.no_fixed_abode, false)
 ),
 agreement as (
