@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,6 +384,52 @@ def blocking_rule(columns: list[str]):
     return _rule_sql(columns) if UNDATED in columns else block_on(*columns)
 
 
+def comparison_columns(comparisons: list) -> dict[str, set[str]]:
+    """comparison name → the input columns its levels read (`first_name_std` from `first_name_std_l`)."""
+    settings = SettingsCreator(link_type="dedupe_only", comparisons=comparisons).create_settings_dict("duckdb")
+    return {c["output_column_name"]: {m for level in c["comparison_levels"]
+                                      for m in re.findall(r"\b(\w+)_l\b", level["sql_condition"])}
+            for c in settings["comparisons"]}
+
+
+def _free(rule: list[str], columns: dict[str, set[str]]) -> set[str]:
+    """The comparisons EM can train in a block on `rule`: those reading none of its columns (Splink holds the
+    others fixed there, by column name: em_training_session)."""
+    return {name for name, cols in columns.items() if not cols & set(rule)}
+
+
+# single-field blocks that free a comparison no planned block frees (no date of birth to block on: a name block
+# then holds both name comparisons fixed, a postcode block the surname-and-address one)
+_FALLBACK_TRAINING = (["first_name_formal"], ["last_name_std"], ["postcode"], ["email"], ["phone"])
+
+
+def _cover_every_comparison(training: list[dict], columns: dict[str, set[str]], usable: list[str],
+                            training_pairs, skipped: list[dict]) -> list[dict]:
+    """The training blocks, less those that leave EM nothing to train, plus single-field blocks until every
+    comparison is free in at least one (where such a block fits the training budget)."""
+    kept = []
+    for rule in training:
+        if _free(rule["columns"], columns):
+            kept.append(rule)
+        else:
+            log.info("training block skipped: %s holds every comparison fixed", rule["rule"])
+            skipped.append({"rule": rule["rule"], "reason": "holds every comparison fixed: nothing to train"})
+    untrained = set(columns) - {name for rule in kept for name in _free(rule["columns"], columns)}
+    for rule in _FALLBACK_TRAINING:
+        if not untrained:
+            break
+        if not _usable(rule, usable) or not _free(rule, columns) & untrained or any(
+                r["columns"] == rule for r in kept):
+            continue
+        pairs = training_pairs(rule)
+        if 0 < pairs <= MAX_RULE_COMPARISONS:
+            kept.append({"rule": _rule_sql(rule), "columns": rule, "comparisons": pairs})
+            untrained -= _free(rule, columns)
+    if untrained:
+        log.warning("no training block leaves %s free: its weights stay at Splink's defaults", ", ".join(sorted(untrained)))
+    return kept
+
+
 def require_records(records: int) -> None:
     """The one-line error when too few records are staged to train on."""
     if records < MIN_RECORDS:
@@ -453,21 +500,26 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
         found = {tuple(rule): pairs for rule, pairs in counted}
         # a training block need not be a prediction block: EM trains the date of birth in the name block, where
         # the date is free (training samples at most TRAINING_RECORDS records, so the block stays small there)
+        def training_pairs(rule: list[str]) -> float:
+            return count(rule) * min(1.0, TRAINING_RECORDS / records) ** 2
+
         for rule in training_order:
             if tuple(rule) not in found and _usable(rule, usable):
-                pairs = count(rule) * min(1.0, TRAINING_RECORDS / records) ** 2
+                pairs = training_pairs(rule)
                 if 0 < pairs <= MAX_RULE_COMPARISONS:
                     found[tuple(rule)] = pairs
+        training = [{"rule": _rule_sql(r), "columns": r, "comparisons": found[tuple(r)]}
+                    for r in training_order if tuple(r) in found]
+        # the first four blocks train every comparison at least once when EM converges in each; identifier and
+        # phone blocks come after them, so a comparison still trains when EM diverges in one of the first
+        training = training[:4] + [t for t in training[4:] if t["columns"][0] in ("phone",) or
+                                    t["columns"][0].startswith("id_")][:3]
+        training = _cover_every_comparison(training, comparison_columns(comparisons), usable, training_pairs,
+                                           skipped)
     finally:
         # the blocking analysis's working tables are not left in the warehouse
         db_api.delete_tables_created_by_splink_from_db()
     prediction = [blocking_rule(rule) for rule, _ in counted]
-    training = [{"rule": _rule_sql(r), "columns": r, "comparisons": found[tuple(r)]}
-                for r in training_order if tuple(r) in found]
-    # the first four blocks train every comparison at least once when EM converges in each; identifier and
-    # phone blocks come after them, so a comparison still trains when EM diverges in one of the first
-    training = training[:4] + [t for t in training[4:] if t["columns"][0] in ("phone",) or
-                                t["columns"][0].startswith("id_")][:3]
     deterministic = [_rule_sql(r) for r, _ in counted if r[0].startswith("id_")]
     if {"first_name_std", "last_name_std", "date_of_birth"} <= set(usable):
         deterministic.append(_rule_sql(["first_name_formal", "last_name_std", "date_of_birth"]))
