@@ -345,7 +345,11 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
         (pl.col("date_of_birth") > pl.lit(as_of)) | (pl.col("date_of_birth") < pl.lit(date_of_birth_earliest)))
     placeholder = pl.col("date_of_birth").is_in(PLACEHOLDER_DATES)
     flags = _flag(flags, placeholder, "date_of_birth_placeholder")
-    named_placeholder = pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME).fill_null(False)
+    # a title alone is judged on the name as written: "عمر" (Omar) transliterates to "mr", and is no title
+    written_in_latin = pl.col("first_name").str.contains(r"[A-Za-z]").fill_null(False)
+    named_placeholder = (pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME).fill_null(False)
+                         & (written_in_latin | ~pl.col("first_name_std").str.contains(rf"^({_PREFIX_TITLES}|lord|lady)$")
+                            .fill_null(False)))
     flags = _flag(flags, named_placeholder, "first_name_placeholder")
     flags = _flag(flags, impossible, "date_of_birth_out_of_bounds")
     flags = _flag(flags, pl.col("_postcode").is_null() & pl.col("_postcode_other").is_not_null(), "postcode_not_uk")

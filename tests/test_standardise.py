@@ -178,3 +178,15 @@ def test_placeholder_forenames_are_cleared_for_matching_and_flagged(first, std):
     out = standardise_person_records(records, as_of=dt.date(2026, 11, 1)).to_dicts()[0]
     assert out["first_name_std"] == std and out["first_name"] == first  # the original is kept
     assert ("first_name_placeholder" in out["quality_flags"]) == (std is None)
+
+
+def test_a_name_written_in_another_script_is_not_taken_for_a_title():
+    """عمر (Omar) transliterates to "mr": a title alone is judged on the name as written."""
+    rows = pl.DataFrame([dict(source="s", record_id="1", first_name="عمر", last_name="Haddad"),
+                         dict(source="s", record_id="2", first_name="Mr", last_name="Haddad"),
+                         dict(source="s", record_id="3", first_name="Baby", last_name="Haddad")])
+    out = standardise_person_records(canonical.conform(rows, canonical.PERSON_RECORD), as_of=dt.date(2026, 11, 1))
+    by_id = {r["record_id"]: r for r in out.to_dicts()}
+    assert by_id["1"]["first_name_std"] == "mr" and by_id["1"]["quality_flags"] == []
+    assert by_id["2"]["first_name_std"] is None and by_id["2"]["quality_flags"] == ["first_name_placeholder"]
+    assert by_id["3"]["first_name_std"] is None and by_id["3"]["quality_flags"] == ["first_name_placeholder"]
