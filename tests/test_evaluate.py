@@ -82,7 +82,8 @@ def test_households_rebuilt_exactly_and_what_the_records_allow(tmp_path):
     con.execute("insert into staging.person_record (source, record_id, address_std, postcode) "
                 "select 'health', 'h' || i, 'ADDRESS ' || i, 'AV1 1AA' from range(1, 7) as t(i)")
     con.execute("create table linkage.address_match as select address_key('ADDRESS ' || i, 'AV1 1AA', null) "
-                "as address_key, [100, 100, 100, 200, 200, 301][i] as uprn from range(1, 7) as t(i)")
+                "as address_key, [100, 100, 100, 200, 200, 301][i] as uprn, 'rules' as match_method "
+                "from range(1, 7) as t(i)")
     con.execute("create table graph.record_link as select 'health' as source, 'h' || i as record_id, "
                 "'P' || i as person_id from range(1, 7) as t(i)")
     con.execute("create table graph.household_member as select * from (values ('P1', 'A'), ('P2', 'A'), "

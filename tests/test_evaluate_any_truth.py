@@ -65,7 +65,7 @@ def _build(data, truth: pl.DataFrame, *, gazetteer: bool = True, linked=(*RECORD
         con.execute("insert into staging.person_record (source, record_id, address_std, postcode) "
                     "select source, record_id, 'ADDRESS ' || record_id, 'AV1 1AA' from _rows")
         con.execute("create table linkage.address_match as select distinct address_key('ADDRESS ' || record_id, "
-                    "'AV1 1AA', null) as address_key, uprn from _rows")
+                    "'AV1 1AA', null) as address_key, uprn, 'rules' as match_method from _rows")
         con.execute("create table linkage.person_cluster as select source, record_id, cluster::bigint as person_id, "
                     "1.0 as match_probability from _rows")
         con.execute("create table graph.record_link as select source, record_id, 'P' || cluster as person_id "
@@ -204,3 +204,14 @@ def test_records_in_only_one_of_truth_and_warehouse_are_counted_and_left_out(tmp
     # households: person F (only in the extra source) and G (never sent) are no household anyone could rebuild;
     # H was quarantined, so household 5 counts (and is missed)
     assert (m["households_true"], m["households_exact"]) == ("3", "1")
+
+
+def test_evaluate_on_a_folder_with_no_warehouse_stops_and_creates_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    missing = tmp_path / "nodata"
+    result = CliRunner().invoke(app, ["evaluate", "--data-dir", str(missing)])
+    assert result.exit_code == 1 and "no warehouse at" in result.output
+    assert not (missing / "warehouse" / "familylink.duckdb").exists()
