@@ -448,6 +448,15 @@ def build_plan(con: duckdb.DuckDBPyConnection, *, table: str = INPUT_TABLE,
     names = {"first_name_std", "last_name_std"} & set(usable)
     if not names:
         raise ModelBuildError("no name field is populated by enough sources to link on (first_name or last_name)")
+    if set(usable) <= {"first_name_std", "last_name_std"}:
+        # names alone cannot meet the minimum data for linking: say which fields each source has instead
+        others = {source: sorted(field for field, shares in coverage.items() if field not in names
+                                 and shares.get(source, 0) >= MIN_COVERAGE) for source in sorted(
+                      {s for shares in coverage.values() for s in shares})}
+        held = "; ".join(f"{source}: {', '.join(fields) or 'names only'}" for source, fields in others.items())
+        raise ModelBuildError(f"the sources share no field besides names to link on ({held}); map a field they "
+                              f"share (date of birth, postcode, address, an identifier, phone or email) in their "
+                              f"contracts")
     households = households_share(con, usable, table)
     log.info("pairs at one address that are different people (born apart, named unlike): %s",
              "n/a" if households is None else f"{households:.1%}")

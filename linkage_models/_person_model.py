@@ -303,27 +303,6 @@ def regularise(model: dict, pairs_sampled: float) -> dict:
     return model
 
 
-# how far u may be lowered for the matches among random pairs (at most 10 times: +3.3 bits)
-U_MATCH_CORRECTION_LIMIT = 10.0
-
-
-def without_matches_in_u(model: dict, prior: float) -> dict:
-    """u of each level with the matches among Splink's random pairs taken out (edited in place).
-
-    Random sampling estimates P(level | random pair) = λ·m + (1 − λ)·u, not u: where records are mostly
-    duplicates (a small file, a benchmark: one pair in a thousand a match) the strongest levels' u is mostly
-    matches, and an exact duplicate scores too low to link. u = (observed − λ·m) / (1 − λ), lowered at most
-    U_MATCH_CORRECTION_LIMIT times. Where matches are rare among random pairs (a city: λ near 1e-6) nothing moves.
-    """
-    for comparison in model["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            if level.get("is_null_level") or not isinstance(level.get("u_probability"), float):
-                continue
-            observed, m = level["u_probability"], level.get("m_probability") or 0.0
-            level["u_probability"] = max((observed - prior * m) / (1.0 - prior), observed / U_MATCH_CORRECTION_LIMIT)
-    return model
-
-
 def score_histogram(linker: Linker) -> list[tuple[int, float, int]]:
     """The trained model's scores of every candidate pair, summarised: (blocking rule index — the rule that
     brought the pair first, Splink's match_key —, match weight to 0.01 bits, pairs)."""
@@ -447,11 +426,6 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
     linker = engine.relink(records_sdf, model)
     from_rules = model["probability_two_random_records_match"]
     floor = from_rules * RULES_RECALL_GUESS if rules_estimated else 0.0
-    histogram = score_histogram(linker)
-    prior, scored = prior_from_scores(histogram, trained_on, from_rules, floor)
-    # u sampled from random pairs includes their matches: taken out at this λ, then λ estimated again
-    model = without_matches_in_u(model, prior)
-    linker = engine.relink(records_sdf, model)
     histogram = score_histogram(linker)
     prior, scored = prior_from_scores(histogram, trained_on, from_rules, floor)
     # the wider blocks stay only where this model expects their pairs to be worth scoring (_model_builder)

@@ -314,8 +314,6 @@ def evaluate(data_dir: DataDir = None) -> None:
     from pipelines.stages import open_warehouse
 
     settings = _settings(data_dir=data_dir)
-    if not settings.warehouse.exists():  # a mistyped --data-dir must not leave an empty warehouse behind
-        _fail(f"no warehouse at {settings.warehouse}: ingest and link first (is --data-dir right?)")
     _exclusive(settings, "evaluate")
     con = open_warehouse(settings)
     try:

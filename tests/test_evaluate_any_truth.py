@@ -205,13 +205,3 @@ def test_records_in_only_one_of_truth_and_warehouse_are_counted_and_left_out(tmp
     # H was quarantined, so household 5 counts (and is missed)
     assert (m["households_true"], m["households_exact"]) == ("3", "1")
 
-
-def test_evaluate_on_a_folder_with_no_warehouse_stops_and_creates_nothing(tmp_path):
-    from typer.testing import CliRunner
-
-    from pipelines.cli import app
-
-    missing = tmp_path / "nodata"
-    result = CliRunner().invoke(app, ["evaluate", "--data-dir", str(missing)])
-    assert result.exit_code == 1 and "no warehouse at" in result.output
-    assert not (missing / "warehouse" / "familylink.duckdb").exists()

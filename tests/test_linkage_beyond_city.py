@@ -532,8 +532,9 @@ def test_without_dates_of_birth_every_comparison_trains_and_exact_duplicates_lin
     """Names and a postcode only (robustness sweep 2): the name block holds both name comparisons fixed and the
     postcode blocks the surname-and-address one, so EM had nothing to train in three of four blocks, the model
     kept Splink's default weights and linked none of 150 exact duplicates. A first-name block now frees the
-    surname-and-address comparison; and u, sampled from random pairs, no longer counts their matches as
-    non-matches (one pair in a few thousand here), which had kept an exact duplicate under the threshold."""
+    surname-and-address comparison. (Half the duplicates still score under 0.99 here: u, sampled from random
+    pairs, counts their matches, one pair in a thousand, as non-matches; taking them out merged twins in the
+    city, so it was not kept.)"""
     a, _ = _febrl()
     a = a.select("rec_id", "given_name", "surname", "postcode").drop_nulls(["given_name", "surname", "postcode"])
     frame = pl.concat([a, a.head(150).with_columns(pl.col("rec_id") + "-copy")])
@@ -564,24 +565,27 @@ def test_without_dates_of_birth_every_comparison_trains_and_exact_duplicates_lin
     truth = frame.select(pl.lit("names").alias("source"), pl.col("rec_id").alias("record_id"),
                          pl.col("rec_id").str.replace("-copy", "").alias("person_id"))
     quality = person_link_quality(clusters, truth)
-    # (a common name at a suburb's postcode stays just under 0.99: one of the 150 here)
-    assert quality["pairwise_recall"] >= 0.99 and quality["pairwise_precision"] == 1.0, quality
+    assert quality["pairwise_recall"] >= 0.4 and quality["pairwise_precision"] == 1.0, quality  # 0.001 before
 
 
-def test_the_matches_among_random_pairs_are_taken_out_of_u():
-    from linkage_models._person_model import without_matches_in_u
-
-    model = {"comparisons": [{"comparison_levels": [
-        {"is_null_level": True},
-        {"m_probability": 0.9, "u_probability": 0.001},   # mostly matches among random pairs at λ = 0.001
-        {"m_probability": 0.1, "u_probability": 0.5},
-    ]}]}
-    levels = without_matches_in_u(model, 0.001)["comparisons"][0]["comparison_levels"]
-    assert levels[1]["u_probability"] == pytest.approx((0.001 - 0.0009) / 0.999)  # a tenth of what was sampled
-    capped = without_matches_in_u({"comparisons": [{"comparison_levels": [
-        {"m_probability": 1.0, "u_probability": 0.001}]}]}, 0.001)["comparisons"][0]["comparison_levels"][0]
-    assert capped["u_probability"] == pytest.approx(0.0001)  # lowered at most ten times
-    assert levels[2]["u_probability"] == pytest.approx((0.5 - 0.0001) / 0.999)
-    rare = without_matches_in_u({"comparisons": [{"comparison_levels": [
-        {"m_probability": 0.9, "u_probability": 0.001}]}]}, 1e-6)["comparisons"][0]["comparison_levels"][0]
-    assert rare["u_probability"] == pytest.approx((0.001 - 9e-7) / (1 - 1e-6))  # a city's λ moves nothing
+def test_sources_that_share_only_names_are_told_which_fields_each_has(tmp_path):
+    """One source with dates of birth, the other with postcodes: names are all they share, which is not enough
+    to link on; the error says what each source has (it said "too little data" before)."""
+    a, b = _febrl()
+    landing, contracts = _write(tmp_path, {"agency_a": a, "agency_b": b}, with_dob={"agency_a"})
+    for source, keep in (("agency_a", "  date_of_birth"), ("agency_b", "  postcode")):
+        path = contracts / f"{source}.yaml"
+        lines = [line for line in path.read_text().splitlines()
+                 if not line.startswith(("  address_text", "  - {name: soc_sec_id", "  - {name: state", "  postcode",
+                                         "  date_of_birth")) or line.startswith(keep)]
+        text = "\n".join(lines).replace("identifiers:\n", "").replace("attributes:\n", "")
+        path.write_text(text + "\n")
+    settings = Settings(data_dir=tmp_path / "data", landing_dir=landing, contracts_dir=contracts)
+    run_ingest(settings)
+    con = open_warehouse(settings)
+    try:
+        with pytest.raises(ModelError, match=r"share no field besides names to link on \(agency_a: date_of_birth; "
+                                             r"agency_b: postcode\)"):
+            train(con, settings)
+    finally:
+        con.close()
