@@ -10,11 +10,11 @@ import polars as pl
 
 from sources import canonical
 from sources._contract import Condition, FieldSpec, PersonMapping, SourceContract
-from sources._standardise import ATTRIBUTE, clean_attribute, clean_identifier
+from sources._standardise import _PREFIX_TITLES, ATTRIBUTE, clean_attribute, clean_identifier
 
 _DATE_FIELDS = {name for name, dtype in canonical.PERSON_RECORD.items() if isinstance(dtype, pl.Date)}
 # titles taken off a name before its forenames are split ("Mr John" is John, not Mr), with or without a dot
-_TITLE_WORDS = "mr|mrs|ms|miss|mx|dr|master|rev|revd|prof|sir|dame|lord|lady"
+_TITLE_WORDS = f"{_PREFIX_TITLES}|revd|lord|lady"  # standardisation's titles, and those it keeps alone
 _LEADING_TITLES = rf"^((?i:(?:{_TITLE_WORDS})\.?\s+)+)"  # "Prof Sir John": every title before the name
 _TRAILING_TITLE = rf"\s+((?i:{_TITLE_WORDS})\.?)$"  # "SMITH, JOHN MR": only in the surname-first form
 _DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*[.:]?([A-Za-z%])")  # a strftime directive, its letter captured

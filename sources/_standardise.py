@@ -20,6 +20,7 @@ _NICKNAMES = Path(__file__).parent / "reference" / "nicknames.csv"
 # a surname)
 _PREFIX_TITLES = "mr|mrs|ms|miss|mx|dr|master|rev|prof|sir|dame"
 _TITLES = rf"^({_PREFIX_TITLES})\.?\s+"
+_TITLE_ALONE = rf"^({_PREFIX_TITLES}|lord|lady)$"  # a forename that is only a title
 OUTWARD = r"(?:[A-Z][0-9]|[A-Z][0-9]{2}|[A-Z][0-9][A-Z]|[A-Z]{2}[0-9]|[A-Z]{2}[0-9]{2}|[A-Z]{2}[0-9][A-Z])"
 INWARD = r"[0-9][A-Z]{2}"
 POSTCODE = rf"^{OUTWARD}{INWARD}$"
@@ -40,7 +41,7 @@ PLACEHOLDER_DATES = [dt.date(1900, 1, 1), dt.date(1899, 12, 31), dt.date(1901, 1
 PLACEHOLDER_FORENAME = (r"^(baby|unborn|unknown|not known|nk|n k|infant|newborn|tbc|tba|twin|male|female)( .*)?$"
                         # a forename field holding only a title ("Mr", "Sir", "Dr": the name was not known, or went in
                         # another field) is no name either: two records would agree on it
-                        rf"|^({_PREFIX_TITLES}|lord|lady)$")
+                        rf"|{_TITLE_ALONE}")
 _NI_PREFIX_BANNED = ["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"]
 # what systems key into a postcode, phone or email field when the real value is unknown ("N/A", "TBC", "NFA",
 # "none@none.com"): not evidence, since strangers would agree on it. Compared upper case, letters and digits only
@@ -348,7 +349,7 @@ def standardise_person_records(frame: pl.DataFrame, as_of: dt.date, *,
     # a title alone is judged on the name as written: "عمر" (Omar) transliterates to "mr", and is no title
     written_in_latin = pl.col("first_name").str.contains(r"[A-Za-z]").fill_null(False)
     named_placeholder = (pl.col("first_name_std").str.contains(PLACEHOLDER_FORENAME).fill_null(False)
-                         & (written_in_latin | ~pl.col("first_name_std").str.contains(rf"^({_PREFIX_TITLES}|lord|lady)$")
+                         & (written_in_latin | ~pl.col("first_name_std").str.contains(_TITLE_ALONE)
                             .fill_null(False)))
     flags = _flag(flags, named_placeholder, "first_name_placeholder")
     flags = _flag(flags, impossible, "date_of_birth_out_of_bounds")
