@@ -13,30 +13,10 @@ from typer.testing import CliRunner
 from expectations import check_extract
 from pipelines.cli import app
 from sources._contract import ContractError, ExtractNameError, dated_extracts, find_extract, load_contract
+from tests._new_agency import new_agency_contract
 
-CONTRACT = """source: {source}
-agency: New Agency
-file_pattern: "{folder}/extract_*.csv"
-format: csv
-record_key: ref
-extract_date: {{from_file_name: 'extract_(?P<date>\\d{{8}})'}}
-trust_rank: 3
-sharing: {{owning_organisation: Test, lawful_basis: test, retention_days: 365}}
-person:
-  forenames: {{column: first}}
-  last_name: {{column: surname}}
-  date_of_birth: {{column: dob, formats: ["%d/%m/%Y"]}}
-  postcode: {{column: postcode}}
-"""
+_contract = new_agency_contract
 HEADER = "ref,first,surname,dob,postcode\n"
-
-
-def _contract(source="newagency", folder="new", **replace) -> str:
-    text = CONTRACT.format(source=source, folder=folder)
-    for old, new in replace.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    return text
 
 
 def _rows(n: int, *, dob: bool = True, start: int = 1) -> str:

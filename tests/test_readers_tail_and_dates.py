@@ -236,30 +236,19 @@ def test_a_declared_column_in_another_case_says_so(tmp_path):
 
 
 # ------------------------------------------------------------------ end to end: what is staged
-NEW_AGENCY = """\
-source: newagency
-agency: New Agency
-file_pattern: "new/extract_*.{ext}"
-format: {ext}
-record_key: ref
-extract_date: {{from_file_name: 'extract_(?P<date>\\d{{8}})'}}
-trust_rank: 3
-sharing: {{owning_organisation: Test, lawful_basis: test, retention_days: 365}}
-person:
-  forenames: {{column: first}}
-  last_name: {{column: surname}}
-  date_of_birth: {{column: dob, formats: ["{fmt}"]}}
-  postcode: {{column: postcode}}
-"""
 
 
 def _ingest(tmp_path, ext: str, fmt: str, write):
     from pipelines.settings import Settings
     from pipelines.stages import run_ingest
 
+    from tests._new_agency import new_agency_contract
+
     contracts = tmp_path / "contracts"
     contracts.mkdir()
-    (contracts / "newagency.yaml").write_text(NEW_AGENCY.format(ext=ext, fmt=fmt), encoding="utf-8")
+    text = new_agency_contract(**{"extract_*.csv": f"extract_*.{ext}", "format: csv": f"format: {ext}",
+                                  "%d/%m/%Y": fmt})
+    (contracts / "newagency.yaml").write_text(text, encoding="utf-8")
     landing = tmp_path / "data" / "landing" / "new"
     landing.mkdir(parents=True)
     write(landing / f"extract_20260101.{ext}")
