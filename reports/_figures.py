@@ -378,10 +378,13 @@ def addresses_and_households(con: duckdb.DuckDBPyConnection) -> dict | None:
             where not coalesce(r.no_fixed_abode, false) and (r.address_std is not null or r.uprn is not null)
         )
         select e.source, count(*) as records_with_address, count(m.uprn) as matched,
-               count(m.uprn) / count(*) as share
+               count(m.uprn) / count(*) as share, count(u.uprn) as source_uprn_unverified
         from eligible as e
         left join (select distinct address_key, uprn from linkage.address_match where uprn is not null
                    and match_method <> 'source_uprn_unverified') as m  -- a gazetteer's UPRN, not a source's
+          using (address_key)
+        left join (select distinct address_key, uprn from linkage.address_match
+                   where match_method = 'source_uprn_unverified') as u
           using (address_key)
         group by 1 order by 1""")
     methods = _rows(con, """
@@ -394,7 +397,11 @@ def addresses_and_households(con: duckdb.DuckDBPyConnection) -> dict | None:
     sizes = _rows(con, """
         select case when members >= 8 then '8+' else cast(members as varchar) end as size, count(*) as households
         from graph.household group by 1 order by min(members)""")
+    # no gazetteer (none found, or an empty one): nothing was matched, so a 0% match rate would read as a failure
+    gazetteer = con.execute("select count(*) from linkage.gazetteer").fetchone()[0] \
+        if table_exists(con, "linkage.gazetteer") else 0
     return {"definition": UPRN_MATCH_RATE_DEFINITION, "rate": uprn_match_rate(con), "by_source": by_source,
+            "no_gazetteer": gazetteer == 0,
             "methods": methods, "households": households[0], "households_with_uprn": households[1],
             "communal": households[2], "mean_size": households[3] or 0.0, "large": households[4], "sizes": sizes}
 

@@ -1,6 +1,7 @@
 """Households when there is no gazetteer (docs/adr/0005-households.md): a source's own UPRN is the home, and an
 address given without a postcode is a home by its text when it names a house number. With a gazetteer, a UPRN
 it does not know is still not trusted and an address it could not match without a postcode still places no one.
+The run report says when there was no gazetteer (issue 12).
 
 Each case runs the real address matching (load_gazetteer, match_addresses) and the graph SQL on literal records."""
 
@@ -8,10 +9,12 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 import warehouse
 from linkage_models import assign_person_ids
 from linkage_models._address import load_gazetteer, match_addresses
+from pipelines.cli import app
 from sources import canonical
 from sources._standardise import standardise_person_records
 from warehouse._graph import build_graph
@@ -25,11 +28,9 @@ GAZETTEER = """uprn,usrn,sao_text,pao_start_number,pao_text,street_description,l
 """
 
 
-def _households(rows: list[dict], gazetteer=None) -> tuple[dict[str, tuple], dict[str, tuple]]:
+def _link(con, rows: list[dict], gazetteer=None, run_id: str = "r1") -> None:
     """Stage `rows` (one record per person, person = record_id), match their addresses against `gazetteer` (a CSV
-    path, or None for no gazetteer) and build the graph. Returns {record_id: (household_id, household uprn)} for
-    the persons placed in a household, and {record_id: (uprn, match_method)} from linkage.address_match."""
-    con = warehouse.connect(":memory:")
+    path, or None for no gazetteer) and build the graph in the warehouse `con`."""
     frame = pl.DataFrame(
         [dict(source=r.get("source", "health"), record_id=r["id"], record_role="subject", first_name=r["id"],
               last_name="Test", address_text=r.get("address"), postcode=r.get("postcode"), uprn=r.get("uprn"),
@@ -44,8 +45,15 @@ def _households(rows: list[dict], gazetteer=None) -> tuple[dict[str, tuple], dic
     load_gazetteer(con, gazetteer)
     match_addresses(con)
     clusters = staged.select("source", "record_id", pl.col("record_id").alias("cluster_id"))
-    assign_person_ids(con, clusters, run_id="r1")
-    build_graph(con, run_id="r1", model_version="test", as_of=AS_OF)
+    assign_person_ids(con, clusters, run_id=run_id)
+    build_graph(con, run_id=run_id, model_version="test", as_of=AS_OF)
+
+
+def _households(rows: list[dict], gazetteer=None) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """`_link` in memory. Returns {record_id: (household_id, household uprn)} for the persons placed in a household,
+    and {record_id: (uprn, match_method)} from linkage.address_match."""
+    con = warehouse.connect(":memory:")
+    _link(con, rows, gazetteer)
     placed = con.sql(
         "select l.record_id, m.household_id, h.uprn from graph.household_member as m "
         "join graph.record_link as l using (person_id) join graph.household as h using (household_id)").fetchall()
@@ -131,3 +139,40 @@ def test_with_a_gazetteer_an_address_without_a_postcode_it_cannot_match_places_n
     assert matches["ambiguous"] == (None, "unmatched")
     assert "ambiguous" not in placed and "ambiguous_too" not in placed
     assert placed["unique"][1] == 1007
+
+
+def _report(tmp_path, gazetteer=None) -> str:
+    """The HTML report of a link run (a real warehouse file, `familylink report`) over a family at a source's UPRN
+    and a neighbour whose address the gazetteer, when there is one, knows."""
+    data = tmp_path / "data"
+    con = warehouse.connect(data / "warehouse" / "familylink.duckdb")
+    try:
+        with warehouse.audited_run(con, "link") as run_id:
+            _link(con, [dict(id="mum", uprn=1001), dict(id="child", uprn=1001, source="housing"),
+                        dict(id="neighbour", address="18 Mill Road", postcode="AV3 4PL")], gazetteer, run_id)
+    finally:
+        con.close()
+    result = CliRunner().invoke(app, ["report", "--data-dir", str(data), "--run-id", run_id])
+    assert result.exit_code == 0, result.output
+    return (data / "reports" / run_id / "report.html").read_text(encoding="utf-8")
+
+
+def _flat(html: str) -> str:
+    return " ".join(html.split())
+
+
+def test_the_report_says_there_was_no_gazetteer_and_shows_no_match_rate(tmp_path):
+    html = _flat(_report(tmp_path))
+    assert ("No gazetteer was loaded for this run (none was found, or it was empty), so no address was matched to "
+            "the council's gazetteer. UPRNs come only from the sources and are unverified; households are formed "
+            "from those UPRNs, else from the normalised address and postcode.") in html
+    # not a 0% match rate, which would read as a matching failure
+    assert '<b id="uprn-match-rate">not applicable (no gazetteer)</b>' in html
+    assert "matched to a UPRN</th>" not in html
+    assert "with a UPRN (a source's, unverified)<b>1</b>" in html
+
+
+def test_the_report_of_a_run_with_a_gazetteer_does_not_say_so(tmp_path, gazetteer):
+    html = _flat(_report(tmp_path, gazetteer))
+    assert "No gazetteer" not in html and "no gazetteer" not in html
+    assert '<b id="uprn-match-rate">100.0%</b>' in html
