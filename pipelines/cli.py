@@ -62,11 +62,19 @@ def _no_flag_placeholder() -> None:
 _no_flag_placeholder()
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(reads: str | None = None, **overrides: object) -> Settings:
+    """The settings with the command line's overrides, the data folder protected (protect_data creates it).
+
+    `reads` names the Settings path a read-only command reads (warehouse, models, snapshots): when neither it nor
+    the data folder exists, --data-dir is taken to be mistyped and the command stops with one line naming what it
+    would have read, before anything is created."""
     try:
         settings = get_settings().with_overrides(**overrides)
     except SettingsError as exc:
         _fail(str(exc))
+    if reads is not None and not settings.data_dir.is_dir() and not getattr(settings, reads).exists():
+        _fail(f"no {reads} at {getattr(settings, reads)}: there is no folder {settings.data_dir} "
+              "(is --data-dir right?)")
     tightened = settings.protect_data()
     if tightened:
         err.print(f"familylink: {tightened} file(s) or folder(s) under {settings.data_dir} were readable by others; "
@@ -89,6 +97,20 @@ def _exclusive(settings: Settings, flow: str) -> None:
         get_current_context().with_resource(exclusive(settings, flow))
     except RunRefused as exc:
         _fail(str(exc))
+
+
+def _open_to_read(settings: Settings, flow: str):
+    """The warehouse for a command that only reads it, under the run lock. A data folder without one reads as an
+    empty warehouse (in memory), so the command says what is missing (no run, no links) and leaves no empty
+    warehouse file behind."""
+    import warehouse
+    from pipelines.stages import open_warehouse
+
+    if not settings.warehouse.exists():
+        return warehouse.connect(":memory:", memory_limit=settings.duckdb_memory_limit,
+                                 threads=settings.duckdb_threads)
+    _exclusive(settings, flow)
+    return open_warehouse(settings)
 
 
 def _fail(reason: str, code: int = 1) -> None:
@@ -228,7 +250,7 @@ def _model_versions(settings: Settings) -> list[dict]:
 @app.command()
 def models(data_dir: DataDir = None) -> None:
     """List the person model versions trained, with when, on how many records, and which one is approved."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("models", data_dir=data_dir)
     versions = _model_versions(settings)
     if not versions:
         _fail(f"no person model trained under {settings.models / 'person'}: run `familylink train`")
@@ -257,13 +279,10 @@ def runs(data_dir: DataDir = None,
     """List the latest runs: flow, start and end (UTC), status, failed stage, and the snapshot each built."""
     import json
 
-    from pipelines.stages import open_warehouse
-
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     if not settings.warehouse.exists():
         _fail(f"no warehouse at {settings.warehouse}: nothing has run yet")
-    _exclusive(settings, "runs")
-    con = open_warehouse(settings)
+    con = _open_to_read(settings, "runs")
     try:
         rows = _recent_runs(con, limit)
     finally:
@@ -311,11 +330,9 @@ def evaluate(data_dir: DataDir = None) -> None:
     from linkage_models.evaluate import NotComputed, programme_truth_gap
     from linkage_models.pipeline import (ModelError, evaluate_link_errors, evaluate_persons,
                                          evaluate_persons_by_source_pair)
-    from pipelines.stages import open_warehouse
 
-    settings = _settings(data_dir=data_dir)
-    _exclusive(settings, "evaluate")
-    con = open_warehouse(settings)
+    settings = _settings("warehouse", data_dir=data_dir)
+    con = _open_to_read(settings, "evaluate")
     try:
         try:
             quality = evaluate_persons(con, settings.truth)
@@ -466,7 +483,7 @@ def query(
     """Run one read-only query on the analysts' database of the published snapshot (never the working warehouse)."""
     import duckdb
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("snapshots", data_dir=data_dir)
     folder = settings.snapshots / (snapshot or "current")
     path = folder / "analysts.duckdb"
     if not path.exists():
@@ -515,11 +532,10 @@ def report(
     run_id: Annotated[Optional[str], typer.Option(help="Run to report on (default: the latest completed run).")] = None,
 ) -> None:
     """Write the match-quality and data-quality report (one offline HTML file) for a run."""
-    from pipelines.stages import StageFailure, open_warehouse, run_report
+    from pipelines.stages import StageFailure, run_report
 
-    settings = _settings(data_dir=data_dir, contracts_dir=contracts)
-    _exclusive(settings, "report")
-    con = open_warehouse(settings)
+    settings = _settings("warehouse", data_dir=data_dir, contracts_dir=contracts)
+    con = _open_to_read(settings, "report")
     try:
         if run_id is not None and not con.execute("select count(*) from audit.run where run_id = ?",
                                                   [run_id]).fetchall()[0][0]:
@@ -561,18 +577,16 @@ def review(
     from rich.prompt import Prompt
 
     from linkage_models.pipeline import ModelError, approved_model
-    from pipelines.stages import open_warehouse
     from reports.review import LABELS, role_words, sample_pairs, waterfall_lines
     from reports.review import review as run_review
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     reviewer = reviewer or getpass.getuser()
-    _exclusive(settings, "review")
     try:
         version, model_path = approved_model(settings)
     except ModelError:
         version = model_path = None  # decisions can still be labelled; the waterfall needs the approved model
-    con = open_warehouse(settings)
+    con = _open_to_read(settings, "review")
     try:
         import warehouse
 

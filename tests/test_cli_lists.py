@@ -90,6 +90,32 @@ def test_run_refuses_a_missing_data_folder_at_once(tmp_path):
     assert not missing.exists()
 
 
+@pytest.mark.parametrize("args, missing_file", [
+    (["evaluate"], "warehouse/familylink.duckdb"),
+    (["runs"], "warehouse/familylink.duckdb"),
+    (["report"], "warehouse/familylink.duckdb"),
+    (["review"], "warehouse/familylink.duckdb"),
+    (["models"], "models"),
+    (["query", "select 1"], "snapshots"),
+], ids=lambda value: value[0] if isinstance(value, list) else "")
+def test_a_read_only_command_on_a_mistyped_data_folder_stops_and_creates_nothing(tmp_path, args, missing_file):
+    missing = tmp_path / "nowhere"
+    result = _invoke(*args, "--data-dir", str(missing))
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("familylink:")]
+    flat = " ".join(result.output.split())
+    assert len(lines) == 1 and f"{missing / missing_file}: there is no folder {missing}" in flat, result.output
+    assert "Traceback" not in result.output
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "report", "review"])
+def test_a_read_only_command_on_a_data_folder_without_a_warehouse_leaves_none_behind(tmp_path, command):
+    result = _invoke(command, "--data-dir", str(tmp_path))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_query_reads_the_published_snapshot_only(data):
     folder, _ = data
     result = _invoke("query", "select count(*) as people from pseudonymised.person", "--data-dir", str(folder))
