@@ -17,6 +17,10 @@ _DATE_FIELDS = {name for name, dtype in canonical.PERSON_RECORD.items() if isins
 _TITLE_WORDS = f"{_PREFIX_TITLES}|revd|lord|lady"  # standardisation's titles, and those it keeps alone
 _LEADING_TITLES = rf"^((?i:(?:{_TITLE_WORDS})\.?\s+)+)"  # "Prof Sir John": every title before the name
 _TRAILING_TITLE = rf"\s+((?i:{_TITLE_WORDS})\.?)$"  # "SMITH, JOHN MR": only in the surname-first form
+# two people in one name field ("Mr & Mrs Smith", "Mr and Mrs J Smith", "John + Jane Smith"): "&" or "+" anywhere,
+# "and" only as a word between words (Andrew, Alexander, Sandy are names)
+_JOINT_NAME = r"(?i)[&+]|\S\s+and\s+\S"
+_FORENAME_FIELDS = ("full_name", "surname_first_name", "forenames", "first_name")
 _DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*[.:]?([A-Za-z%])")  # a strftime directive, its letter captured
 
 
@@ -112,6 +116,13 @@ def _name_parts(text: pl.Expr, surname_first: pl.Expr, surname_last: bool) -> di
     }
 
 
+def joint_names(mapping: PersonMapping) -> list[tuple[list[str], pl.Expr]]:
+    """For each field of `mapping` that carries forenames: its source columns, and whether a row's value names two
+    people (a joint name), which no one person record can hold."""
+    return [(spec.source_columns(), value_expr(spec).str.contains(_JOINT_NAME).fill_null(False))
+            for name, spec in mapping.fields().items() if name in _FORENAME_FIELDS and spec.source_columns()]
+
+
 def condition_expr(cond: Condition | None) -> pl.Expr:
     if cond is None:
         return pl.lit(True)
@@ -173,8 +184,10 @@ def _person_columns(mapping: PersonMapping, latest: dt.date) -> tuple[list[pl.Ex
 
 
 def _persons(frame: pl.DataFrame, mapping: PersonMapping, contract: SourceContract, sha: str,
-             extract_date: dt.date | None, role: str, suffix: str = "") -> pl.DataFrame:
+             extract_date: dt.date | None, role: str, suffix: str = "",
+             more_flags: list[pl.Expr] | None = None) -> pl.DataFrame:
     exprs, flags = _person_columns(mapping, extract_date or dt.date.today())
+    flags += more_flags or []
     if role == "subject":  # a declared identifier that fails its check is set aside and flagged, never the row
         for ident in contract.identifiers:
             spec = ident.field_spec()
@@ -199,13 +212,19 @@ def _persons(frame: pl.DataFrame, mapping: PersonMapping, contract: SourceContra
 
 def apply_contract(frame: pl.DataFrame, contract: SourceContract, *, file_sha256: str,
                    extract_date: dt.date | None) -> MappedExtract:
-    subjects = _persons(frame, contract.person, contract, file_sha256, extract_date, "subject")
+    # a related person with a joint name ("Mr & Mrs Smith" as a pupil's parent contact) is two people, so is not
+    # staged; the subject is, flagged (the subject's own joint name quarantines the row: sources/ingest.py)
+    related_joint = [pl.any_horizontal([joint for _, joint in joint_names(related.person)] or [pl.lit(False)])
+                     for related in contract.related_persons]
+    subjects = _persons(frame, contract.person, contract, file_sha256, extract_date, "subject",
+                        more_flags=[pl.when(joint).then(pl.lit(f"{related.role}_joint_name"))
+                                    for related, joint in zip(contract.related_persons, related_joint)])
     latest = extract_date or dt.date.today()  # no two-digit year of a date that has happened is read as later
     persons = [subjects]
     relationships = []
     key = pl.col(contract.record_key).cast(pl.String).str.strip_chars()
-    for related in contract.related_persons:
-        named = frame.filter(_named(related.person))
+    for related, joint in zip(contract.related_persons, related_joint):
+        named = frame.filter(_named(related.person) & ~joint)
         persons.append(_persons(named, related.person, contract, file_sha256, extract_date, related.role,
                                 related.record_id_suffix))
         # the related person <relationship> the row's subject; "child_of" is turned round, as for stated

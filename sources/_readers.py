@@ -16,7 +16,9 @@ from pathlib import Path
 
 import polars as pl
 
-from sources._contract import FieldSpec, SourceContract
+from sources import canonical
+from sources._contract import DEFAULT_DATE_FORMATS, FieldSpec, SourceContract
+from sources._mapping import parse_dates
 
 
 class ExtractError(ValueError):
@@ -201,20 +203,26 @@ def _read_xlsx(path: Path, contract: SourceContract) -> pl.DataFrame:
 
 # how calamine writes a date cell read as text: "1958-10-05 00:00:00"
 _CELL_STAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
+# how calamine writes a number cell read as text: "36526", "36526.75", "-3"
+_CELL_NUMBER = r"^-?\d+(\.\d+)?$"
 # Excel's first day; a smaller serial number is a time of day with no date, not a date
 _EXCEL_EPOCH = dt.datetime(1900, 1, 1)
 
 
 def _xlsx_dates_as_text(path: Path, frame: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
-    """Date cells as the text the contract's mapping reads, as a Parquet date column is (see `_date_text`); text
-    cells, numbers and times of day in the same column are left as they are.
+    """Date cells as the text the contract's mapping reads, as a Parquet date column is (see `_date_text`), and so
+    number cells in a column mapped to a date field (Excel serial dates in a cell not formatted as a date, see
+    `_excel_serial_dates`); text cells, times of day and other columns' numbers are left as they are.
 
     Read as text, a date cell comes out as "1958-10-05 00:00:00", which no declared format matches. A second
-    reading asks calamine for the columns that hold such text as datetimes: a date cell comes back as a datetime
-    equal to its text, a text cell (even one spelling a date the same way) comes back empty and a number comes back
-    as a datetime that is not its text, so only real date cells are rewritten."""
-    candidates = [name for name, dtype in frame.schema.items()
-                  if dtype == pl.String and frame[name].str.contains(_CELL_STAMP).any()]
+    reading asks calamine for the columns that hold such text (or a number, in a date field's column) as
+    datetimes: a date cell comes back as a datetime equal to its text, a text cell (even one spelling a date or a
+    number the same way) comes back empty and a number comes back as a datetime that is not its text, so only real
+    date and number cells are rewritten."""
+    date_fields = date_field_formats(contract)[0]
+    candidates = [name for name, dtype in frame.schema.items() if dtype == pl.String and (
+        frame[name].str.contains(_CELL_STAMP).any()
+        or (name in date_fields and frame[name].str.contains(_CELL_NUMBER).any()))]
     if not candidates:
         return frame
     typed = pl.read_excel(path, sheet_name=contract.sheet, engine="calamine", columns=candidates,
@@ -224,14 +232,54 @@ def _xlsx_dates_as_text(path: Path, frame: pl.DataFrame, contract: SourceContrac
     if typed.height != frame.height:
         raise ExtractError(path, "the sheet read differently twice: is it being written to?")
     dates = date_columns(contract)
+    date1904 = _uses_1904_dates(path)
     rewritten = []
     for name in candidates:
         cell = typed[name].cast(pl.Datetime("us"))
         as_read = frame[name].str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
         is_date_cell = cell.is_not_null() & (cell == as_read).fill_null(False) & (cell >= _EXCEL_EPOCH)
-        rewritten.append(pl.when(is_date_cell).then(_date_text(cell, dates.get(name))).otherwise(frame[name])
-                         .alias(name))
+        column = pl.when(is_date_cell).then(_date_text(cell, dates.get(name)))
+        if name in date_fields:
+            # a number the contract's formats read as it stands (19800201 under %Y%m%d) is a date already
+            is_number_cell = (cell.is_not_null() & frame[name].str.contains(_CELL_NUMBER).fill_null(False)
+                              & frame.select(parse_dates(pl.col(name), date_fields[name]).is_null()).to_series())
+            serial = _excel_serial_dates(frame[name].cast(pl.Float64, strict=False), date1904)
+            column = column.when(is_number_cell & serial.is_not_null()).then(_date_text(serial, date_fields[name]))
+        rewritten.append(column.otherwise(frame[name]).alias(name))
     return frame.with_columns(rewritten)
+
+
+def _uses_1904_dates(path: Path) -> bool:
+    """Whether the workbook counts its serial dates from 1904 (old Mac Excel's date system): the date1904
+    attribute of workbookPr in xl/workbook.xml. calamine applies it to date cells but not to plain numbers."""
+    import re
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            text = book.read("xl/workbook.xml").decode("utf-8", errors="replace")
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return False
+    return re.search(r"""<(\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*["'](1|true)["']""", text) is not None
+
+
+_LAST_DAY = dt.date(9999, 12, 31)  # Excel's last day: serial 2958465 in the 1900 date system
+
+
+def _excel_serial_dates(serial: pl.Series, date1904: bool) -> pl.Series:
+    """Excel serial day numbers (a fraction is the time of day) as datetimes; null outside 1 .. Excel's last day.
+
+    In the 1900 date system serial 1 is 1900-01-01 and serial 60 is 1900-02-29, a day Excel counts (after Lotus
+    1-2-3) that never was: it is no date, and every serial from 61 is one day later than its count (61 is
+    1900-03-01). In the 1904 system serial 0 is 1904-01-01 and there is no such day."""
+    base = dt.datetime(1904, 1, 1) if date1904 else dt.datetime(1899, 12, 31)
+    last = (_LAST_DAY - base.date()).days + (0 if date1904 else 1)
+    number = pl.col("serial").clip(0, last + 1)  # no overflow below, where the value is no date anyway
+    day = number.floor()
+    days = number if date1904 else pl.when(day >= 61).then(number - 1).otherwise(number)
+    valid = (day >= 1) & (day <= last) & (pl.lit(date1904) | (day != 60))
+    stamp = pl.lit(base, pl.Datetime("us")) + pl.duration(milliseconds=(days * 86_400_000).round(0).cast(pl.Int64))
+    return pl.DataFrame({"serial": serial}).select(pl.when(valid).then(stamp)).to_series()
 
 
 def _date_text(values: pl.Series | pl.Expr, formats: list[str] | None) -> pl.Series | pl.Expr:
@@ -281,6 +329,24 @@ def date_columns(contract: SourceContract) -> dict[str, list[str]]:
         if spec.formats and spec.column:
             found.setdefault(spec.column, list(spec.formats))
     return found
+
+
+# the canonical fields that hold dates (an extract's own date comes from its file name or a column of its own)
+_DATE_FIELDS = {name for schema in (canonical.PERSON_RECORD, canonical.INVOLVEMENT, canonical.EVENT)
+                for name, dtype in schema.items() if dtype == pl.Date()} - {"extract_date"}
+
+
+def date_field_formats(contract: SourceContract) -> tuple[dict[str, list[str]], list[str]]:
+    """Source column -> the formats its dates are read with: the contract's, or the default for a date field
+    that declares none (those columns listed second), so a file whose dates they cannot read is rejected whole
+    either way."""
+    formats = date_columns(contract)
+    defaulted = []
+    for name, spec in field_specs(contract):
+        if name in _DATE_FIELDS and spec.column and not spec.formats and spec.column not in formats:
+            formats[spec.column] = list(DEFAULT_DATE_FORMATS)
+            defaulted.append(spec.column)
+    return formats, defaulted
 
 
 # identifiers of a fixed number of digits that an integer column loses leading zeros of

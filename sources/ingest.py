@@ -15,11 +15,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from sources import _load, canonical
+from sources import _load
 from warehouse._db import transaction
-from sources._contract import DEFAULT_DATE_FORMATS, SourceContract, dated_extracts, find_extract, load_contracts
-from sources._mapping import apply_contract
-from sources._readers import ExtractError, date_columns, field_specs, file_sha256, read_extract
+from sources._contract import SourceContract, dated_extracts, find_extract, load_contracts
+from sources._mapping import apply_contract, joint_names
+from sources._readers import ExtractError, date_field_formats, file_sha256, read_extract
 from sources._standardise import ATTRIBUTE, standardise_person_records
 
 log = logging.getLogger("familylink.ingest")
@@ -185,7 +185,7 @@ def _ingest_extract(
                        raw=raw)
 
     headers = _repeated_header_rows(frame, contract)
-    date_formats, defaulted = _date_formats(contract)
+    date_formats, defaulted = date_field_formats(contract)
     problems = check_extract(
         contract.source,
         frame.filter(~pl.col("_row_number").is_in(headers.implode())) if headers.len() else frame,
@@ -220,7 +220,11 @@ def _ingest_extract(
     subjects = subjects.drop("_has_declared_identifier")
     bad_rows = _quarantine_damaged_cells(frame, subjects, outcome.quarantined.select("row_number", "record_id",
                                                                                       "reasons"))
-    bad_rows = _add_reasons(bad_rows, subjects, headers, REPEATED_HEADER).join(
+    bad_rows = _add_reasons(bad_rows, subjects, headers, REPEATED_HEADER)
+    for columns, joint in joint_names(contract.person):  # two people in the subject's name: no one record
+        bad_rows = _add_reasons(bad_rows, subjects, frame.filter(joint)["_row_number"].cast(pl.Int64),
+                                f"{JOINT_NAME} in column{'s' if len(columns) > 1 else ''} {', '.join(columns)}")
+    bad_rows = bad_rows.join(
         raw.select("row_number", "payload"), on="row_number", how="left"
     )
     bad_rows, raw = _suppress_erased(con, contract.source, subjects, bad_rows, raw)
@@ -287,6 +291,7 @@ def _ingest_extract(
 
 ERASED = "erased on request"
 REPEATED_HEADER = "repeated header row"
+JOINT_NAME = "joint name (two people in one name field)"
 
 
 def locate_extract(landing: Path, contract: SourceContract) -> Path | None:
@@ -361,23 +366,6 @@ def _add_reasons(bad_rows: pl.DataFrame, subjects: pl.DataFrame, row_numbers: pl
              .join(subjects.select("row_number", "record_id").unique("row_number"), on="row_number", how="left")
              .with_columns(pl.lit([reason]).alias("reasons")))
     return pl.concat([merged, extra.select(bad_rows.columns).cast(dict(bad_rows.schema))])
-
-
-_DATE_FIELDS = {name for schema in (canonical.PERSON_RECORD, canonical.INVOLVEMENT, canonical.EVENT)
-                for name, dtype in schema.items() if dtype == pl.Date()} - {"extract_date"}
-
-
-def _date_formats(contract: SourceContract) -> tuple[dict[str, list[str]], list[str]]:
-    """Source column -> the formats its dates are read with: the contract's, or the default for a date field
-    that declares none (those columns listed second), so a file whose dates they cannot read is rejected whole
-    either way."""
-    formats = date_columns(contract)
-    defaulted = []
-    for name, spec in field_specs(contract):
-        if name in _DATE_FIELDS and spec.column and not spec.formats and spec.column not in formats:
-            formats[spec.column] = list(DEFAULT_DATE_FORMATS)
-            defaulted.append(spec.column)
-    return formats, defaulted
 
 
 def _filled_shares_staged(con, contract: SourceContract, file_sha256: str) -> dict[tuple[str, ...], float]:

@@ -149,3 +149,21 @@ def test_a_mapped_title_column_comes_before_a_title_in_the_name():
     rows = _persons({"full_name": {"column": "n"}, "title": {"column": "t"}}, n=["Mrs Ann Testname", "Mr Bo Testname"],
                     t=["Dr", None])
     assert [(r["title"], r["first_name"]) for r in rows] == [("Dr", "Ann"), ("Mr", "Bo")]
+
+
+# --- joint names (a subject's quarantines the row: tests/test_onboarding_errors.py) ----------------------------
+
+def test_a_related_person_with_a_joint_name_is_not_staged_and_the_subject_is_flagged():
+    """"Mr & Mrs Testname" as a pupil's parent contact is two people: no parent record, the pupil staged."""
+    contract = _contract({"first_name": {"column": "f"}, "last_name": {"column": "s"}}, related_persons=[
+        {"role": "parent_carer", "record_id_suffix": "-P1", "relationship": "parent_of",
+         "person": {"full_name": {"column": "p"}}}])
+    mapped = apply_contract(_frame(f=["Amy", "Ben", "Cal"], s=["Testname"] * 3,
+                                   p=["Mr & Mrs Testname", "Mrs Andrea Testname", "Mr. and Mrs. J Testname"]),
+                            contract, file_sha256="x", extract_date=EXTRACT_DATE)
+    persons = {r["record_id"]: r for r in mapped.person_record.to_dicts()}
+    assert sorted(persons) == ["R0", "R1", "R1-P1", "R2"]
+    assert persons["R1-P1"]["first_name"] == "Andrea"
+    assert [persons[r]["quality_flags"] for r in ("R0", "R1", "R2")] == [
+        ["parent_carer_joint_name"], [], ["parent_carer_joint_name"]]
+    assert mapped.stated_relationship["record_id"].to_list() == ["R1-P1"]

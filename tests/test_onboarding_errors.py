@@ -223,6 +223,33 @@ def test_a_repeated_header_row_is_quarantined_not_staged(tmp_path):
     assert _sql(case, "select count(*) from staging.person_record where lower(trim(record_id)) = 'ref'") == [(0,)]
 
 
+_FULL_NAME = {"forenames: {column: first}\n  last_name: {column: surname}": "full_name: {column: first}"}
+
+
+@pytest.mark.parametrize("replace, joint, other", [
+    ({}, "Mr & Mrs", "Andrew Alexander"),
+    ({}, "Mr and Mrs J", "Sandy"),
+    ({}, "Mr. and Mrs.", "Anders"),
+    ({}, "MRS&MR", "Ann"),
+    (_FULL_NAME, "Mr & Mrs Smith", "Alexander Anderson"),
+    (_FULL_NAME, "Mr and Mrs J Smith", "Mr Andrew Sanderson"),
+    (_FULL_NAME, "Mr. and Mrs. Smith", "Dr Anna Band"),
+    (_FULL_NAME, '"SMITH, Mr and Mrs"', '"ANDERSON, Mrs Andrea"'),
+], ids=lambda value: value if isinstance(value, str) else ("full_name" if value else "forenames"))
+def test_a_joint_name_is_quarantined_naming_the_column_and_every_other_row_is_staged(tmp_path, replace, joint,
+                                                                                       other):
+    """"Mr & Mrs Smith" names two people: no one person record can hold it (its forename was "and")."""
+    text = HEADER + _rows(2) + f"J1,{joint},Smith,01/02/1980,TN1 1AA\n" + f"A3,{other},Lee,01/03/1980,TN1 1AA\n"
+    case = _case(tmp_path, {"newagency": _contract(**replace)}, {"new/extract_20260101.csv": text})
+    result = _ingest(case)
+    assert result.exit_code == 0, result.output
+    assert _sql(case, "select status, rows_read, rows_staged, rows_quarantined from audit.file_manifest") == [
+        ("loaded", 4, 3, 1)]
+    assert _sql(case, "select file_name, row_number, record_id, reasons from quarantine.row") == [  # line 4
+        ("landing/new/extract_20260101.csv", 4, "J1", ["joint name (two people in one name field) in column first"])]
+    assert _sql(case, "select record_id from staging.person_record order by 1") == [("A1",), ("A2",), ("A3",)]
+
+
 def test_a_column_arriving_empty_rejects_the_extract_and_keeps_the_last_good_one(tmp_path):
     case = _case(tmp_path, {"newagency": _contract()}, {"new/extract_20260101.csv": HEADER + _rows(40)})
     assert _ingest(case).exit_code == 0

@@ -1,5 +1,5 @@
-"""Extract readers: blank lines and a Ctrl-Z at the end of a CSV are not rows; XLSX date cells reach the contract as
-dates in its own format; header messages name the near-miss column and unnamed columns. Synthetic data only."""
+"""Extract readers: blank lines and a Ctrl-Z at the end of a CSV are not rows; XLSX date cells, and numbers in a date
+field's column (Excel serial dates), reach the contract as dates in its own format; header messages name the near-miss column and unnamed columns. Synthetic data only."""
 
 import datetime as dt
 
@@ -94,9 +94,10 @@ def test_a_header_followed_only_by_blank_lines_has_no_data_rows(tmp_path):
 
 
 # ------------------------------------------------------------------ XLSX: date cells
-def _workbook(path, cells: list[tuple[str, object]], header_row: int = 1):
-    """One sheet: ID, FIRST, LAST, DOB; DOB is written as a real date cell for a date or datetime, else as is."""
-    book = xlsxwriter.Workbook(str(path))
+def _workbook(path, cells: list[tuple[str, object]], header_row: int = 1, date_1904: bool = False):
+    """One sheet: ID, FIRST, LAST, DOB; DOB is written as a real date cell for a date or datetime, else as is (a
+    number as a number cell); `date_1904`: the workbook's 1904 date system flag."""
+    book = xlsxwriter.Workbook(str(path), {"date_1904": date_1904})
     sheet = book.add_worksheet("S")
     as_date = book.add_format({"num_format": "dd/mm/yyyy"})
     as_stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
@@ -127,20 +128,20 @@ MIXED = [
     ("t1", "21/07/1976"),                      # text in the declared format
     ("t2", "1958-10-05 00:00:00"),             # text that spells a date as a date cell reads: text, left alone
     ("d2", dt.datetime(2001, 2, 13, 14, 30)),  # a date cell with a time of day
-    ("n1", 21463),                             # a plain number, not a date cell
+    ("n1", 21463),                             # a number cell: an Excel serial date (1958-10-05)
     ("e1", None),                              # an empty cell
 ]
 
 
 @pytest.mark.parametrize("formats, expected", [
-    (["%d/%m/%Y"], ["05/10/1958", "21/07/1976", "1958-10-05 00:00:00", "13/02/2001", "21463", ""]),
-    (["%Y-%m-%d"], ["1958-10-05", "21/07/1976", "1958-10-05 00:00:00", "2001-02-13", "21463", ""]),
+    (["%d/%m/%Y"], ["05/10/1958", "21/07/1976", "1958-10-05 00:00:00", "13/02/2001", "05/10/1958", ""]),
+    (["%Y-%m-%d"], ["1958-10-05", "21/07/1976", "1958-10-05 00:00:00", "2001-02-13", "1958-10-05", ""]),
     # only a two-digit year declared: written so, and read as the latest such date not after the extract's
-    (["%d/%m/%y"], ["05/10/58", "21/07/1976", "1958-10-05 00:00:00", "13/02/01", "21463", ""]),
-    (["%d/%m/%y", "%d.%m.%Y"], ["05.10.1958", "21/07/1976", "1958-10-05 00:00:00", "13.02.2001", "21463", ""]),
+    (["%d/%m/%y"], ["05/10/58", "21/07/1976", "1958-10-05 00:00:00", "13/02/01", "05/10/58", ""]),
+    (["%d/%m/%y", "%d.%m.%Y"], ["05.10.1958", "21/07/1976", "1958-10-05 00:00:00", "13.02.2001", "05.10.1958", ""]),
     # a contract written for how date cells used to arrive keeps working
     (["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
-     ["1958-10-05 00:00:00", "21/07/1976", "1958-10-05 00:00:00", "2001-02-13 14:30:00", "21463", ""]),
+     ["1958-10-05 00:00:00", "21/07/1976", "1958-10-05 00:00:00", "2001-02-13 14:30:00", "1958-10-05 00:00:00", ""]),
 ])
 def test_xlsx_date_cells_become_dates_in_the_contracts_format_and_text_is_untouched(tmp_path, formats, expected):
     path = _workbook(tmp_path / "x.xlsx", MIXED)
@@ -149,13 +150,51 @@ def test_xlsx_date_cells_become_dates_in_the_contracts_format_and_text_is_untouc
     assert frame["DOB"].to_list() == expected
 
 
+def _contract_without_dob_formats(person_dob: dict | None = None) -> SourceContract:
+    """The XLSX contract with DOB mapped as `person_dob` (a date field without formats by default, None: unmapped)."""
+    person = {"first_name": {"column": "FIRST"}, "last_name": {"column": "LAST"}}
+    return SourceContract.model_validate({**_contract("xlsx").model_dump(exclude_unset=True), "person": {
+        **person, **({"date_of_birth": person_dob} if person_dob is not None else {})}})
+
+
 def test_xlsx_date_column_without_declared_formats_is_iso(tmp_path):
-    path = _workbook(tmp_path / "x.xlsx", [("d1", dt.datetime(1958, 10, 5)), ("d2", dt.datetime(1960, 1, 2))])
-    contract = SourceContract.model_validate({
-        **_contract("xlsx").model_dump(exclude_unset=True),
-        "person": {"first_name": {"column": "FIRST"}, "last_name": {"column": "LAST"},
-                   "date_of_birth": {"column": "DOB"}}})
-    assert read_extract(path, contract)["DOB"].to_list() == ["1958-10-05", "1960-01-02"]
+    path = _workbook(tmp_path / "x.xlsx", [("d1", dt.datetime(1958, 10, 5)), ("d2", dt.datetime(1960, 1, 2)),
+                                           ("n1", 36526)])
+    contract = _contract_without_dob_formats({"column": "DOB"})
+    assert read_extract(path, contract)["DOB"].to_list() == ["1958-10-05", "1960-01-02", "2000-01-01"]
+
+
+SERIALS = [  # (cell, as read in the 1900 date system, in the 1904 one), under %d/%m/%Y
+    (36526, "01/01/2000", "02/01/2004"),
+    (36526.75, "01/01/2000", "02/01/2004"),  # a time of day: the contract reads dates
+    (35064, "31/12/1995", "01/01/2000"),
+    (1, "01/01/1900", "02/01/1904"),
+    (59, "28/02/1900", "29/02/1904"),
+    (60, "60", "01/03/1904"),  # 1900-02-29, which Excel counts and never was: left as written (unparseable)
+    (61, "01/03/1900", "02/03/1904"),  # from here on one day later than the count
+    (2958465, "31/12/9999", "2958465"),  # Excel's last day (1900), beyond it (1904)
+    (2957003, "30/12/9995", "31/12/9999"),
+    (0, "0", "0"),
+    (-3, "-3", "-3"),
+    (2958466, "2958466", "2958466"),
+    ("36526", "36526", "36526"),  # a text cell of digits is text
+]
+
+
+@pytest.mark.parametrize("date_1904", [False, True], ids=["1900 dates", "1904 dates"])
+def test_xlsx_numbers_in_a_date_fields_column_are_excel_serial_dates(tmp_path, date_1904):
+    path = _workbook(tmp_path / "x.xlsx", [(f"r{i}", cell) for i, (cell, _, _) in enumerate(SERIALS)],
+                     date_1904=date_1904)
+    frame = read_extract(path, _contract("xlsx"))
+    assert frame["DOB"].to_list() == [in_1904 if date_1904 else in_1900 for _, in_1900, in_1904 in SERIALS]
+
+
+def test_xlsx_numbers_outside_a_date_field_and_numbers_the_contract_reads_are_untouched(tmp_path):
+    path = _workbook(tmp_path / "x.xlsx", [("n1", 36526), ("n2", 19800201)])
+    assert read_extract(path, _contract_without_dob_formats())["DOB"].to_list() == ["36526", "19800201"]
+    # a number that reads as a date under the contract's own format is that date, not a serial
+    assert read_extract(path, _contract("xlsx", dob_formats=["%Y%m%d"]))["DOB"].to_list() == [
+        "20000101", "19800201"]
 
 
 def test_xlsx_date_cells_stay_with_their_rows_across_empty_rows_and_a_later_header(tmp_path):
@@ -285,3 +324,19 @@ def test_xlsx_date_cells_and_text_dates_in_one_column_are_all_staged(tmp_path):
     load, staged = _ingest(tmp_path, "xlsx", "%d/%m/%Y", write)
     assert load.status == "loaded", load.message
     assert staged == [("A1", dt.date(1958, 10, 5)), ("A2", dt.date(1976, 7, 21))]
+
+
+def test_xlsx_serial_dates_in_number_cells_are_staged_as_dates(tmp_path):
+    def write(path):
+        book = xlsxwriter.Workbook(str(path))
+        sheet = book.add_worksheet()
+        sheet.write_row(0, 0, ["ref", "first", "surname", "dob", "postcode"])
+        for row, (ref, serial) in enumerate((("A1", 36526), ("A2", 21463)), start=1):
+            sheet.write_row(row, 0, [ref, "Ann", "Lee"])
+            sheet.write_number(row, 3, serial)  # the cell is not formatted as a date
+            sheet.write_string(row, 4, "TN1 1AA")
+        book.close()
+
+    load, staged = _ingest(tmp_path, "xlsx", "%d/%m/%Y", write)
+    assert load.status == "loaded", load.message
+    assert staged == [("A1", dt.date(2000, 1, 1)), ("A2", dt.date(1958, 10, 5))]
