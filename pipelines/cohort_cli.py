@@ -23,6 +23,8 @@ Programme = Annotated[Optional[str], typer.Option("--programme", "-p", help="One
 def _open(settings):
     from pipelines.stages import open_warehouse
 
+    if not settings.warehouse.exists():  # never an empty warehouse file made by a command that only reads
+        _fail(f"nothing is published yet: no warehouse at {settings.warehouse}")
     con = open_warehouse(settings)
     import warehouse
 
@@ -95,7 +97,7 @@ def evaluate(data_dir: DataDir = None, rules: Rules = None, unit_costs: UnitCost
 def show(data_dir: DataDir = None, programme: Programme = None,
          households: Annotated[bool, typer.Option("--households", help="List the households (ids, ward, criteria).")] = False) -> None:
     """Cohort sizes of the published snapshot; with --households, the households in each cohort."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)
@@ -126,7 +128,7 @@ def show(data_dir: DataDir = None, programme: Programme = None,
 @cohort_app.command("changes")
 def changes(data_dir: DataDir = None, programme: Programme = None) -> None:
     """Households that joined or left each cohort at the last refresh, and why."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)
@@ -157,7 +159,7 @@ def triage(
     """Record a triage decision for one household; it is honoured at every later refresh until reopened."""
     from programmes._triage import TriageError, record_triage
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     _exclusive(settings, "triage")
     con, _ = _open(settings)
     try:
@@ -176,7 +178,7 @@ def triage(
 @cohort_app.command("needs")
 def needs(data_dir: DataDir = None) -> None:
     """Households by ward and need type, and households known to three or more agencies."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)
@@ -195,7 +197,7 @@ def needs(data_dir: DataDir = None) -> None:
 @cohort_app.command("costs")
 def costs(data_dir: DataDir = None) -> None:
     """Recorded interventions × unit costs over 12 months: by agency and item, and by cohort (not savings)."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)
@@ -229,7 +231,7 @@ def report(data_dir: DataDir = None,
     """Write the offline cohort and needs report (HTML with charts) for the published snapshot."""
     from programmes._report import write_cohort_report
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)
@@ -249,7 +251,7 @@ def report(data_dir: DataDir = None,
 @cohort_app.command("quality")
 def quality(data_dir: DataDir = None) -> None:
     """Cohort precision and recall against the synthetic city's ground truth (evaluation only)."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("warehouse", data_dir=data_dir)
     con, snapshot = _open(settings)
     try:
         _evaluated(con, snapshot)

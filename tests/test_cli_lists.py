@@ -97,7 +97,11 @@ def test_run_refuses_a_missing_data_folder_at_once(tmp_path):
     (["review"], "warehouse/familylink.duckdb"),
     (["models"], "models"),
     (["query", "select 1"], "snapshots"),
-], ids=lambda value: value[0] if isinstance(value, list) else "")
+    *([["cohort", command], "warehouse/familylink.duckdb"]
+      for command in ("show", "changes", "needs", "costs", "report", "quality")),
+    (["cohort", "triage", "1", "-p", "troubled_families", "--decision", "accepted", "--actor", "panel"],
+     "warehouse/familylink.duckdb"),
+], ids=lambda value: " ".join(value[:2]) if isinstance(value, list) else "")
 def test_a_read_only_command_on_a_mistyped_data_folder_stops_and_creates_nothing(tmp_path, args, missing_file):
     missing = tmp_path / "nowhere"
     result = _invoke(*args, "--data-dir", str(missing))
@@ -109,9 +113,10 @@ def test_a_read_only_command_on_a_mistyped_data_folder_stops_and_creates_nothing
     assert not missing.exists()
 
 
-@pytest.mark.parametrize("command", ["evaluate", "report", "review"])
+@pytest.mark.parametrize("command", [["evaluate"], ["report"], ["review"], ["cohort", "show"], ["cohort", "needs"]],
+                         ids=" ".join)
 def test_a_read_only_command_on_a_data_folder_without_a_warehouse_leaves_none_behind(tmp_path, command):
-    result = _invoke(command, "--data-dir", str(tmp_path))
+    result = _invoke(*command, "--data-dir", str(tmp_path))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
