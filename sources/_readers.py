@@ -243,8 +243,13 @@ def _xlsx_dates_as_text(path: Path, frame: pl.DataFrame, contract: SourceContrac
             # a number the contract's formats read as it stands (19800201 under %Y%m%d) is a date already
             is_number_cell = (cell.is_not_null() & frame[name].str.contains(_CELL_NUMBER).fill_null(False)
                               & frame.select(parse_dates(pl.col(name), date_fields[name]).is_null()).to_series())
-            serial = _excel_serial_dates(frame[name].cast(pl.Float64, strict=False), date1904)
-            column = column.when(is_number_cell & serial.is_not_null()).then(_date_text(serial, date_fields[name]))
+            number = frame[name].cast(pl.Float64, strict=False)
+            serial = _excel_serial_dates(number, date1904)
+            # a whole number 1000-2999 is a year keyed into a date column (1985), not a day of 1902-1908: left as
+            # written, so the mapping flags it unparseable instead of staging a date nobody gave
+            a_year = ((number == number.floor()) & number.is_between(1000, 2999)).fill_null(False)
+            column = column.when(is_number_cell & serial.is_not_null() & ~a_year).then(
+                _date_text(serial, date_fields[name]))
         rewritten.append(column.otherwise(frame[name]).alias(name))
     return frame.with_columns(rewritten)
 

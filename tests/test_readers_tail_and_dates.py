@@ -172,6 +172,9 @@ SERIALS = [  # (cell, as read in the 1900 date system, in the 1904 one), under %
     (59, "28/02/1900", "29/02/1904"),
     (60, "60", "01/03/1904"),  # 1900-02-29, which Excel counts and never was: left as written (unparseable)
     (61, "01/03/1900", "02/03/1904"),  # from here on one day later than the count
+    (1985, "1985", "1985"),  # a year keyed into a date column, not a day of 1905: left as written (unparseable)
+    (2999, "2999", "2999"),
+    (3000, "18/03/1908", "19/03/1912"),
     (2958465, "31/12/9999", "2958465"),  # Excel's last day (1900), beyond it (1904)
     (2957003, "30/12/9995", "31/12/9999"),
     (0, "0", "0"),
