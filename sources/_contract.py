@@ -283,6 +283,11 @@ class SourceContract(_Strict):
     date_of_birth_bounds: DateOfBirthBounds = DateOfBirthBounds()
     max_quarantined_share: float = Field(default=0.5, ge=0, le=1, description=(
         "an extract with a larger share of its rows quarantined is rejected whole"))
+    min_filled_share: float = Field(default=0.01, ge=0, le=1, description=(
+        "an extract in which a mapped column is filled on fewer of its rows is rejected whole, where the current "
+        "extract had it on at least filled_before_share (0 turns the check off)"))
+    filled_before_share: float = Field(default=0.5, ge=0, le=1, description=(
+        "how full a mapped column must be in the current extract for min_filled_share to apply"))
     sharing: Sharing
     person: PersonMapping
     related_persons: list[RelatedPerson] = []

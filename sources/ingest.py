@@ -198,6 +198,8 @@ def _ingest_extract(
         default_date_columns=defaulted,
         max_growth_factor=max_row_count_growth,
         previous_filled_shares=filled_before,
+        emptied_share=contract.min_filled_share,
+        filled_before_share=contract.filled_before_share,
     )
     if problems:
         message = "; ".join(f"{display}: {p}" for p in problems)

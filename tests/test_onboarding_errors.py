@@ -153,6 +153,21 @@ def test_an_emptied_column_is_caught_against_the_last_good_load(dobs, before, re
 
 
 # ------------------------------------------------------------------------------------------------ ingest
+def test_an_emptied_column_rejects_the_extract_unless_the_contract_accepts_it(tmp_path):
+    case = _case(tmp_path, {"newagency": _contract()}, {"new/extract_20260101.csv": HEADER + _rows(40)})
+    assert _ingest(case).exit_code == 0
+    (case / "landing" / "new" / "extract_20260201.csv").write_text(HEADER + _rows(40, dob=False))
+    result = _ingest(case)
+    assert result.exit_code == 1, result.output
+    assert "column dob: filled on 0.0% of rows (0 of 40)" in _one_line(result.output)
+    assert _sql(case, "select file_name from audit.current_extract") == [("landing/new/extract_20260101.csv",)]
+    # the agency stopped sending dates of birth, and the data team accepts it in the contract
+    (case / "contracts" / "newagency.yaml").write_text(_contract() + "min_filled_share: 0\n")
+    assert _ingest(case).exit_code == 0
+    assert _sql(case, "select file_name from audit.current_extract") == [("landing/new/extract_20260201.csv",)]
+    assert _sql(case, "select count(*), count(date_of_birth) from staging.person_record") == [(40, 0)]
+
+
 def test_a_file_name_date_that_does_not_exist_rejects_that_file_and_the_other_sources_load(tmp_path):
     case = _case(tmp_path, {"newagency": _contract(), "zother": _contract(source="zother", folder="other")},
                  {"new/extract_20260231.csv": HEADER + _rows(3), "other/extract_20260101.csv": HEADER + _rows(4)})
