@@ -17,9 +17,9 @@ _DATE_FIELDS = {name for name, dtype in canonical.PERSON_RECORD.items() if isins
 _TITLE_WORDS = f"{_PREFIX_TITLES}|revd|lord|lady"  # standardisation's titles, and those it keeps alone
 _LEADING_TITLES = rf"^((?i:(?:{_TITLE_WORDS})\.?\s+)+)"  # "Prof Sir John": every title before the name
 _TRAILING_TITLE = rf"\s+((?i:{_TITLE_WORDS})\.?)$"  # "SMITH, JOHN MR": only in the surname-first form
-# two people in one name field ("Mr & Mrs Smith", "Mr and Mrs J Smith", "John + Jane Smith"): "&" or "+" anywhere,
-# "and" only as a word between words (Andrew, Alexander, Sandy are names)
-_JOINT_NAME = r"(?i)[&+]|\S\s+and\s+\S"
+# two people in one name field ("Mr & Mrs Smith", "Mr and Mrs J Smith", "John + Jane Smith"): "&", "+" or the word
+# "and" between words (Andrew, Alexander, Sandy are names; a lone "&" is junk, not two people)
+_JOINT_NAME = r"(?i)\S\s*[&+]\s*\S|\S\s+and\s+\S"
 _FORENAME_FIELDS = ("full_name", "surname_first_name", "forenames", "first_name")
 _DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*[.:]?([A-Za-z%])")  # a strftime directive, its letter captured
 
