@@ -298,6 +298,9 @@ def _quoted(path: str) -> str:
 
 # Splink's working tables during prediction and clustering: an in-memory catalog, not the warehouse file
 SCRATCH = "familylink_scratch"
+# Splink's Linker sets the "splink" logger's level when given one, undoing the console's (pipelines/_logging.py:
+# training notes only with --verbose): None leaves Splink's logging as the application configured it
+SPLINK_LOG_LEVEL = None
 
 
 @dataclass
@@ -334,7 +337,7 @@ class DuckDBEngine:
         from splink import DuckDBAPI, Linker
 
         self.records = DuckDBAPI(connection=con).register(table)  # the last registered input (relink)
-        return Linker(self.records, settings, log_level=logging.WARNING)
+        return Linker(self.records, settings, log_level=SPLINK_LOG_LEVEL)
 
     def model_json(self, linker: "Linker", spec: dict) -> dict:
         return linker.misc.save_model_to_json()
@@ -343,7 +346,7 @@ class DuckDBEngine:
         """A Linker over already registered records with a (DuckDB SQL) model."""
         from splink import Linker
 
-        return Linker(records, model, log_level=logging.WARNING)
+        return Linker(records, model, log_level=SPLINK_LOG_LEVEL)
 
     def save_pairs(self, con: duckdb.DuckDBPyConnection, pairs: "SplinkDataFrame", target: str, columns: str) -> None:
         con.execute(f"create or replace table {target} as select {columns} from {self._table(pairs.physical_name)}")
@@ -516,7 +519,7 @@ class SparkEngine:
         if settings.get("sql_dialect", "duckdb") == "duckdb":
             settings = spark_settings(settings, self._arrays)
         self.records = self.db_api.register(frame)  # the last registered input (relink)
-        return Linker(self.records, settings, log_level=logging.WARNING)
+        return Linker(self.records, settings, log_level=SPLINK_LOG_LEVEL)
 
     def model_json(self, linker: "Linker", spec: dict) -> dict:
         return trained_onto_spec(spec, linker.misc.save_model_to_json())
@@ -524,7 +527,7 @@ class SparkEngine:
     def relink(self, records: "SplinkDataFrame", model: dict) -> "Linker":
         from splink import Linker
 
-        return Linker(records, spark_settings(model, self._arrays), log_level=logging.WARNING)
+        return Linker(records, spark_settings(model, self._arrays), log_level=SPLINK_LOG_LEVEL)
 
     def save_pairs(self, con: duckdb.DuckDBPyConnection, pairs: "SplinkDataFrame", target: str, columns: str) -> None:
         self.from_spark(con, self.spark.sql(f"select {columns} from {pairs.physical_name}"), "pairs", target)

@@ -25,7 +25,7 @@ import splink.comparison_library as cl
 from splink import Linker, block_on
 from splink.internals.exceptions import SplinkException  # EMTrainingException and the rest (no public path)
 
-from linkage_models._engine import DuckDBEngine
+from linkage_models._engine import SPLINK_LOG_LEVEL, DuckDBEngine
 from linkage_models._model_builder import (ADDRESS_SIGNATURE_WORDS, INPUT_TABLE, TRAINING_RECORDS, ModelBuildError,
                                           ModelPlan, build_input, build_plan, load_plan, require_records)
 
@@ -411,7 +411,7 @@ def train_person_model(con: duckdb.DuckDBPyConnection, models_dir: Path, *, max_
             # ValueError: Splink refuses an m value that underflowed (EM diverged in this block)
             log.warning("training block skipped: %s (%s)", rule["rule"], exc.__class__.__name__)
             skipped.append({"rule": rule["rule"], "reason": f"EM could not be estimated ({exc.__class__.__name__})"})
-            linker = Linker(records_sdf, before, log_level=logging.WARNING)
+            linker = Linker(records_sdf, before, log_level=SPLINK_LOG_LEVEL)
     if trained == 0:
         raise ModelBuildError(f"too little data to train a person model: none of {len(plan.training_rules)} "
                               f"training blocks could be estimated on {trained_on} records")

@@ -151,7 +151,8 @@ class RealTimeLinker:
         con.execute("create or replace table referral_new as select * from model_input limit 0")
         con.execute("create or replace table referral_candidates as select * from model_input limit 0")
         self.db_api = DuckDBAPI(connection=con)
-        self.linker = Linker(self.db_api.register("model_input"), settings, log_level=logging.WARNING)
+        # log_level None: Splink's logging stays as the service configured it (a level here would reset it)
+        self.linker = Linker(self.db_api.register("model_input"), settings, log_level=None)
         tf_columns = {level["tf_adjustment_column"] for comparison in settings["comparisons"]
                       for level in comparison["comparison_levels"] if level.get("tf_adjustment_column")}
         for column in sorted(tf_columns):
