@@ -377,14 +377,13 @@ def addresses_and_households(con: duckdb.DuckDBPyConnection) -> dict | None:
             from staging.person_record as r
             where not coalesce(r.no_fixed_abode, false) and (r.address_std is not null or r.uprn is not null)
         )
-        select e.source, count(*) as records_with_address, count(m.uprn) as matched,
-               count(m.uprn) / count(*) as share, count(u.uprn) as source_uprn_unverified
+        select e.source, count(*) as records_with_address, count(m.uprn) filter (where not m.unverified) as matched,
+               count(m.uprn) filter (where not m.unverified) / count(*) as share,
+               count(m.uprn) filter (where m.unverified) as source_uprn_unverified
         from eligible as e
-        left join (select distinct address_key, uprn from linkage.address_match where uprn is not null
-                   and match_method <> 'source_uprn_unverified') as m  -- a gazetteer's UPRN, not a source's
-          using (address_key)
-        left join (select distinct address_key, uprn from linkage.address_match
-                   where match_method = 'source_uprn_unverified') as u
+        -- a gazetteer's UPRN is a match; a source's own (no gazetteer) is counted apart, unverified
+        left join (select distinct address_key, uprn, match_method = 'source_uprn_unverified' as unverified
+                   from linkage.address_match where uprn is not null) as m
           using (address_key)
         group by 1 order by 1""")
     methods = _rows(con, """

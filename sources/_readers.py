@@ -219,10 +219,10 @@ def _xlsx_dates_as_text(path: Path, frame: pl.DataFrame, contract: SourceContrac
     datetimes: a date cell comes back as a datetime equal to its text, a text cell (even one spelling a date or a
     number the same way) comes back empty and a number comes back as a datetime that is not its text, so only real
     date and number cells are rewritten."""
-    date_fields = date_field_formats(contract)[0]
+    formats = date_field_formats(contract)[0]  # every date column, declared formats or the default
     candidates = [name for name, dtype in frame.schema.items() if dtype == pl.String and (
         frame[name].str.contains(_CELL_STAMP).any()
-        or (name in date_fields and frame[name].str.contains(_CELL_NUMBER).any()))]
+        or (name in formats and frame[name].str.contains(_CELL_NUMBER).any()))]
     if not candidates:
         return frame
     typed = pl.read_excel(path, sheet_name=contract.sheet, engine="calamine", columns=candidates,
@@ -231,25 +231,24 @@ def _xlsx_dates_as_text(path: Path, frame: pl.DataFrame, contract: SourceContrac
                                         "dtypes": dict.fromkeys(candidates, "datetime")})
     if typed.height != frame.height:
         raise ExtractError(path, "the sheet read differently twice: is it being written to?")
-    dates = date_columns(contract)
     date1904 = _uses_1904_dates(path)
     rewritten = []
     for name in candidates:
         cell = typed[name].cast(pl.Datetime("us"))
         as_read = frame[name].str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
         is_date_cell = cell.is_not_null() & (cell == as_read).fill_null(False) & (cell >= _EXCEL_EPOCH)
-        column = pl.when(is_date_cell).then(_date_text(cell, dates.get(name)))
-        if name in date_fields:
+        column = pl.when(is_date_cell).then(_date_text(cell, formats.get(name)))
+        if name in formats:
             # a number the contract's formats read as it stands (19800201 under %Y%m%d) is a date already
             is_number_cell = (cell.is_not_null() & frame[name].str.contains(_CELL_NUMBER).fill_null(False)
-                              & frame.select(parse_dates(pl.col(name), date_fields[name]).is_null()).to_series())
+                              & frame.select(parse_dates(pl.col(name), formats[name]).is_null()).to_series())
             number = frame[name].cast(pl.Float64, strict=False)
             serial = _excel_serial_dates(number, date1904)
             # a whole number 1000-2999 is a year keyed into a date column (1985), not a day of 1902-1908: left as
             # written, so the mapping flags it unparseable instead of staging a date nobody gave
             a_year = ((number == number.floor()) & number.is_between(1000, 2999)).fill_null(False)
             column = column.when(is_number_cell & serial.is_not_null() & ~a_year).then(
-                _date_text(serial, date_fields[name]))
+                _date_text(serial, formats[name]))
         rewritten.append(column.otherwise(frame[name]).alias(name))
     return frame.with_columns(rewritten)
 
